@@ -1,0 +1,102 @@
+import got, { RequestError } from "got";
+import { LokiUnreachableError } from "./loki-errors.ts";
+import { encodePush, type PushFormat, type PushStream } from "./loki-push.ts";
+
+/** The per-entry limits of the Loki target, checked before pushing (Loki `limits_config`). */
+export interface LokiLimits {
+  rejectOldSamplesMaxAgeMs: number;
+  creationGracePeriodMs: number;
+  maxLineSize: number;
+}
+
+/** One push attempt's answer; the caller decides about retries (it knows the deadline). */
+export interface PushAttempt {
+  status: number;
+  body: string;
+  /** From a `Retry-After` header (Loki sends none, proxies may). */
+  retryAfterMs?: number;
+  /** Bytes sent on the wire. */
+  bytes: number;
+  durationMs: number;
+}
+
+export interface LokiPushClient {
+  readonly pushUrl: string;
+  readonly tenant?: string;
+  readonly format: PushFormat;
+  readonly limits: LokiLimits;
+  readonly maxBatchBytes: number;
+  readonly maxBatchEntries: number;
+  /** Sends one push request. Resolves with any HTTP status; rejects with LokiUnreachableError. */
+  push(streams: PushStream[], options?: { timeoutMs?: number }): Promise<PushAttempt>;
+}
+
+export interface GotLokiPushClientOptions {
+  pushUrl: string;
+  tenant?: string;
+  /** Full `Authorization` header value; never logged. */
+  authorization?: string;
+  format: PushFormat;
+  limits: LokiLimits;
+  maxBatchBytes: number;
+  maxBatchEntries: number;
+  requestTimeoutMs: number;
+}
+
+/**
+ * A push client over got. got's own retry stays off: the delivery loop retries instead, because it
+ * must stop at the invocation's deadline and spill what is left, which got's retry cannot know.
+ * TLS certificates are always verified (got's default; never turned off here).
+ */
+export function createGotLokiPushClient(options: GotLokiPushClientOptions): LokiPushClient {
+  const baseHeaders: Record<string, string> = { "User-Agent": "loki-shipper/0.1" };
+  if (options.tenant) baseHeaders["X-Scope-OrgID"] = options.tenant;
+  if (options.authorization) baseHeaders.Authorization = options.authorization;
+  return {
+    pushUrl: options.pushUrl,
+    ...(options.tenant ? { tenant: options.tenant } : {}),
+    format: options.format,
+    limits: options.limits,
+    maxBatchBytes: options.maxBatchBytes,
+    maxBatchEntries: options.maxBatchEntries,
+    async push(streams, pushOptions = {}) {
+      const encoded = encodePush(streams, options.format);
+      const started = performance.now();
+      try {
+        const response = await got.post(options.pushUrl, {
+          body: encoded.body,
+          headers: { ...baseHeaders, ...encoded.headers },
+          throwHttpErrors: false,
+          retry: { limit: 0 },
+          followRedirect: false,
+          timeout: {
+            request: Math.max(
+              1,
+              Math.min(pushOptions.timeoutMs ?? options.requestTimeoutMs, options.requestTimeoutMs),
+            ),
+          },
+          responseType: "text",
+        });
+        const retryAfterMs = parseRetryAfter(response.headers["retry-after"]);
+        return {
+          status: response.statusCode,
+          body: response.body,
+          ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+          bytes: encoded.body.length,
+          durationMs: performance.now() - started,
+        };
+      } catch (error) {
+        const code = error instanceof RequestError ? error.code : undefined;
+        throw new LokiUnreachableError(options.pushUrl, code, { cause: error });
+      }
+    },
+  };
+}
+
+/** `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(value: string | undefined, now: () => number = Date.now): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now());
+}

@@ -1,0 +1,111 @@
+import { gunzipSync } from "node:zlib";
+import { z } from "zod";
+import { InputError } from "./errors.ts";
+import type { LogEvent } from "./log-event.ts";
+
+/**
+ * CloudWatch Logs subscription payloads: `awslogs.data` is base64 of gzip'd JSON with
+ * `messageType` DATA_MESSAGE (events) or CONTROL_MESSAGE (sent when the filter is created, to be
+ * ignored). https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/SubscriptionFilters.html
+ */
+
+export type MalformedStage = "event" | "base64" | "gzip" | "json" | "shape" | "message_type";
+
+/** A subscription payload that cannot be shipped; it is kept in S3 `malformed/` with this message. */
+export class MalformedPayloadError extends InputError {
+  readonly stage: MalformedStage;
+  constructor(stage: MalformedStage, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.stage = stage;
+  }
+}
+
+export interface DataMessage {
+  messageType: "DATA_MESSAGE";
+  owner: string;
+  logGroup: string;
+  logStream: string;
+  subscriptionFilters: string[];
+  events: LogEvent[];
+}
+
+export type SubscriptionMessage = DataMessage | { messageType: "CONTROL_MESSAGE" };
+
+const dataMessageSchema = z.object({
+  messageType: z.literal("DATA_MESSAGE"),
+  owner: z.string().min(1),
+  logGroup: z.string().min(1),
+  logStream: z.string().min(1),
+  subscriptionFilters: z.array(z.string()).default([]),
+  logEvents: z.array(
+    z.object({
+      id: z.string().min(1),
+      timestamp: z.number().int().nonnegative(),
+      message: z.string(),
+    }),
+  ),
+});
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Decodes `event.awslogs.data`; throws MalformedPayloadError saying which step failed. */
+export function decodeSubscriptionData(data: unknown): SubscriptionMessage {
+  if (typeof data !== "string" || data.length === 0) {
+    throw new MalformedPayloadError(
+      "event",
+      "the event has no awslogs.data string: not a CloudWatch Logs subscription event",
+    );
+  }
+  const compact = data.replace(/\s+/g, "");
+  if (compact.length % 4 !== 0 || !BASE64.test(compact)) {
+    throw new MalformedPayloadError("base64", "awslogs.data is not valid base64");
+  }
+  let json: string;
+  try {
+    json = gunzipSync(Buffer.from(compact, "base64")).toString("utf8");
+  } catch (error) {
+    throw new MalformedPayloadError("gzip", `awslogs.data is not gzip data: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (error) {
+    throw new MalformedPayloadError("json", `awslogs.data is not JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const messageType = (parsed as { messageType?: unknown } | null)?.messageType;
+  if (messageType === "CONTROL_MESSAGE") return { messageType: "CONTROL_MESSAGE" };
+  if (messageType !== "DATA_MESSAGE") {
+    throw new MalformedPayloadError(
+      "message_type",
+      `unknown messageType ${JSON.stringify(messageType)}: expected DATA_MESSAGE or CONTROL_MESSAGE`,
+    );
+  }
+  const result = dataMessageSchema.safeParse(parsed);
+  if (!result.success) {
+    const problems = result.error.issues
+      .slice(0, 5)
+      .map((issue) => `${issue.path.join(".") || "payload"}: ${issue.message}`);
+    throw new MalformedPayloadError(
+      "shape",
+      `the DATA_MESSAGE does not have the expected shape: ${problems.join("; ")}`,
+    );
+  }
+  const message = result.data;
+  return {
+    messageType: "DATA_MESSAGE",
+    owner: message.owner,
+    logGroup: message.logGroup,
+    logStream: message.logStream,
+    subscriptionFilters: message.subscriptionFilters,
+    events: message.logEvents.map((event) => ({
+      id: event.id,
+      timestamp: event.timestamp,
+      message: event.message,
+      logStream: message.logStream,
+    })),
+  };
+}

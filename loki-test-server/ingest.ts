@@ -1,0 +1,284 @@
+import { HttpError } from "./errors.ts";
+import { formatLabels, type LabelPairs, withServiceName } from "./labels.ts";
+import type { LimitsRegistry, TenantLimits } from "./limits.ts";
+import type { DecodedEntry, DecodedStream } from "./push-decode.ts";
+import { TokenBucket } from "./rate-limiter.ts";
+import type { LogStore, Stream } from "./store.ts";
+import { formatGoTime, formatRfc3339, msToNs, nowNs } from "./time-format.ts";
+
+const MiB = 1024 * 1024;
+/** Loki's ingester lists at most this many refused entries (`ingester.max_ignored_stream_errors`... default 10). */
+const MAX_RETURNED_ERRORS = 10;
+/** Protobuf overhead of an entry besides line and metadata (timestamp message and field headers). */
+const ENTRY_PROTO_OVERHEAD = 20;
+/** Size of the `detected_level` metadata Loki adds to every entry, in the ingester message. */
+const DETECTED_LEVEL_PROTO_SIZE = 30;
+
+/**
+ * Distributor validation errors, grouped by message as Loki's `util.GroupedErrors` does: one
+ * error alone is its message, else "<n> errors like: <message>" joined with "; ".
+ */
+class GroupedErrors {
+  readonly #counts = new Map<string, number>();
+  add(message: string): void {
+    this.#counts.set(message, (this.#counts.get(message) ?? 0) + 1);
+  }
+  get empty(): boolean {
+    return this.#counts.size === 0;
+  }
+  toString(): string {
+    const [first] = this.#counts;
+    if (this.#counts.size === 1 && first && first[1] === 1) return first[0];
+    return [...this.#counts].map(([message, count]) => `${count} errors like: ${message}`).join("; ");
+  }
+}
+
+interface ValidStream {
+  labels: LabelPairs;
+  labelText: string;
+  entries: DecodedEntry[];
+}
+
+/** Human byte size as Go's humanize.Bytes prints it in Loki's per-stream rate limit message. */
+function humanBytes(bytes: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value < 10 ? value.toFixed(1) : value.toFixed(0)} ${units[unit]}`;
+}
+
+/**
+ * Applies a decoded push to the store with the rules of Loki 3.4 (distributor validation, tenant
+ * rate limit, distributor → ingester message limit, then the ingester's per-stream checks) and
+ * returns nothing on success or throws the HttpError Loki would answer with.
+ */
+export class Ingester {
+  readonly #store: LogStore;
+  readonly #limits: LimitsRegistry;
+  readonly #tenantBuckets = new Map<string, { bucket: TokenBucket; version: number }>();
+
+  constructor(store: LogStore, limits: LimitsRegistry) {
+    this.#store = store;
+    this.#limits = limits;
+  }
+
+  push(tenant: string, streams: DecodedStream[]): void {
+    if (streams.length === 0) {
+      throw new HttpError(422, "error at least one valid stream is required for ingestion\n");
+    }
+    const limits = this.#limits.get(tenant);
+    const validationErrors = new GroupedErrors();
+    const valid: ValidStream[] = [];
+    let validatedBytes = 0;
+    let validatedLines = 0;
+    let messageSize = 0;
+    const now = nowNs();
+    const oldestAcceptable = now - msToNs(limits.rejectOldSamplesMaxAgeMs);
+    const newestAcceptable = now + msToNs(limits.creationGracePeriodMs);
+
+    for (const stream of streams) {
+      if (stream.entries.length === 0) continue;
+      const labels = withServiceName(stream.labels, limits.discoverServiceName);
+      const labelText = formatLabels(labels);
+      const labelError = this.#validateLabels(labels, labelText, limits);
+      if (labelError) {
+        validationErrors.add(labelError);
+        continue;
+      }
+      const accepted: DecodedEntry[] = [];
+      for (const entry of stream.entries) {
+        const error = validateEntry(entry, labelText, limits, oldestAcceptable, newestAcceptable);
+        if (error) {
+          validationErrors.add(error);
+          continue;
+        }
+        accepted.push(entry);
+        let metadataBytes = 0;
+        if (entry.metadata)
+          for (const [name, value] of entry.metadata) metadataBytes += name.length + value.length;
+        validatedBytes += Buffer.byteLength(entry.line) + metadataBytes;
+        validatedLines++;
+        messageSize += entry.line.length + metadataBytes + ENTRY_PROTO_OVERHEAD + DETECTED_LEVEL_PROTO_SIZE;
+      }
+      if (accepted.length > 0) {
+        valid.push({ labels, labelText, entries: accepted });
+        messageSize += labelText.length + 8;
+      }
+    }
+
+    if (valid.length === 0) {
+      if (validationErrors.empty) return;
+      throw new HttpError(400, `${validationErrors}\n`);
+    }
+    if (!this.#tenantBucket(tenant, limits).allow(validatedBytes)) {
+      throw new HttpError(
+        429,
+        `Ingestion rate limit exceeded for user ${tenant} (limit: ${Math.trunc(limits.ingestionRateMb * MiB)} bytes/sec) ` +
+          `while attempting to ingest '${validatedLines}' lines totaling '${validatedBytes}' bytes, reduce log volume ` +
+          "or contact your Loki administrator to see if the limit can be increased\n",
+      );
+    }
+    if (messageSize > limits.grpcServerMaxRecvMsgSize) {
+      throw new HttpError(
+        500,
+        "rpc error: code = ResourceExhausted desc = grpc: received message larger than max " +
+          `(${messageSize} vs. ${limits.grpcServerMaxRecvMsgSize})\n`,
+      );
+    }
+
+    // The ingester pushes stream after stream and keeps only the last stream's error.
+    let ingesterError: HttpError | undefined;
+    for (const stream of valid) {
+      ingesterError = this.#pushStream(tenant, stream, limits);
+    }
+    if (ingesterError) throw ingesterError;
+    if (!validationErrors.empty) throw new HttpError(400, `${validationErrors}\n`);
+  }
+
+  #validateLabels(labels: LabelPairs, labelText: string, limits: TenantLimits): string | undefined {
+    const count = labels.length - 1; // service_name is not counted
+    if (count > limits.maxLabelNamesPerSeries) {
+      return `entry for stream '${labelText}' has ${count} label names; limit ${limits.maxLabelNamesPerSeries}`;
+    }
+    for (const [name, value] of labels) {
+      if (name.length > limits.maxLabelNameLength) {
+        return `stream '${labelText}' has label name too long: '${name}'`;
+      }
+      if (value.length > limits.maxLabelValueLength) {
+        return `stream '${labelText}' has label value too long: '${value}'`;
+      }
+    }
+    return undefined;
+  }
+
+  #tenantBucket(tenant: string, limits: TenantLimits): TokenBucket {
+    const rate = limits.ingestionRateMb * MiB;
+    const burst = limits.ingestionBurstSizeMb * MiB;
+    let holder = this.#tenantBuckets.get(tenant);
+    if (!holder) {
+      holder = { bucket: new TokenBucket(rate, burst), version: this.#limits.version };
+      this.#tenantBuckets.set(tenant, holder);
+    } else if (holder.version !== this.#limits.version) {
+      holder.bucket.reconfigure(rate, burst);
+      holder.version = this.#limits.version;
+    }
+    return holder.bucket;
+  }
+
+  /** The ingester's per-stream push: out-of-order window moving with the batch, de-dup, stream rate. */
+  #pushStream(tenant: string, input: ValidStream, limits: TenantLimits): HttpError | undefined {
+    const stream = this.#store.getOrCreate(tenant, input.labelText, input.labels);
+    const windowNs = msToNs(limits.outOfOrderWindowMs);
+    const refused: Array<{ entry: DecodedEntry; reason: string }> = [];
+    const toStore: DecodedEntry[] = [];
+    let newest = stream.newestTs;
+    let validBytes = 0;
+    for (const entry of input.entries) {
+      if (newest !== undefined && entry.ts < newest - windowNs) {
+        const cutoff = newest - windowNs;
+        refused.push({
+          entry,
+          reason:
+            `entry too far behind, entry timestamp is: ${formatRfc3339(entry.ts)}, ` +
+            `oldest acceptable timestamp is: ${formatRfc3339(cutoff)}`,
+        });
+        continue;
+      }
+      if (newest === undefined || entry.ts > newest) newest = entry.ts;
+      validBytes += entry.line.length;
+      toStore.push(entry);
+    }
+    if (toStore.length > 0 && !this.#streamAllows(stream, validBytes, limits)) {
+      for (const entry of toStore) {
+        refused.push({
+          entry,
+          reason:
+            `Per stream rate limit exceeded (limit: ${humanBytes(limits.perStreamRateLimit)}/sec) while attempting to ` +
+            `ingest for stream '${input.labelText}' totaling ${humanBytes(entry.line.length)}, consider splitting a ` +
+            "stream via additional labels or contact your Loki administrator to see if the limit can be increased",
+        });
+      }
+      return failedEntriesError(tenant, input, refused, 429);
+    }
+    for (const entry of toStore) stream.insert({ ts: entry.ts, line: entry.line, metadata: entry.metadata });
+    return refused.length > 0 ? failedEntriesError(tenant, input, refused, 400) : undefined;
+  }
+
+  #streamAllows(stream: Stream, bytes: number, limits: TenantLimits): boolean {
+    const nowMs = Date.now();
+    if (Number.isNaN(stream.rateTokens)) stream.rateTokens = limits.perStreamRateLimitBurst;
+    const elapsed = Math.max(0, nowMs - stream.rateUpdatedMs) / 1000;
+    stream.rateTokens = Math.min(
+      limits.perStreamRateLimitBurst,
+      stream.rateTokens + (stream.rateUpdatedMs === 0 ? 0 : elapsed * limits.perStreamRateLimit),
+    );
+    stream.rateUpdatedMs = nowMs;
+    if (bytes > limits.perStreamRateLimitBurst || bytes > stream.rateTokens) return false;
+    stream.rateTokens -= bytes;
+    return true;
+  }
+}
+
+function validateEntry(
+  entry: DecodedEntry,
+  labelText: string,
+  limits: TenantLimits,
+  oldestAcceptable: bigint,
+  newestAcceptable: bigint,
+): string | undefined {
+  if (limits.rejectOldSamples && entry.ts < oldestAcceptable) {
+    return (
+      `entry for stream '${labelText}' has timestamp too old: ${formatRfc3339(entry.ts)}, ` +
+      `oldest acceptable timestamp is: ${formatRfc3339(oldestAcceptable)}`
+    );
+  }
+  if (entry.ts > newestAcceptable) {
+    return `entry for stream '${labelText}' has timestamp too new: ${formatRfc3339(entry.ts)}`;
+  }
+  if (limits.maxLineSize > 0) {
+    // Cheap check first: a UTF-16 length can only underestimate the UTF-8 byte length 3x.
+    const length = entry.line.length * 3 > limits.maxLineSize ? Buffer.byteLength(entry.line) : 0;
+    if (length > limits.maxLineSize) {
+      return (
+        `Max entry size '${limits.maxLineSize}' bytes exceeded for stream '${labelText}' ` +
+        `while adding an entry with length '${length}' bytes`
+      );
+    }
+  }
+  if (entry.metadata) {
+    if (entry.metadata.length > limits.maxStructuredMetadataEntriesCount) {
+      return (
+        `stream '${labelText}' has too many structured metadata labels: '${entry.metadata.length}', ` +
+        `limit: '${limits.maxStructuredMetadataEntriesCount}'. Please see \`limits_config.max_structured_metadata_entries_count\` or contact your Loki administrator to increase it.`
+      );
+    }
+    let size = 0;
+    for (const [name, value] of entry.metadata) size += name.length + value.length;
+    if (size > limits.maxStructuredMetadataSize) {
+      return (
+        `stream '${labelText}' has structured metadata too large: '${size}' bytes, ` +
+        `limit: '${limits.maxStructuredMetadataSize}' bytes. Please see \`limits_config.max_structured_metadata_size\` or contact your Loki administrator to increase it.`
+      );
+    }
+  }
+  return undefined;
+}
+
+/** Loki's ingester `errorForFailedEntries`: up to 10 refused entries, then a summary line. */
+function failedEntriesError(
+  tenant: string,
+  stream: ValidStream,
+  refused: Array<{ entry: DecodedEntry; reason: string }>,
+  status: number,
+): HttpError {
+  let body = "";
+  for (const { entry, reason } of refused.slice(0, MAX_RETURNED_ERRORS)) {
+    body += `entry with timestamp ${formatGoTime(entry.ts)} ignored, reason: '${reason}',\n`;
+  }
+  body += `user '${tenant}', total ignored: ${refused.length} out of ${stream.entries.length} for stream: ${stream.labelText}\n`;
+  return new HttpError(status, body);
+}

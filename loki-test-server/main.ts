@@ -1,0 +1,61 @@
+import { Command, InvalidArgumentError } from "commander";
+import { startLokiTestServer } from "./index.ts";
+import { readOverridesFile } from "./overrides-file.ts";
+import { parseDurationMs } from "./units.ts";
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new InvalidArgumentError(`not a port number: ${value}`);
+  }
+  return port;
+}
+
+function parseDuration(value: string): number {
+  try {
+    return parseDurationMs(value, "--query-ingesters-within");
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+const program = new Command()
+  .name("local-loki")
+  .description("In-memory server with Grafana Loki's push and query HTTP API, for local runs and tests.")
+  .option("--port <port>", "port to listen on", parsePort, 3100)
+  .option("--host <host>", "interface to listen on", "127.0.0.1")
+  .option("--overrides <file>", "per-tenant limits in Loki's runtime overrides YAML format")
+  .option(
+    "--query-ingesters-within <duration>",
+    "hide entries older than this from queries, like Loki's querier.query_ingesters_within (e.g. 3h)",
+    parseDuration,
+  )
+  .parse();
+
+const options = program.opts<{
+  port: number;
+  host: string;
+  overrides?: string;
+  queryIngestersWithin?: number;
+}>();
+
+try {
+  const overrides = options.overrides ? await readOverridesFile(options.overrides) : {};
+  const server = await startLokiTestServer({
+    port: options.port,
+    host: options.host,
+    overrides,
+    ...(options.queryIngestersWithin !== undefined
+      ? { queryIngestersWithinMs: options.queryIngestersWithin }
+      : {}),
+  });
+  console.log(`Loki test server listening on ${server.url}`);
+  const shutDown = () => {
+    void server.close().then(() => process.exit(0));
+  };
+  process.on("SIGINT", shutDown);
+  process.on("SIGTERM", shutDown);
+} catch (error) {
+  console.error(`local-loki: ${(error as Error).message}`);
+  process.exit(1);
+}

@@ -1,0 +1,31 @@
+import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
+import { S3Client } from "@aws-sdk/client-s3";
+import type { CloudWatchLogsEvent, Context } from "aws-lambda";
+import { createLokiPushClient } from "./core/loki-target.ts";
+import { createObservability } from "./core/observability.ts";
+import { parseShipperConfig, type ShipResult, shipSubscriptionEvent } from "./core/ship-subscription.ts";
+
+/**
+ * Live shipper: a CloudWatch Logs subscription filter invokes it with a batch of events of one
+ * log group; it labels them with the group's tags and pushes them to Loki, keeping in S3 what
+ * Loki does not take. Configuration is validated at cold start (see ship-subscription.ts).
+ */
+const config = parseShipperConfig(process.env);
+const { logger, metrics } = createObservability();
+const s3 = new S3Client({});
+const logs = new CloudWatchLogsClient({});
+
+export async function handler(event: CloudWatchLogsEvent, context: Context): Promise<ShipResult> {
+  logger.addContext(context);
+  try {
+    return await shipSubscriptionEvent(event, context, config, {
+      s3,
+      logs,
+      loki: () => createLokiPushClient(config.loki),
+      logger,
+      metrics,
+    });
+  } finally {
+    metrics.publishStoredMetrics();
+  }
+}

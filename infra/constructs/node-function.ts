@@ -1,8 +1,10 @@
-import { Duration, RemovalPolicy } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
+import { Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { Architecture, LoggingFormat, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
-import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
+import { type ILogGroup, LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
+import { acknowledgeServiceWildcard } from "./nag.ts";
 
 export interface NodeFunctionProps
   extends Omit<NodejsFunctionProps, "entry" | "runtime" | "architecture" | "logGroup" | "tracing"> {
@@ -20,6 +22,11 @@ export interface NodeFunctionProps
    * @default RemovalPolicy.DESTROY (the logs are shipped; keeping them is the operator's choice)
    */
   readonly logRemovalPolicy?: RemovalPolicy;
+  /**
+   * A log group made elsewhere (e.g. a tagged FunctionLogGroup); logRetention and logRemovalPolicy then do not apply.
+   * @default - a new log group with logRetention
+   */
+  readonly logGroup?: ILogGroup;
   /**
    * Service name in the Powertools logger output.
    * @default the construct id
@@ -39,15 +46,27 @@ const REQUIRE_SHIM =
  */
 export class NodeFunction extends Construct {
   readonly function: NodejsFunction;
-  readonly logGroup: LogGroup;
+  readonly logGroup: ILogGroup;
 
   constructor(scope: Construct, id: string, props: NodeFunctionProps) {
     super(scope, id);
-    const { logRetention, logRemovalPolicy, serviceName, bundling, environment, ...functionProps } = props;
-    this.logGroup = new LogGroup(this, "LogGroup", {
-      retention: logRetention ?? RetentionDays.ONE_MONTH,
-      removalPolicy: logRemovalPolicy ?? RemovalPolicy.DESTROY,
-    });
+    const { logRetention, logRemovalPolicy, serviceName, bundling, environment, logGroup, ...functionProps } =
+      props;
+    this.logGroup =
+      logGroup ??
+      new LogGroup(this, "LogGroup", {
+        retention: logRetention ?? RetentionDays.ONE_MONTH,
+        removalPolicy: logRemovalPolicy ?? RemovalPolicy.DESTROY,
+      });
+    // Its own role with write access to its own log group only, instead of the managed
+    // AWSLambdaBasicExecutionRole, which allows writing to every log group of the account.
+    const role =
+      functionProps.role ??
+      new Role(this, "Role", {
+        assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
+        description: `Runs ${this.node.path}`,
+      });
+    this.logGroup.grantWrite(role);
     this.function = new NodejsFunction(this, "Function", {
       memorySize: 256,
       timeout: Duration.seconds(60),
@@ -57,6 +76,7 @@ export class NodeFunction extends Construct {
       architecture: Architecture.ARM_64,
       tracing: Tracing.ACTIVE,
       logGroup: this.logGroup,
+      role,
       environment: {
         POWERTOOLS_SERVICE_NAME: serviceName ?? id,
         ...environment,
@@ -72,6 +92,15 @@ export class NodeFunction extends Construct {
         forceDockerBundling: false,
         ...bundling,
       },
+    });
+    acknowledgeServiceWildcard(
+      this,
+      "X-Ray tracing (PutTraceSegments, PutTelemetryRecords) supports only Resource *.",
+    );
+    Validations.of(this.function).acknowledge({
+      id: "AwsSolutions-L1",
+      reason:
+        "The project pins nodejs22.x, the Node.js version it is built and tested with; a newer runtime is adopted together with the toolchain.",
     });
   }
 

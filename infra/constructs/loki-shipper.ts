@@ -1,0 +1,410 @@
+import { fileURLToPath } from "node:url";
+import { ArnFormat, Duration, type RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
+import {
+  Alarm,
+  ComparisonOperator,
+  type IAlarmAction,
+  Metric,
+  TreatMissingData,
+} from "aws-cdk-lib/aws-cloudwatch";
+import { Rule, RuleTargetInput, Schedule } from "aws-cdk-lib/aws-events";
+import { SfnStateMachine } from "aws-cdk-lib/aws-events-targets";
+import { PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import type { IKey } from "aws-cdk-lib/aws-kms";
+import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
+import type { RetentionDays } from "aws-cdk-lib/aws-logs";
+import type { IBucket } from "aws-cdk-lib/aws-s3";
+import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
+import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+import { LogGroupRegistration, type LogGroupSelectionProps } from "./log-group-registration.ts";
+import { acknowledgeWildcardResources } from "./nag.ts";
+import { NodeFunction } from "./node-function.ts";
+import { ShipperBucket } from "./shipper-bucket.ts";
+import { Workflows } from "./workflows.ts";
+
+/** Which log group tags become Loki labels (the shipper's `LABEL_*` settings). */
+export interface LabelOptionsProps {
+  /**
+   * Glob patterns (`*` only) on tag keys that may become labels.
+   * @default ["*"]
+   */
+  readonly tagAllow?: string[];
+  /**
+   * Glob patterns on tag keys that never become labels; wins over tagAllow.
+   * @default ["aws:*"]
+   */
+  readonly tagDeny?: string[];
+  /**
+   * Only tags whose key starts with this prefix are considered; the prefix is removed from the label name.
+   * @default - every tag is considered
+   */
+  readonly tagPrefix?: string;
+  /**
+   * Add the log group name as a label.
+   * @default true
+   */
+  readonly logGroupLabel?: boolean;
+  /**
+   * Add the AWS account id as a label.
+   * @default true
+   */
+  readonly accountLabel?: boolean;
+  /**
+   * Add the AWS region as a label.
+   * @default true
+   */
+  readonly regionLabel?: boolean;
+  /**
+   * Add the log stream name as a label (one stream per Lambda instance: high cardinality).
+   * @default false
+   */
+  readonly logStreamLabel?: boolean;
+  /**
+   * Send the log stream name and Lambda request id as structured metadata.
+   * @default true
+   */
+  readonly structuredMetadata?: boolean;
+  /**
+   * Labels added to every stream.
+   * @default - none
+   */
+  readonly staticLabels?: Record<string, string>;
+  /**
+   * Most label names a stream may carry (Loki's max_label_names_per_series).
+   * @default 15
+   */
+  readonly maxLabelNames?: number;
+}
+
+export interface LokiShipperProps {
+  /** Base URL of Loki, e.g. https://logs-prod-012.grafana.net (the push path is added). */
+  readonly lokiUrl: string;
+  /**
+   * Loki tenant, sent as X-Scope-OrgID.
+   * @default - no tenant header (single-tenant Loki)
+   */
+  readonly tenant?: string;
+  /**
+   * Secrets Manager secret with the Loki credentials (never logged).
+   * @default - no authentication
+   */
+  readonly credentialsSecret?: ISecret;
+  /**
+   * How the credentials are sent.
+   * @default "basic" with a credentials secret, "none" without
+   */
+  readonly authType?: "none" | "basic" | "bearer";
+  /**
+   * Push body format.
+   * @default "protobuf"
+   */
+  readonly pushFormat?: "protobuf" | "json";
+  /**
+   * Which tags become labels.
+   * @default - the shipper's defaults (every tag except aws:*, plus log group, account and region)
+   */
+  readonly labels?: LabelOptionsProps;
+  /**
+   * Log groups to subscribe at deploy time, and later when created or tagged (see subscribeNewLogGroups).
+   * @default - none
+   */
+  readonly subscriptions?: LogGroupSelectionProps[];
+  /**
+   * Subscribe matching log groups created or tagged after deployment (EventBridge rule on
+   * CloudTrail events; needs a trail that records management events).
+   * @default true
+   */
+  readonly subscribeNewLogGroups?: boolean;
+  /**
+   * Name of the subscription filter put on linked log groups.
+   * @default "loki-shipper"
+   */
+  readonly subscriptionFilterName?: string;
+  /**
+   * Reserved concurrency of the shipper, to protect Loki (and the account's pool).
+   * @default - unreserved
+   */
+  readonly shipperReservedConcurrency?: number;
+  /**
+   * Memory of the shipper Lambda in MB.
+   * @default 512
+   */
+  readonly shipperMemorySize?: number;
+  /**
+   * Timeout of the shipper Lambda; the shipper spills what it could not push before it.
+   * @default Duration.minutes(2)
+   */
+  readonly shipperTimeout?: Duration;
+  /**
+   * How often the spill is drained into Loki by the replay state machine; undefined turns it off.
+   * @default Duration.minutes(5)
+   */
+  readonly spillDrainInterval?: Duration | null;
+  /**
+   * Actions for the alarms (e.g. an SNS topic action).
+   * @default - alarms without actions
+   */
+  readonly alarmActions?: IAlarmAction[];
+  /**
+   * KMS key of the bucket.
+   * @default - S3-managed encryption
+   */
+  readonly encryptionKey?: IKey;
+  /**
+   * Bucket for the S3 server access logs of the pipeline bucket.
+   * @default - none
+   */
+  readonly serverAccessLogsBucket?: IBucket;
+  /**
+   * Removal policy of the bucket, which holds undelivered events.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly bucketRemovalPolicy?: RemovalPolicy;
+  /**
+   * Retention of the pipeline's own log groups.
+   * @default RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
+  /**
+   * Prefix of the state machine names.
+   * @default - the stack name
+   */
+  readonly namePrefix?: string;
+  /**
+   * Further environment variables of the functions that push to Loki, e.g.
+   * LOKI_REJECT_OLD_SAMPLES_MAX_AGE or LOKI_MAX_LINE_SIZE when Loki's limits differ from the defaults.
+   * @default - none
+   */
+  readonly additionalEnvironment?: Record<string, string>;
+}
+
+/** Namespace and names of the shipper's own metrics (Powertools Metrics, EMF). */
+export const SHIPPER_METRICS = {
+  namespace: "LokiShipper",
+  serviceName: "loki-shipper",
+  spilled: "EventsSpilled",
+  refused: "EventsRefused",
+} as const;
+
+const SHIPPER_ENTRY = fileURLToPath(new URL("../../functions/shipper.ts", import.meta.url));
+
+/**
+ * The whole pipeline in one construct, to drop into any CDK app: the live shipper Lambda (with a
+ * dead-letter queue so no invocation is lost), the encrypted bucket, the backfill and replay state
+ * machines, automatic subscription of log groups, a scheduled drain of the spill and alarms.
+ */
+export class LokiShipper extends Construct {
+  readonly bucket: ShipperBucket;
+  readonly shipper: NodeFunction;
+  readonly deadLetterQueue: Queue;
+  readonly workflows: Workflows;
+  readonly registration: LogGroupRegistration;
+  readonly alarms: Alarm[] = [];
+  readonly drainRule?: Rule;
+
+  constructor(scope: Construct, id: string, props: LokiShipperProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    this.bucket = new ShipperBucket(this, "Storage", {
+      encryptionKey: props.encryptionKey,
+      serverAccessLogsBucket: props.serverAccessLogsBucket,
+      removalPolicy: props.bucketRemovalPolicy,
+    });
+    const bucket = this.bucket.bucket;
+
+    this.deadLetterQueue = new Queue(this, "DeadLetterQueue", {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: "AwsSolutions-SQS3",
+      reason: "This queue is itself the dead-letter destination of the shipper and the registration rule.",
+    });
+
+    const environment = lokiEnvironment(props, bucket.bucketName);
+    this.shipper = new NodeFunction(this, "Shipper", {
+      entry: SHIPPER_ENTRY,
+      description: "Ships CloudWatch Logs subscription batches to Loki",
+      memorySize: props.shipperMemorySize ?? 512,
+      timeout: props.shipperTimeout ?? Duration.minutes(2),
+      reservedConcurrentExecutions: props.shipperReservedConcurrency,
+      environment: { ...environment, POWERTOOLS_METRICS_NAMESPACE: SHIPPER_METRICS.namespace },
+      serviceName: SHIPPER_METRICS.serviceName,
+      logRetention: props.logRetention,
+      // CloudWatch Logs invokes asynchronously: after Lambda's retries the batch goes to the queue.
+      onFailure: new SqsDestination(this.deadLetterQueue),
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(6),
+    });
+    const shipper = this.shipper.function;
+    const anyLogGroup = stack.formatArn({
+      service: "logs",
+      resource: "log-group",
+      resourceName: "*",
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    shipper.addPermission("CloudWatchLogsInvoke", {
+      principal: new ServicePrincipal("logs.amazonaws.com"),
+      sourceAccount: stack.account,
+      sourceArn: anyLogGroup,
+    });
+    const undeliveredObjects = ["spill/*", "rejected/*", "malformed/*"].map((prefix) =>
+      bucket.arnForObjects(prefix),
+    );
+    shipper.addToRolePolicy(
+      new PolicyStatement({
+        sid: "KeepUndelivered",
+        actions: ["s3:PutObject"],
+        resources: undeliveredObjects,
+      }),
+    );
+    shipper.addToRolePolicy(
+      new PolicyStatement({
+        sid: "ReadLogGroupTags",
+        actions: ["logs:ListTagsForResource"],
+        resources: [anyLogGroup],
+      }),
+    );
+    props.credentialsSecret?.grantRead(shipper);
+    bucket.encryptionKey?.grantEncrypt(shipper);
+    acknowledgeWildcardResources(
+      this.shipper,
+      undeliveredObjects,
+      "The shipper writes new objects (keys chosen at run time) under spill/, rejected/ and malformed/ only.",
+    );
+    acknowledgeWildcardResources(
+      this.shipper,
+      [anyLogGroup],
+      "The shipper reads the tags of whichever log groups are subscribed to it; they are linked at run time.",
+    );
+
+    this.workflows = new Workflows(this, "Workflows", {
+      bucket,
+      lokiEnvironment: environment,
+      credentialsSecret: props.credentialsSecret,
+      namePrefix: props.namePrefix,
+      logRetention: props.logRetention,
+    });
+
+    this.registration = new LogGroupRegistration(this, "Registration", {
+      shipper,
+      selections: props.subscriptions,
+      subscribeNewLogGroups: props.subscribeNewLogGroups,
+      filterName: props.subscriptionFilterName,
+      deadLetterQueue: this.deadLetterQueue,
+      logRetention: props.logRetention,
+      excludedLogGroups: [
+        this.shipper.logGroupName,
+        ...[
+          this.workflows.planBackfill,
+          this.workflows.exportSlice,
+          this.workflows.planReplay,
+          this.workflows.replayChunks,
+          this.workflows.finishRun,
+        ].map((fn) => fn.logGroupName),
+      ],
+    });
+
+    const drainInterval =
+      props.spillDrainInterval === undefined ? Duration.minutes(5) : props.spillDrainInterval;
+    if (drainInterval) {
+      this.drainRule = new Rule(this, "DrainSpill", {
+        description: "Replays the spill (events Loki did not take) into Loki",
+        schedule: Schedule.rate(drainInterval),
+        targets: [
+          new SfnStateMachine(this.workflows.replay, {
+            input: RuleTargetInput.fromObject({ source: "spill" }),
+            deadLetterQueue: this.deadLetterQueue,
+            retryAttempts: 4,
+          }),
+        ],
+      });
+    }
+
+    this.addAlarms(props.alarmActions ?? []);
+  }
+
+  private addAlarms(actions: IAlarmAction[]): void {
+    const shipperMetric = (metricName: string) =>
+      new Metric({
+        namespace: SHIPPER_METRICS.namespace,
+        metricName,
+        dimensionsMap: { service: SHIPPER_METRICS.serviceName },
+        statistic: "Sum",
+        period: Duration.minutes(5),
+      });
+    const alarmOn = (id: string, description: string, metric: Metric) => {
+      const alarm = new Alarm(this, id, {
+        alarmDescription: description,
+        metric,
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
+      for (const action of actions) alarm.addAlarmAction(action);
+      this.alarms.push(alarm);
+    };
+    alarmOn(
+      "SpilledAlarm",
+      "The shipper spilled events to S3 (Loki unreachable or throttling); the scheduled replay drains them.",
+      shipperMetric(SHIPPER_METRICS.spilled),
+    );
+    alarmOn(
+      "RefusedAlarm",
+      "Loki refused events (too old, too new, line too long); they are kept under rejected/ with the reason.",
+      shipperMetric(SHIPPER_METRICS.refused),
+    );
+    alarmOn(
+      "DeadLetterAlarm",
+      "Invocations failed after their retries and wait in the dead-letter queue: redrive them.",
+      this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(5),
+        statistic: "Max",
+      }),
+    );
+    alarmOn(
+      "ShipperErrorsAlarm",
+      "The shipper Lambda failed invocations.",
+      this.shipper.function.metricErrors(),
+    );
+  }
+}
+
+/** Environment of every function that pushes to Loki (parsed by loki-target.ts and labels.ts). */
+function lokiEnvironment(props: LokiShipperProps, bucketName: string): Record<string, string> {
+  const labels = props.labels ?? {};
+  const authType = props.authType ?? (props.credentialsSecret ? "basic" : "none");
+  const environment: Record<string, string | undefined> = {
+    BUCKET_NAME: bucketName,
+    LOKI_URL: props.lokiUrl,
+    LOKI_TENANT: props.tenant,
+    LOKI_AUTH: authType,
+    LOKI_SECRET_ARN: props.credentialsSecret?.secretArn,
+    LOKI_PUSH_FORMAT: props.pushFormat ?? "protobuf",
+    LABEL_TAG_ALLOW: labels.tagAllow?.join(","),
+    LABEL_TAG_DENY: labels.tagDeny?.join(","),
+    LABEL_TAG_PREFIX: labels.tagPrefix,
+    LABEL_LOG_GROUP: booleanText(labels.logGroupLabel),
+    LABEL_ACCOUNT: booleanText(labels.accountLabel),
+    LABEL_REGION: booleanText(labels.regionLabel),
+    LABEL_LOG_STREAM: booleanText(labels.logStreamLabel),
+    LABEL_STRUCTURED_METADATA: booleanText(labels.structuredMetadata),
+    LABEL_STATIC: labels.staticLabels
+      ? Object.entries(labels.staticLabels)
+          .map(([name, value]) => `${name}=${value}`)
+          .join(",")
+      : undefined,
+    LABEL_MAX_COUNT: labels.maxLabelNames === undefined ? undefined : String(labels.maxLabelNames),
+    ...props.additionalEnvironment,
+  };
+  return Object.fromEntries(
+    Object.entries(environment).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+}
+
+function booleanText(value: boolean | undefined): string | undefined {
+  return value === undefined ? undefined : String(value);
+}

@@ -1,0 +1,115 @@
+import { fileURLToPath } from "node:url";
+import { Duration, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import { Rule, Schedule } from "aws-cdk-lib/aws-events";
+import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
+import { Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import {
+  Architecture,
+  Code,
+  Function as LambdaFn,
+  LoggingFormat,
+  Runtime,
+  Tracing,
+} from "aws-cdk-lib/aws-lambda";
+import type { RetentionDays } from "aws-cdk-lib/aws-logs";
+import type { Construct } from "constructs";
+import { FunctionLogGroup, type RegistrationTarget } from "../constructs/function-log-group.ts";
+import { acknowledgeServiceWildcard } from "../constructs/nag.ts";
+import { NodeFunction } from "../constructs/node-function.ts";
+
+export interface DemoStackProps extends StackProps {
+  /** Owner tag of the sample functions. */
+  readonly owner: string;
+  /** system_under_test tag of the sample functions. */
+  readonly systemUnderTest: string;
+  /**
+   * Subscribe the sample functions' log groups through the pipeline's registrar.
+   * @default - not subscribed by this stack
+   */
+  readonly registration?: RegistrationTarget;
+  /**
+   * How often the schedule invokes the sample functions.
+   * @default Duration.minutes(1)
+   */
+  readonly interval?: Duration;
+  /**
+   * Retention of the sample functions' log groups.
+   * @default RetentionDays.ONE_WEEK
+   */
+  readonly logRetention?: RetentionDays;
+}
+
+const DEMO_DIR = fileURLToPath(new URL("../demo-functions/", import.meta.url));
+
+/**
+ * Two sample functions, fun-python and fun-node, invoked every minute, whose log groups are
+ * created up front with their metadata as tags. After deployment
+ * `{runtime="python", region="eu-central-1", name=~"fun.*"}` finds the Python one in Loki.
+ */
+export class DemoStack extends Stack {
+  readonly pythonFunction: LambdaFn;
+  readonly nodeFunction: NodeFunction;
+  readonly logGroups: FunctionLogGroup[];
+
+  constructor(scope: Construct, id: string, props: DemoStackProps) {
+    super(scope, id, props);
+    const metadata = (runtime: string) => ({
+      owner: props.owner,
+      runtime,
+      systemUnderTest: props.systemUnderTest,
+    });
+    const pythonLogs = new FunctionLogGroup(this, "FunPythonLogs", {
+      functionName: "fun-python",
+      metadata: metadata("python"),
+      retention: props.logRetention,
+      registration: props.registration,
+    });
+    const pythonRole = new Role(this, "FunPythonRole", {
+      assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
+      description: "Runs the fun-python sample function",
+    });
+    pythonLogs.logGroup.grantWrite(pythonRole);
+    this.pythonFunction = new LambdaFn(this, "FunPython", {
+      functionName: "fun-python",
+      description: "Sample Python function that logs every minute",
+      runtime: Runtime.PYTHON_3_14,
+      architecture: Architecture.ARM_64,
+      handler: "handler.handler",
+      code: Code.fromAsset(`${DEMO_DIR}python`),
+      timeout: Duration.seconds(10),
+      tracing: Tracing.ACTIVE,
+      logGroup: pythonLogs.logGroup,
+      role: pythonRole,
+    });
+    acknowledgeServiceWildcard(
+      pythonRole,
+      "X-Ray tracing (PutTraceSegments, PutTelemetryRecords) supports only Resource *.",
+    );
+    pythonLogs.applyTagsTo(this.pythonFunction);
+
+    const nodeLogs = new FunctionLogGroup(this, "FunNodeLogs", {
+      functionName: "fun-node",
+      metadata: metadata("nodejs"),
+      retention: props.logRetention,
+      registration: props.registration,
+    });
+    this.nodeFunction = new NodeFunction(this, "FunNode", {
+      functionName: "fun-node",
+      entry: `${DEMO_DIR}node/handler.ts`,
+      description: "Sample Node.js function that logs every minute",
+      timeout: Duration.seconds(10),
+      memorySize: 128,
+      logGroup: nodeLogs.logGroup,
+      loggingFormat: LoggingFormat.TEXT,
+      serviceName: "fun-node",
+    });
+    nodeLogs.applyTagsTo(this.nodeFunction.function);
+    this.logGroups = [pythonLogs, nodeLogs];
+
+    new Rule(this, "EveryMinute", {
+      description: "Invokes the sample functions so that they log",
+      schedule: Schedule.rate(props.interval ?? Duration.minutes(1)),
+      targets: [new LambdaFunction(this.pythonFunction), new LambdaFunction(this.nodeFunction.function)],
+    });
+  }
+}

@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runBackfillLocally } from "../../functions/core/local-workflow.ts";
+import type { LogEvent } from "../../functions/core/log-event.ts";
+import type { RunReport } from "../../functions/core/run-report.ts";
+import { getJson, runKeys } from "../../functions/core/run-store.ts";
+import { uniqueName } from "../helpers/aws.ts";
+import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import {
+  chunkRecords,
+  createTestBucket,
+  entryKeys,
+  expectedEntries,
+  HOUR,
+  logs,
+  lokiEntries,
+  lokiEnv,
+  s3,
+  seedLogGroup,
+  spreadEvents,
+} from "./harness.ts";
+
+/**
+ * The backfill state machine, executed by aws-local-stepfunctions with the real task code, against
+ * moto (CloudWatch Logs, S3) and the Loki test server.
+ */
+let loki: TestLoki;
+let bucket: string;
+
+beforeAll(async () => {
+  loki = await startTestLoki();
+  bucket = await createTestBucket();
+});
+afterAll(async () => {
+  await loki?.close();
+});
+
+describe("backfill of two tagged log groups over three days", () => {
+  const now = Date.now();
+  const team = uniqueName("payments");
+  const rangeStart = Math.floor((now - 3 * 24 * HOUR) / HOUR) * HOUR;
+  const busyHour = rangeStart + 5 * HOUR;
+  let checkout: LogEvent[];
+  let ledger: LogEvent[];
+  const checkoutName = `/aws/lambda/${uniqueName("checkout")}`;
+  const ledgerName = `/aws/lambda/${uniqueName("ledger")}`;
+
+  beforeAll(async () => {
+    // 12,000 events in one hour: FilterLogEvents pages at 10,000 (moto as AWS), so that slice pages.
+    checkout = await seedLogGroup(checkoutName, { team, runtime: "python", name: "checkout" }, [
+      ...spreadEvents("checkout-busy", busyHour, busyHour + HOUR, 12_000, 3),
+      ...spreadEvents("checkout", rangeStart, rangeStart + 72 * HOUR, 720),
+    ]);
+    ledger = await seedLogGroup(ledgerName, { team, runtime: "nodejs", name: "ledger" }, [
+      ...spreadEvents("ledger", rangeStart + 30 * 60_000, now - 10 * 60_000, 900),
+    ]);
+  });
+
+  it("leaves exactly the CloudWatch events in Loki, with the tag labels, and reports per group", async () => {
+    const progress: number[] = [];
+    const report: RunReport = await runBackfillLocally(
+      {
+        tagSelector: `team=${team}`,
+        range: `${new Date(rangeStart).toISOString()}..now`,
+        requestsPerSecond: 20,
+        concurrency: 4,
+      },
+      { logs, s3, bucket, env: lokiEnv(loki) },
+      (seen) => progress.push(seen.pushed),
+    );
+
+    expect(report.status).toBe("succeeded");
+    // The range ends 5 minutes before now (CloudWatch's ingestion delay): events after that are not asked for.
+    const cutoff = Date.parse(report.startedAt) - 5 * 60_000;
+    const wanted = [...checkout, ...ledger].filter((event) => event.timestamp < cutoff);
+    expect(wanted.length).toBeGreaterThan(13_000);
+
+    const inLoki = await lokiEntries(loki, `{team="${team}"}`, rangeStart, now + 60_000);
+    expect(entryKeys(inLoki)).toEqual(expectedEntries(wanted));
+    for (const entry of inLoki) {
+      expect(entry.labels).toMatchObject({ team, source: "cloudwatch" });
+      expect(entry.labels.time_shard).toBe(
+        new Date(Number(BigInt(entry.ns) / 1_000_000n)).toISOString().slice(0, 13),
+      );
+    }
+    const pythonEntries = await lokiEntries(
+      loki,
+      `{team="${team}", runtime="python", name="checkout"}`,
+      rangeStart,
+      now,
+    );
+    expect(pythonEntries).toHaveLength(checkout.length);
+
+    const byGroup = Object.fromEntries(report.groups.map((group) => [group.logGroup, group]));
+    expect(byGroup[checkoutName]).toMatchObject({
+      exported: checkout.length,
+      pushed: checkout.length,
+      spilled: 0,
+      refused: {},
+    });
+    expect(byGroup[ledgerName]?.exported).toBe(ledger.filter((event) => event.timestamp < cutoff).length);
+    expect(byGroup[checkoutName]?.pages).toBeGreaterThan(byGroup[checkoutName]?.slices ?? 0);
+    expect(byGroup[checkoutName]?.eventsPerSecond).toBeGreaterThan(0);
+    expect(report.totals.pushed).toBe(wanted.length);
+    expect(progress.at(-1)).toBe(wanted.length);
+
+    // The chunks in S3 hold every event once, and the report is stored next to them.
+    const chunks = await chunkRecords(bucket, `runs/${report.runId}/chunks/`);
+    expect(chunks.map((event) => event.id).sort()).toEqual(wanted.map((event) => event.id).sort());
+    expect(await getJson<RunReport>({ s3, bucket }, runKeys.report(report.runId))).toMatchObject({
+      status: "succeeded",
+    });
+  });
+});

@@ -204,7 +204,7 @@ export class Ingester {
       }
       return failedEntriesError(tenant, input, refused, 429);
     }
-    for (const entry of toStore) stream.insert({ ts: entry.ts, line: entry.line, metadata: entry.metadata });
+    stream.insertBatch(toStore);
     return refused.length > 0 ? failedEntriesError(tenant, input, refused, 400) : undefined;
   }
 

@@ -14,7 +14,7 @@ export interface StoredEntry {
 export class Stream {
   readonly labels: LabelPairs;
   readonly key: string;
-  readonly entries: StoredEntry[] = [];
+  entries: StoredEntry[] = [];
   /** Newest timestamp ever accepted (the out-of-order window is relative to it). */
   newestTs: bigint | undefined;
   /** Loki keeps a per-stream rate limiter in the ingester. */
@@ -27,26 +27,50 @@ export class Stream {
   }
 
   /**
-   * Inserts an entry unless an identical one (same ns timestamp and line) is stored already, the
-   * de-duplication Loki applies. Returns false for a duplicate.
+   * Adds a batch of entries in push order, skipping those identical (same ns timestamp and line)
+   * to a stored one or to an earlier one of the batch: the de-duplication Loki applies. Entries
+   * newer than everything stored are appended; otherwise the batch is merged in one pass, so
+   * out-of-order pushes cost O(stream + batch), not a shift per entry.
    */
-  insert(entry: StoredEntry): boolean {
+  insertBatch(batch: readonly StoredEntry[]): void {
+    if (batch.length === 0) return;
+    let sorted = true;
+    for (let i = 1; i < batch.length; i++) {
+      if ((batch[i] as StoredEntry).ts < (batch[i - 1] as StoredEntry).ts) {
+        sorted = false;
+        break;
+      }
+    }
+    // Array.prototype.sort is stable: equal timestamps keep their push order.
+    const ordered = sorted ? batch : [...batch].sort((a, b) => (a.ts === b.ts ? 0 : a.ts < b.ts ? -1 : 1));
     const entries = this.entries;
-    let position = entries.length;
-    // Common case: appending in time order, only the tail needs a look.
-    if (position > 0 && (entries[position - 1] as StoredEntry).ts > entry.ts) {
-      position = upperBound(entries, entry.ts);
+    const first = ordered[0] as StoredEntry;
+    if (entries.length === 0 || (entries[entries.length - 1] as StoredEntry).ts <= first.ts) {
+      for (const entry of ordered) appendUnlessDuplicate(entries, entry);
+    } else {
+      const merged: StoredEntry[] = [];
+      let k = 0;
+      for (const entry of ordered) {
+        // Stored entries with the same timestamp come first: they were pushed earlier.
+        while (k < entries.length && (entries[k] as StoredEntry).ts <= entry.ts)
+          merged.push(entries[k++] as StoredEntry);
+        appendUnlessDuplicate(merged, entry);
+      }
+      while (k < entries.length) merged.push(entries[k++] as StoredEntry);
+      this.entries = merged;
     }
-    for (let i = position - 1; i >= 0; i--) {
-      const other = entries[i] as StoredEntry;
-      if (other.ts !== entry.ts) break;
-      if (other.line === entry.line) return false;
-    }
-    if (position === entries.length) entries.push(entry);
-    else entries.splice(position, 0, entry);
-    if (this.newestTs === undefined || entry.ts > this.newestTs) this.newestTs = entry.ts;
-    return true;
+    const newest = (this.entries[this.entries.length - 1] as StoredEntry).ts;
+    if (this.newestTs === undefined || newest > this.newestTs) this.newestTs = newest;
   }
+}
+
+function appendUnlessDuplicate(entries: StoredEntry[], entry: StoredEntry): void {
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const other = entries[i] as StoredEntry;
+    if (other.ts !== entry.ts) break;
+    if (other.line === entry.line) return;
+  }
+  entries.push(entry);
 }
 
 /** First index whose timestamp is > ts. */

@@ -70,55 +70,60 @@ const byteSize = (min: number, max: number) =>
     return bytes ?? 0;
   });
 
-const targetSchema = z
-  .object({
-    LOKI_URL: z.url({
-      protocol: /^https?$/,
-      message: "expected an http(s) URL such as https://loki.example.com",
-    }),
-    LOKI_TENANT: z.string().optional(),
-    LOKI_AUTH: z
-      .enum(["none", "basic", "bearer"], { message: "expected none, basic or bearer" })
-      .default("none"),
-    LOKI_USERNAME: z.string().optional(),
-    LOKI_SECRET_ARN: z.string().optional(),
-    LOKI_SECRET_PARAMETER: z.string().optional(),
-    LOKI_PUSH_FORMAT: z
-      .enum(["protobuf", "json"], { message: "expected protobuf or json" })
-      .default("protobuf"),
-    LOKI_REJECT_OLD_SAMPLES_MAX_AGE: duration("positive").default(168 * 3_600_000),
-    LOKI_CREATION_GRACE_PERIOD: duration("positive").default(10 * 60_000),
-    LOKI_MAX_LINE_SIZE: byteSize(1, 64 * 1024 * 1024).default(256 * 1024),
-    LOKI_BATCH_MAX_BYTES: byteSize(1024, 3 * 1024 * 1024).default(1024 * 1024),
-    LOKI_BATCH_MAX_ENTRIES: z.coerce
-      .number({ message: "expected a number" })
-      .int()
-      .min(1)
-      .max(100_000)
-      .default(10_000),
-    LOKI_TIMEOUT: duration("request timeout").default(10_000),
-  })
-  .superRefine((env, ctx) => {
-    if (env.LOKI_AUTH !== "none" && !env.LOKI_SECRET_ARN && !env.LOKI_SECRET_PARAMETER) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["LOKI_AUTH"],
-        message: `${env.LOKI_AUTH} auth needs the credentials in LOKI_SECRET_ARN (Secrets Manager) or LOKI_SECRET_PARAMETER (SSM)`,
-      });
-    }
-    if (env.LOKI_SECRET_ARN && env.LOKI_SECRET_PARAMETER) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["LOKI_SECRET_PARAMETER"],
-        message: "set only one of LOKI_SECRET_ARN and LOKI_SECRET_PARAMETER",
-      });
-    }
-  });
+const targetSchema = z.object({
+  LOKI_URL: z.url({
+    protocol: /^https?$/,
+    message: "expected an http(s) URL such as https://loki.example.com",
+  }),
+  LOKI_TENANT: z.string().optional(),
+  LOKI_AUTH: z
+    .enum(["none", "basic", "bearer"], { message: "expected none, basic or bearer" })
+    .default("none"),
+  LOKI_USERNAME: z.string().optional(),
+  LOKI_SECRET_ARN: z.string().optional(),
+  LOKI_SECRET_PARAMETER: z.string().optional(),
+  LOKI_PUSH_FORMAT: z
+    .enum(["protobuf", "json"], { message: "expected protobuf or json" })
+    .default("protobuf"),
+  LOKI_REJECT_OLD_SAMPLES_MAX_AGE: duration("positive").default(168 * 3_600_000),
+  LOKI_CREATION_GRACE_PERIOD: duration("positive").default(10 * 60_000),
+  LOKI_MAX_LINE_SIZE: byteSize(1, 64 * 1024 * 1024).default(256 * 1024),
+  LOKI_BATCH_MAX_BYTES: byteSize(1024, 3 * 1024 * 1024).default(1024 * 1024),
+  LOKI_BATCH_MAX_ENTRIES: z.coerce
+    .number({ message: "expected a number" })
+    .int()
+    .min(1)
+    .max(100_000)
+    .default(10_000),
+  LOKI_TIMEOUT: duration("request timeout").default(10_000),
+});
+
+/** Checks across variables; run on the raw values so they are reported along with the others. */
+function crossVariableProblems(env: Record<string, string | undefined>): string[] {
+  const problems: string[] = [];
+  const auth = env.LOKI_AUTH;
+  if ((auth === "basic" || auth === "bearer") && !env.LOKI_SECRET_ARN && !env.LOKI_SECRET_PARAMETER) {
+    problems.push(
+      `LOKI_AUTH: ${auth} auth needs the credentials in LOKI_SECRET_ARN (Secrets Manager) or LOKI_SECRET_PARAMETER (SSM)`,
+    );
+  }
+  if (env.LOKI_SECRET_ARN && env.LOKI_SECRET_PARAMETER) {
+    problems.push("LOKI_SECRET_PARAMETER: set only one of LOKI_SECRET_ARN and LOKI_SECRET_PARAMETER");
+  }
+  return problems;
+}
 
 export function parseLokiTarget(env: Record<string, string | undefined>): LokiTarget {
   const names = Object.keys(targetSchema.shape);
-  const result = targetSchema.safeParse(emptyToUndefined(env, names));
-  if (!result.success) throw configErrorFrom(result.error, env);
+  const values = emptyToUndefined(env, names);
+  const result = targetSchema.safeParse(values);
+  const crossProblems = crossVariableProblems(values);
+  if (!result.success || crossProblems.length > 0) {
+    const schemaProblems = result.success
+      ? []
+      : configErrorFrom(result.error, env).message.split("\n- ").slice(1);
+    throw new ConfigError(`Invalid configuration:\n- ${[...schemaProblems, ...crossProblems].join("\n- ")}`);
+  }
   const parsed = result.data;
   const url = new URL(parsed.LOKI_URL);
   if (url.pathname === "/" || url.pathname === "") url.pathname = "/loki/api/v1/push";

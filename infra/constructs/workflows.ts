@@ -240,25 +240,34 @@ export class Workflows extends Construct {
 
     allowLogs(this.exportSlice, "ReadLogEvents", ["logs:FilterLogEvents"]);
     allowObjects(this.exportSlice, "ReadRuns", ["s3:GetObject"], ["runs/"]);
-    allowObjects(this.exportSlice, "WriteRuns", ["s3:PutObject"], ["runs/"]);
+    // A resumed slice deletes the chunks its interrupted invocation wrote after the checkpoint.
+    allowObjects(this.exportSlice, "WriteRuns", ["s3:PutObject", "s3:DeleteObject"], ["runs/"]);
     allowList(this.exportSlice, ["runs/"]);
 
-    allowObjects(this.planReplay, "ReadSpillAndRuns", ["s3:GetObject"], ["spill/", "runs/"]);
+    // The spill drain takes a lock object (conditional PutObject) so that two drains never overlap.
+    allowObjects(
+      this.planReplay,
+      "DrainLock",
+      ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+      ["locks/"],
+    );
+    allowObjects(this.planReplay, "ReadRuns", ["s3:GetObject"], ["runs/"]);
     allowObjects(this.planReplay, "WriteRuns", ["s3:PutObject"], ["runs/"]);
-    allowList(this.planReplay, ["spill/", "runs/"]);
+    allowList(this.planReplay, ["spill/", "rejected/", "runs/"]);
 
-    allowObjects(this.replayChunks, "ReadSpillAndRuns", ["s3:GetObject"], ["spill/", "runs/"]);
+    allowObjects(this.replayChunks, "ReadChunks", ["s3:GetObject"], ["spill/", "rejected/", "runs/"]);
     allowObjects(
       this.replayChunks,
       "WriteChunks",
       ["s3:PutObject"],
-      ["spill/", "rejected/", "malformed/", "runs/"],
+      ["spill/", "rejected/", "malformed/", "runs/", "archive/"],
     );
-    allowObjects(this.replayChunks, "DrainSpill", ["s3:DeleteObject"], ["spill/"]);
-    allowList(this.replayChunks, ["spill/", "runs/"]);
+    allowObjects(this.replayChunks, "RemoveReplayed", ["s3:DeleteObject"], ["spill/", "rejected/"]);
+    allowList(this.replayChunks, ["spill/", "rejected/", "runs/"]);
     allowLogs(this.replayChunks, "ReadLogGroupTags", ["logs:ListTagsForResource"]);
     props.credentialsSecret?.grantRead(this.replayChunks.function);
 
+    allowObjects(this.finishRun, "ReleaseDrainLock", ["s3:GetObject", "s3:DeleteObject"], ["locks/"]);
     allowObjects(this.finishRun, "ReadRuns", ["s3:GetObject"], ["runs/"]);
     allowObjects(this.finishRun, "WriteRuns", ["s3:PutObject"], ["runs/"]);
     allowList(this.finishRun, ["runs/"]);
@@ -284,6 +293,9 @@ const OBJECT_WILDCARD_REASONS: Record<string, string> = {
   "spill/": "Spilled chunks have keys chosen at run time under spill/; replay reads and then deletes them.",
   "rejected/": "Refused events are kept under rejected/ with keys chosen at run time.",
   "malformed/": "Chunks that cannot be read are moved under malformed/ with keys chosen at run time.",
+  "archive/": "Replayed chunks are copied under archive/ (same key as their source) before they are removed.",
+  "locks/":
+    "The drain lock lives under locks/; its key is fixed by the code, the prefix keeps the grant narrow.",
 };
 
 function invokeStatement(functions: NodeFunction[]): PolicyStatement {

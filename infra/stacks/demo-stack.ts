@@ -81,6 +81,11 @@ export class DemoStack extends Stack {
       logGroup: pythonLogs.logGroup,
       role: pythonRole,
     });
+    Validations.of(this.pythonFunction).acknowledge({
+      id: "AwsSolutions-L1",
+      reason:
+        "The sample pins a Python runtime that Lambda offers in every region today; it only prints log lines.",
+    });
     acknowledgeServiceWildcard(
       pythonRole,
       "X-Ray tracing (PutTraceSegments, PutTelemetryRecords) supports only Resource *.",

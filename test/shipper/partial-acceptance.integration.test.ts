@@ -157,6 +157,27 @@ describe("refusals the shipper could not foresee", () => {
     expect(stored).toHaveLength(20);
   });
 
+  it("splits a single-stream push whose 400 it cannot attribute until each refused entry is found", async () => {
+    const tenant = tenantName("bisect");
+    const logGroup = `/bisect/${tenant}`;
+    const now = Date.now();
+    const events = Array.from({ length: 4 }, (_, index) => event(now - 10_000 + index, `line ${index}`));
+    // Injected: a 400 with a body in no known format (e.g. from a proxy); the next pushes succeed.
+    loki.setFault({ kind: "status", status: 400, body: "request rejected by policy\n", times: 1 });
+
+    const report = await deliverEvents([{ logGroup, labels: { group: tenant }, events }], {
+      loki: await clientFor(tenant),
+      s3,
+      bucket,
+      deadline: Date.now() + 10_000,
+    });
+
+    // One refused push, then its two halves, both accepted: every entry's fate is known.
+    expect(report).toMatchObject({ pushed: 4, spilled: 0, refused: {}, requests: 3 });
+    const stored = await queryAll(loki.url, tenant, `{group="${tenant}"}`, now - HOUR, now + HOUR);
+    expect(stored).toHaveLength(4);
+  });
+
   it("spills everything when Loki refuses the credentials, without retrying", async () => {
     const tenant = tenantName("auth");
     const logGroup = `/auth/${tenant}`;

@@ -1,0 +1,72 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { type LokiTestServer, startLokiTestServer } from "../../loki-test-server/index.ts";
+import { dataMessage, realisticEvents, subscriptionEvent } from "../fixtures/subscription.ts";
+import { awsClientConfig, TEST_REGION } from "../helpers/aws.ts";
+import { createBucket, createTaggedLogGroup, lambdaContext, queryAll, tenantName } from "./harness.ts";
+
+/** The Lambda entry file itself: configuration at cold start, then one invocation. */
+let loki: LokiTestServer;
+let bucket: string;
+
+beforeAll(async () => {
+  loki = await startLokiTestServer();
+  bucket = await createBucket();
+});
+
+afterAll(async () => {
+  await loki?.close();
+});
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+  vi.resetModules();
+});
+
+function stubAwsEnv(): void {
+  // The handler builds its SDK clients from the environment, as in Lambda; point them at moto.
+  vi.stubEnv("AWS_ENDPOINT_URL", awsClientConfig().endpoint);
+  vi.stubEnv("AWS_REGION", TEST_REGION);
+  vi.stubEnv("AWS_ACCESS_KEY_ID", "testing");
+  vi.stubEnv("AWS_SECRET_ACCESS_KEY", "testing");
+  vi.stubEnv("POWERTOOLS_LOG_LEVEL", "SILENT");
+}
+
+describe("functions/shipper.ts", () => {
+  it("fails at cold start with one line per configuration mistake", async () => {
+    stubAwsEnv();
+    vi.stubEnv("LOKI_URL", "not a url");
+    vi.stubEnv("LABEL_LOG_STREAM", "sometimes");
+    vi.stubEnv("BUCKET_NAME", "");
+
+    await expect(import("../../functions/shipper.ts")).rejects.toThrow(
+      /Invalid configuration:\n- BUCKET_NAME: required.*\n- LOKI_URL: expected an http\(s\) URL.*\n- LABEL_LOG_STREAM: expected true or false \(got "sometimes"\)/,
+    );
+  });
+
+  it("ships a subscription payload with the log group's tags", async () => {
+    const tenant = tenantName("handler");
+    const logGroup = await createTaggedLogGroup("fun-handler", { runtime: "python", name: "fun-handler" });
+    stubAwsEnv();
+    vi.stubEnv("BUCKET_NAME", bucket);
+    vi.stubEnv("LOKI_URL", loki.url);
+    vi.stubEnv("LOKI_TENANT", tenant);
+    const events = realisticEvents(20, Date.now() - 5_000);
+    const { handler } = await import("../../functions/shipper.ts");
+
+    const result = await handler(subscriptionEvent(dataMessage({ logGroup, events })), {
+      ...lambdaContext(),
+      functionName: "shipper",
+      awsRequestId: "req-1",
+    } as unknown as Parameters<typeof handler>[1]);
+
+    expect(result).toMatchObject({ outcome: "delivered", report: { pushed: 20, spilled: 0 } });
+    const stored = await queryAll(
+      loki.url,
+      tenant,
+      `{runtime="python", name=~"fun.*"}`,
+      Date.now() - 60_000,
+      Date.now() + 1000,
+    );
+    expect(stored.map((entry) => entry.line).sort()).toEqual(events.map((event) => event.message).sort());
+  });
+});

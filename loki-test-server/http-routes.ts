@@ -3,6 +3,7 @@ import { HttpError } from "./errors.ts";
 import { defaultFaultBody, type FaultInjector } from "./faults.ts";
 import type { Ingester } from "./ingest.ts";
 import type { LimitsRegistry } from "./limits.ts";
+import { parseLogQuery } from "./logql.ts";
 import {
   decodeContentEncoding,
   decodeJsonPush,
@@ -101,9 +102,13 @@ async function queryParams(req: IncomingMessage, url: URL): Promise<URLSearchPar
 async function handleQueryRange(req: IncomingMessage, res: ServerResponse, url: URL, context: RouteContext) {
   const tenant = tenantOf(req);
   const params = await queryParams(req, url);
-  // An instant query over log streams is answered like a range query ending at `time`.
-  if (url.pathname.endsWith("/query") && !params.has("end") && params.has("time")) {
-    params.set("end", params.get("time") as string);
+  if (url.pathname.endsWith("/query")) {
+    // Loki 3 answers instant queries only for metric queries, which this server does not evaluate.
+    parseLogQuery(params.get("query") ?? "");
+    throw new HttpError(
+      400,
+      "log queries are not supported as an instant query type, please change your query to a range query type",
+    );
   }
   const request = parseRangeQuery(params, context.limits, tenant);
   const flags = String(req.headers["x-loki-response-encoding-flags"] ?? "");

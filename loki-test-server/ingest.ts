@@ -7,8 +7,10 @@ import type { LogStore, Stream } from "./store.ts";
 import { formatGoTime, formatRfc3339, msToNs, nowNs } from "./time-format.ts";
 
 const MiB = 1024 * 1024;
-/** Loki's ingester lists at most this many refused entries (`ingester.max_ignored_stream_errors`... default 10). */
+/** Loki's ingester lists at most this many refused entries (`ingester.max-ignored-stream-errors`, 10). */
 const MAX_RETURNED_ERRORS = 10;
+/** Ingester `chunk_idle_period` default: a stream without pushes for this long is flushed and no longer active. */
+const CHUNK_IDLE_PERIOD_MS = 30 * 60_000;
 /** Protobuf overhead of an entry besides line and metadata (timestamp message and field headers). */
 const ENTRY_PROTO_OVERHEAD = 20;
 /** Size of the `detected_level` metadata Loki adds to every entry, in the ingester message. */
@@ -171,7 +173,21 @@ export class Ingester {
 
   /** The ingester's per-stream push: out-of-order window moving with the batch, de-dup, stream rate. */
   #pushStream(tenant: string, input: ValidStream, limits: TenantLimits): HttpError | undefined {
-    const stream = this.#store.getOrCreate(tenant, input.labelText, input.labels);
+    const nowMs = Date.now();
+    let stream = this.#store.find(tenant, input.labelText);
+    if (!stream || stream.lastPushMs < nowMs - CHUNK_IDLE_PERIOD_MS) {
+      const active = this.#store.countActive(tenant, nowMs - CHUNK_IDLE_PERIOD_MS);
+      if (limits.maxGlobalStreamsPerUser > 0 && active >= limits.maxGlobalStreamsPerUser) {
+        return new HttpError(
+          429,
+          `Maximum active stream limit exceeded when trying to create stream ${input.labelText}, reduce the number ` +
+            "of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if " +
+            `the limit can be increased, user: '${tenant}'\n`,
+        );
+      }
+      stream ??= this.#store.getOrCreate(tenant, input.labelText, input.labels);
+    }
+    stream.lastPushMs = nowMs;
     const windowNs = msToNs(limits.outOfOrderWindowMs);
     const refused: Array<{ entry: DecodedEntry; reason: string }> = [];
     const toStore: DecodedEntry[] = [];

@@ -25,6 +25,11 @@ export interface TenantLimits {
   rejectOldSamplesMaxAgeMs: number;
   /** `creation_grace_period`, ms. */
   creationGracePeriodMs: number;
+  /**
+   * `max_global_streams_per_user`: active streams of a tenant (single ingester, replication 1).
+   * A stream stays active until Loki flushes it, modelled as `chunk_idle_period` (30m) without a push.
+   */
+  maxGlobalStreamsPerUser: number;
   /** `max_entries_limit_per_query`. */
   maxEntriesLimitPerQuery: number;
   /** `max_query_length`, ms. */
@@ -64,6 +69,7 @@ export const DEFAULT_TENANT_LIMITS: Readonly<TenantLimits> = Object.freeze({
   rejectOldSamples: true,
   rejectOldSamplesMaxAgeMs: 168 * HOUR_MS,
   creationGracePeriodMs: 10 * 60_000,
+  maxGlobalStreamsPerUser: 5000,
   maxEntriesLimitPerQuery: 5000,
   maxQueryLengthMs: 721 * HOUR_MS,
   maxStructuredMetadataSize: 64 * 1024,

@@ -35,6 +35,7 @@ const CONVERTERS: Record<string, Converter> = {
   reject_old_samples: (v, k) => ({ rejectOldSamples: booleanValue(v, k) }),
   reject_old_samples_max_age: (v, k) => ({ rejectOldSamplesMaxAgeMs: durationValue(v, k) }),
   creation_grace_period: (v, k) => ({ creationGracePeriodMs: durationValue(v, k) }),
+  max_global_streams_per_user: (v, k) => ({ maxGlobalStreamsPerUser: numberValue(v, k) }),
   max_entries_limit_per_query: (v, k) => ({ maxEntriesLimitPerQuery: numberValue(v, k) }),
   max_query_length: (v, k) => ({ maxQueryLengthMs: durationValue(v, k) }),
   max_structured_metadata_size: (v, k) => ({ maxStructuredMetadataSize: parseByteSize(v, k) }),

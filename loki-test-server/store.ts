@@ -20,6 +20,8 @@ export class Stream {
   /** Loki keeps a per-stream rate limiter in the ingester. */
   rateTokens = Number.NaN;
   rateUpdatedMs = 0;
+  /** Wall-clock time of the last push that stored or refused entries here (stream activity). */
+  lastPushMs = 0;
 
   constructor(key: string, labels: LabelPairs) {
     this.key = key;
@@ -107,6 +109,13 @@ export class LogStore {
 
   find(tenant: string, key: string): Stream | undefined {
     return this.#tenants.get(tenant)?.get(key);
+  }
+
+  /** Streams of the tenant pushed to since `sinceMs` (Loki's "active" streams held by ingesters). */
+  countActive(tenant: string, sinceMs: number): number {
+    let count = 0;
+    for (const stream of this.streamsOf(tenant)) if (stream.lastPushMs >= sinceMs) count++;
+    return count;
   }
 
   getOrCreate(tenant: string, key: string, labels: LabelPairs): Stream {

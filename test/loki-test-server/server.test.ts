@@ -251,6 +251,45 @@ describe("Loki test server", () => {
       expect(series).toEqual({ status: "success", data: [{ env: "a", job: "t", service_name: "t" }] });
     });
 
+    it("refuses a new stream over the tenant's active stream limit with Loki's 429, existing streams still take pushes", async () => {
+      const tenant = tenantName();
+      server.setTenantLimits(tenant, { maxGlobalStreamsPerUser: 2 });
+      for (const n of ["1", "2"]) {
+        const answer = await pushJson(server.url, tenant, [
+          { stream: { job: "t", n }, values: [[nsAgo(0), n]] },
+        ]);
+        expect(answer.status).toBe(204);
+      }
+      const third = await pushJson(server.url, tenant, [
+        { stream: { job: "t", n: "3" }, values: [[nsAgo(0), "3"]] },
+      ]);
+      expect(third).toEqual({
+        status: 429,
+        body:
+          'Maximum active stream limit exceeded when trying to create stream {job="t", n="3", service_name="t"}, ' +
+          "reduce the number of active streams (reduce labels or reduce label values), or contact your Loki " +
+          `administrator to see if the limit can be increased, user: '${tenant}'\n`,
+      });
+      const existing = await pushJson(server.url, tenant, [
+        { stream: { job: "t", n: "1" }, values: [[nsAgo(0), "more"]] },
+      ]);
+      expect(existing.status).toBe(204);
+      expect(await lines(server, tenant)).toEqual(["1", "2", "more"]);
+    });
+
+    it("answers instant log queries with Loki 3's 400", async () => {
+      const response = await fetch(
+        `${server.url}/loki/api/v1/query?query=${encodeURIComponent('{job="t"}')}`,
+        {
+          headers: { "X-Scope-OrgID": tenantName() },
+        },
+      );
+      expect(response.status).toBe(400);
+      expect(await response.text()).toBe(
+        "log queries are not supported as an instant query type, please change your query to a range query type",
+      );
+    });
+
     it("refuses metric queries with a clear 400 instead of a wrong answer", async () => {
       const response = await fetch(
         `${server.url}/loki/api/v1/query_range?query=${encodeURIComponent('count_over_time({job="t"}[5m])')}`,

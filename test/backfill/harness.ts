@@ -1,3 +1,6 @@
+import { gzipSync } from "node:zlib";
+import { Logger } from "@aws-lambda-powertools/logger";
+import { Metrics } from "@aws-lambda-powertools/metrics";
 import {
   CloudWatchLogsClient,
   CreateLogGroupCommand,
@@ -8,8 +11,11 @@ import {
   TagResourceCommand,
 } from "@aws-sdk/client-cloudwatch-logs";
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import type { DeliveryReport } from "../../functions/core/deliver.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
+import { createLokiPushClient } from "../../functions/core/loki-target.ts";
 import { getChunk } from "../../functions/core/run-store.ts";
+import { parseShipperConfig, shipSubscriptionEvent } from "../../functions/core/ship-subscription.ts";
 import { eventNanoseconds } from "../../functions/core/timestamps.ts";
 import { awsClientConfig, TEST_ACCOUNT, TEST_REGION, uniqueName } from "../helpers/aws.ts";
 import type { TestLoki } from "../helpers/loki.ts";
@@ -178,4 +184,49 @@ export async function chunkRecords(bucket: string, prefix: string): Promise<LogE
     for (const record of found?.chunk.records ?? []) records.push(record);
   }
   return records;
+}
+
+/**
+ * Ships events the way the live shipper does: a subscription DATA_MESSAGE per log stream through
+ * the shipper's own code (shipSubscriptionEvent), with CloudWatch's event ids.
+ */
+export async function shipLive(
+  logGroup: string,
+  events: LogEvent[],
+  env: Record<string, string>,
+  bucket: string,
+  remainingMs = 20_000,
+): Promise<DeliveryReport[]> {
+  const config = parseShipperConfig({ AWS_REGION: TEST_REGION, BUCKET_NAME: bucket, ...env });
+  const deps = {
+    s3,
+    logs,
+    loki: () => createLokiPushClient(config.loki),
+    logger: new Logger({ serviceName: "live-shipper-test", logLevel: "SILENT" }),
+    metrics: new Metrics({ namespace: "LokiShipperTest", serviceName: "live-shipper-test" }),
+    retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100 },
+  };
+  const byStream = new Map<string, LogEvent[]>();
+  for (const event of events)
+    byStream.set(event.logStream, [...(byStream.get(event.logStream) ?? []), event]);
+  const reports: DeliveryReport[] = [];
+  for (const [logStream, streamEvents] of byStream) {
+    const payload = {
+      messageType: "DATA_MESSAGE",
+      owner: TEST_ACCOUNT,
+      logGroup,
+      logStream,
+      subscriptionFilters: ["loki-shipper"],
+      logEvents: streamEvents.map(({ id, timestamp, message }) => ({ id, timestamp, message })),
+    };
+    const end = Date.now() + remainingMs;
+    const result = await shipSubscriptionEvent(
+      { awslogs: { data: gzipSync(JSON.stringify(payload)).toString("base64") } },
+      { getRemainingTimeInMillis: () => end - Date.now() },
+      config,
+      deps,
+    );
+    if (result.outcome === "delivered") reports.push(result.report);
+  }
+  return reports;
 }

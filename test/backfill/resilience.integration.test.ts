@@ -1,0 +1,312 @@
+import { CloudWatchLogsClient, FilterLogEventsCommand } from "@aws-sdk/client-cloudwatch-logs";
+import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InputError } from "../../functions/core/errors.ts";
+import { runBackfillLocally, WorkflowFailedError } from "../../functions/core/local-workflow.ts";
+import type { LogEvent } from "../../functions/core/log-event.ts";
+import { getJson, runKeys } from "../../functions/core/run-store.ts";
+import { awsClientConfig, uniqueName } from "../helpers/aws.ts";
+import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import {
+  chunkRecords,
+  createTestBucket,
+  entryKeys,
+  expectedEntries,
+  HOUR,
+  listKeys,
+  logs,
+  lokiEntries,
+  lokiEnv,
+  s3,
+  seedLogGroup,
+  spreadEvents,
+} from "./harness.ts";
+
+let loki: TestLoki;
+let bucket: string;
+const now = Date.now();
+const base = Math.floor((now - 30 * HOUR) / HOUR) * HOUR;
+
+beforeAll(async () => {
+  loki = await startTestLoki();
+  bucket = await createTestBucket();
+});
+afterAll(async () => {
+  await loki?.close();
+});
+
+/**
+ * A CloudWatch Logs client whose FilterLogEvents calls pass through `fault` first. moto cannot
+ * fail or throttle a request on demand, so these tests wrap the real client's `send` (and only
+ * for FilterLogEvents); every other call goes to moto unchanged.
+ */
+function faultyLogs(fault: (call: number) => Error | undefined): {
+  client: CloudWatchLogsClient;
+  calls: number[];
+} {
+  const client = new CloudWatchLogsClient(awsClientConfig());
+  const send = client.send.bind(client);
+  const calls: number[] = [];
+  client.send = (async (command: unknown, ...rest: unknown[]) => {
+    if (command instanceof FilterLogEventsCommand) {
+      calls.push(Date.now());
+      const error = fault(calls.length);
+      if (error) throw error;
+    }
+    return (send as (...args: unknown[]) => Promise<unknown>)(command, ...rest);
+  }) as typeof client.send;
+  return { client, calls };
+}
+
+function connectionReset(): Error {
+  return Object.assign(new Error("socket hang up"), { name: "TimeoutError", code: "ECONNRESET" });
+}
+
+function throttling(): Error {
+  return Object.assign(new Error("Rate exceeded"), {
+    name: "ThrottlingException",
+    $fault: "client",
+    $metadata: { httpStatusCode: 400 },
+  });
+}
+
+async function expectExactlyInLokiAndS3(selector: string, runId: string, events: LogEvent[]): Promise<void> {
+  const inLoki = await lokiEntries(loki, selector, base - HOUR, now + 60_000);
+  expect(entryKeys(inLoki)).toEqual(expectedEntries(events));
+  const inS3 = await chunkRecords(bucket, `runs/${runId}/chunks/`);
+  expect(inS3.map((event) => event.id).sort()).toEqual(events.map((event) => event.id).sort());
+}
+
+describe("an export that fails part way", () => {
+  const team = uniqueName("fault");
+  const name = `/aws/lambda/${uniqueName("orders")}`;
+  let events: LogEvent[];
+
+  beforeAll(async () => {
+    // 25,000 events in one hour: three FilterLogEvents pages for that slice.
+    events = await seedLogGroup(name, { team }, [
+      ...spreadEvents("orders-busy", base + 2 * HOUR, base + 3 * HOUR, 25_000, 4),
+      ...spreadEvents("orders", base, base + 6 * HOUR, 300),
+    ]);
+  });
+
+  it("is resumed by the state machine's Retry from its checkpoint, with no event missing or twice", async () => {
+    // Fault (injected, see faultyLogs): the 3rd FilterLogEvents call fails once, and so does the
+    // 2nd export checkpoint write, after its chunks were written.
+    const cloudwatch = faultyLogs((call) => (call === 3 ? connectionReset() : undefined));
+    const storage = new S3Client(awsClientConfig());
+    const s3Send = storage.send.bind(storage);
+    let checkpointWrites = 0;
+    storage.send = (async (command: unknown, ...rest: unknown[]) => {
+      if (command instanceof PutObjectCommand && command.input.Key?.includes("/checkpoints/export/")) {
+        checkpointWrites += 1;
+        if (checkpointWrites === 2) throw connectionReset();
+      }
+      return (s3Send as (...args: unknown[]) => Promise<unknown>)(command, ...rest);
+    }) as typeof storage.send;
+    const runId = uniqueName("retry");
+
+    const report = await runBackfillLocally(
+      {
+        runId,
+        logGroupNames: [name],
+        range: `${new Date(base).toISOString()}..${new Date(base + 6 * HOUR).toISOString()}`,
+        requestsPerSecond: 25,
+        maxEventsPerChunk: 4000,
+        maxPagesPerInvocation: 2,
+      },
+      { logs: cloudwatch.client, s3: storage, bucket, env: lokiEnv(loki), retryPauseMs: 10 },
+    );
+
+    expect(report.status).toBe("succeeded");
+    // Both faults happened: the failed page was read again, the lost checkpoint written again.
+    expect(cloudwatch.calls.length).toBeGreaterThan(report.totals.pages);
+    expect(checkpointWrites).toBeGreaterThan(2);
+    expect(report.totals.exported).toBe(events.length);
+    await expectExactlyInLokiAndS3(`{team="${team}"}`, runId, events);
+  });
+
+  it("is finished by starting the failed run again with the same runId", async () => {
+    const runId = uniqueName("restart");
+    const otherTeam = uniqueName("restart");
+    const restartName = `/aws/lambda/${uniqueName("restart")}`;
+    const restartEvents = await seedLogGroup(restartName, { team: otherTeam }, [
+      ...spreadEvents("restart-busy", base + 2 * HOUR, base + 3 * HOUR, 22_000, 3),
+      ...spreadEvents("restart", base, base + 4 * HOUR, 400),
+    ]);
+    let failing = true;
+    // Fault (injected): from the 4th FilterLogEvents call on, every call fails: the retries give up.
+    const cloudwatch = faultyLogs((call) => (failing && call >= 4 ? connectionReset() : undefined));
+    const request = {
+      runId,
+      logGroupNames: [restartName],
+      range: `${new Date(base).toISOString()}..${new Date(base + 4 * HOUR).toISOString()}`,
+      requestsPerSecond: 25,
+      concurrency: 1,
+      maxEventsPerChunk: 3000,
+    };
+    const deps = { logs: cloudwatch.client, s3, bucket, env: lokiEnv(loki), retryPauseMs: 10 };
+
+    const failure = await runBackfillLocally(request, deps).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect((failure as WorkflowFailedError).report?.status).toBe("failed");
+    expect((failure as WorkflowFailedError).message).toMatch(/CloudWatchReadError|socket hang up/);
+    const partial = await chunkRecords(bucket, `runs/${runId}/chunks/`);
+    expect(partial.length).toBeGreaterThan(0);
+    expect(partial.length).toBeLessThan(restartEvents.length);
+
+    failing = false;
+    const report = await runBackfillLocally(request, deps);
+
+    expect(report.status).toBe("succeeded");
+    expect(report.totals.exported).toBe(restartEvents.length);
+    expect(report.totals.pushed).toBe(restartEvents.length);
+    await expectExactlyInLokiAndS3(`{team="${otherTeam}"}`, runId, restartEvents);
+  });
+});
+
+describe("throttled FilterLogEvents", () => {
+  it("slows the run down and does not fail it", async () => {
+    const team = uniqueName("throttle");
+    const name = `/aws/lambda/${uniqueName("throttled")}`;
+    const events = await seedLogGroup(name, { team }, spreadEvents("throttled", base, base + 4 * HOUR, 400));
+    // ThrottlingException (injected: moto never throttles): calls 2 to 5 are refused.
+    const throttled = new Set([2, 3, 4, 5]);
+    const cloudwatch = faultyLogs((call) => (throttled.has(call) ? throttling() : undefined));
+
+    const report = await runBackfillLocally(
+      {
+        logGroupNames: [name],
+        range: `${new Date(base).toISOString()}..${new Date(base + 4 * HOUR).toISOString()}`,
+        requestsPerSecond: 20,
+      },
+      { logs: cloudwatch.client, s3, bucket, env: lokiEnv(loki), retryPauseMs: 10 },
+    );
+
+    expect(report.status).toBe("succeeded");
+    expect(report.totals.throttled).toBe(4);
+    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, base, now))).toEqual(
+      expectedEntries(events),
+    );
+    // After each refusal the shared budget is emptied: the next request waits at least one token (50 ms at 20/s).
+    for (const call of [2, 3, 4, 5]) {
+      const gap = (cloudwatch.calls[call] ?? 0) - (cloudwatch.calls[call - 1] ?? 0);
+      expect(gap).toBeGreaterThanOrEqual(40);
+    }
+  });
+});
+
+describe("bad input that needs AWS to notice", () => {
+  it("names an unknown log group", async () => {
+    const missing = `/aws/lambda/${uniqueName("missing")}`;
+    const run = runBackfillLocally(
+      { logGroupNames: [missing], range: "1d" },
+      { logs, s3, bucket, env: lokiEnv(loki) },
+    );
+    await expect(run).rejects.toThrow(InputError);
+    await expect(run).rejects.toThrow(
+      new RegExp(`unknown log group\\(s\\) "${missing}": check the name and the region`),
+    );
+  });
+
+  it("refuses a range beyond the group's retention, saying where to start", async () => {
+    const name = `/aws/lambda/${uniqueName("short")}`;
+    await seedLogGroup(name, { team: "short" }, spreadEvents("short", now - 2 * HOUR, now - HOUR, 5), {
+      retentionInDays: 1,
+    });
+    const run = runBackfillLocally(
+      { logGroupNames: [name], range: "3d" },
+      { logs, s3, bucket, env: lokiEnv(loki) },
+    );
+    await expect(run).rejects.toThrow(InputError);
+    await expect(run).rejects.toThrow(
+      /keeps events for 1 days, so nothing before .* exists: start the range at or after that/,
+    );
+  });
+
+  it("says when a tag selector matches no log group", async () => {
+    const run = runBackfillLocally(
+      { tagSelector: `team=${uniqueName("nobody")}`, range: "1d" },
+      { logs, s3, bucket, env: lokiEnv(loki) },
+    );
+    await expect(run).rejects.toThrow(/has tags matching "team=nobody-[0-9a-f]+"/);
+  });
+
+  it("refuses a Loki target it cannot use before anything runs", async () => {
+    const name = `/aws/lambda/${uniqueName("target")}`;
+    await seedLogGroup(name, { team: "target" }, spreadEvents("target", now - 2 * HOUR, now - HOUR, 5));
+    const run = runBackfillLocally(
+      { logGroupNames: [name], range: "1d", loki: { LOKI_URL: "not a url" } },
+      { logs, s3, bucket, env: lokiEnv(loki) },
+    );
+    await expect(run).rejects.toThrow(/LOKI_URL/);
+  });
+});
+
+describe("a plan too large for one execution", () => {
+  it("runs as child executions of the same definition, each taking a part, and still delivers exactly once", async () => {
+    const team = uniqueName("fanout");
+    const name = `/aws/lambda/${uniqueName("fanout")}`;
+    const events = await seedLogGroup(name, { team }, spreadEvents("fanout", base, base + 10 * HOUR, 500));
+    const tasksRun: string[] = [];
+
+    const report = await runBackfillLocally(
+      {
+        logGroupNames: [name],
+        range: `${new Date(base).toISOString()}..${new Date(base + 10 * HOUR).toISOString()}`,
+        requestsPerSecond: 25,
+        slicesPerPart: 4,
+      },
+      {
+        logs,
+        s3,
+        bucket,
+        env: lokiEnv(loki),
+        wrapTask: (state, task) => async (input) => {
+          tasksRun.push(state);
+          return task(input);
+        },
+      },
+    );
+
+    expect(report.status).toBe("succeeded");
+    // 10 hourly slices in parts of 4: three child executions, each loading its part.
+    expect(tasksRun.filter((state) => state === "RunPart")).toHaveLength(3);
+    expect(tasksRun.filter((state) => state === "LoadPart")).toHaveLength(3);
+    expect(tasksRun.filter((state) => state === "FinishRun")).toHaveLength(1);
+    expect(report.totals.slices).toBe(10);
+    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, base, now))).toEqual(
+      expectedEntries(events),
+    );
+  });
+});
+
+describe("a dry run", () => {
+  it("plans, writes the plan and exports nothing", async () => {
+    const team = uniqueName("dry");
+    const name = `/aws/lambda/${uniqueName("dry")}`;
+    await seedLogGroup(name, { team, runtime: "python" }, spreadEvents("dry", base, base + 3 * HOUR, 30));
+    const report = await runBackfillLocally(
+      {
+        tagSelector: `team=${team}`,
+        range: `${new Date(base).toISOString()}..${new Date(base + 3 * HOUR).toISOString()}`,
+        dryRun: true,
+      },
+      { logs, s3, bucket, env: lokiEnv(loki) },
+    );
+    expect(report.status).toBe("planned");
+    expect(report.message).toBe("dry run: 3 slice(s) planned, nothing exported");
+    const plan = await getJson<{ groups: { logGroup: string; labels: Record<string, string> }[] }>(
+      { s3, bucket },
+      runKeys.plan(report.runId),
+    );
+    expect(plan?.groups).toEqual([
+      expect.objectContaining({
+        logGroup: name,
+        labels: expect.objectContaining({ team, runtime: "python" }),
+      }),
+    ]);
+    expect(await listKeys(bucket, `runs/${report.runId}/chunks/`)).toEqual([]);
+    expect(await lokiEntries(loki, `{team="${team}"}`, base, now)).toEqual([]);
+  });
+});

@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { Socket } from "node:net";
-import { FaultInjector } from "./faults.ts";
+import { type Fault, FaultInjector } from "./faults.ts";
 import { type RouteContext, route } from "./http-routes.ts";
 import { Ingester } from "./ingest.ts";
 import { LimitsRegistry, type TenantLimits } from "./limits.ts";
@@ -34,7 +34,7 @@ export interface LokiTestServer {
   stop(): Promise<void>;
   /** Listens again on the same port, with the data stored before. */
   restart(): Promise<void>;
-  setFault(fault?: import("./faults.ts").Fault): void;
+  setFault(fault?: Fault): void;
   setTenantLimits(tenant: string, limits: Partial<TenantLimits>): void;
 }
 

@@ -122,7 +122,8 @@ export function decodeJsonPush(body: Buffer): DecodedStream[] {
   if (document === null || typeof document !== "object") throw jsoniterError(NOT_A_STRING, raw, 0);
   const streams = document.streams ?? [];
   if (!Array.isArray(streams)) throw jsoniterError("ReadArray: expect [ or n", raw, positionOf(raw, streams));
-  const decoded: DecodedStream[] = [];
+  const labelObjects: Array<Record<string, string>> = [];
+  const entryLists: DecodedEntry[][] = [];
   for (const stream of streams as Array<{ stream?: unknown; values?: unknown }>) {
     const labelObject = stream?.stream ?? {};
     if (typeof labelObject !== "object" || Array.isArray(labelObject) || labelObject === null) {
@@ -135,21 +136,24 @@ export function decodeJsonPush(body: Buffer): DecodedStream[] {
     if (!Array.isArray(values)) throw jsoniterError("ReadArray: expect [ or n", raw, positionOf(raw, values));
     const entries: DecodedEntry[] = new Array(values.length);
     for (let i = 0; i < values.length; i++) {
-      const value = values[i] as unknown[];
-      const tsText = value[0];
+      const value = values[i];
+      if (!Array.isArray(value)) throw jsoniterError("ReadArray: expect [ or n", raw, positionOf(raw, value));
+      const tsText: unknown = value[0];
       if (typeof tsText !== "string" || !INTEGER.test(tsText)) {
         throw jsoniterError(NOT_A_NUMBER, raw, positionOf(raw, tsText));
       }
-      const line = value[1] ?? "";
+      const line: unknown = value[1] ?? "";
       if (typeof line !== "string") throw jsoniterError(NOT_A_STRING, raw, positionOf(raw, line));
       entries[i] = { ts: BigInt(tsText), line, metadata: decodeMetadata(value[2], raw) };
     }
-    decoded.push({ labels: labelObject as unknown as LabelPairs, entries });
+    labelObjects.push(labelObject as Record<string, string>);
+    entryLists.push(entries);
   }
-  // Labels are parsed after decoding the whole body, so that a label error wins over nothing else.
-  for (const stream of decoded)
-    stream.labels = labelsFromObject(stream.labels as unknown as Record<string, string>);
-  return decoded;
+  // Loki parses the label strings after decoding the whole body; a bad name fails the request.
+  return labelObjects.map((labels, index) => ({
+    labels: labelsFromObject(labels),
+    entries: entryLists[index] as DecodedEntry[],
+  }));
 }
 
 /** The pre-v1 format of `/api/prom/push`: `{"streams":[{"labels":"{..}","entries":[{"ts":"<RFC3339Nano>","line":".."}]}]}`. */

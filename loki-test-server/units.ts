@@ -67,7 +67,7 @@ export function formatGoDuration(ms: number): string {
   const hours = Math.floor(ms / 3_600_000);
   const minutes = Math.floor((ms % 3_600_000) / 60_000);
   const secondsMs = ms % 60_000;
-  const seconds = secondsMs % 1000 === 0 ? String(secondsMs / 1000) : String(secondsMs / 1000);
+  const seconds = String(secondsMs / 1000);
   let text = "";
   if (hours > 0) text += `${hours}h`;
   if (hours > 0 || minutes > 0) text += `${minutes}m`;

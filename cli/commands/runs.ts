@@ -1,0 +1,75 @@
+import { DescribeExecutionCommand } from "@aws-sdk/client-sfn";
+import type { Command } from "commander";
+import { ConfigError, InputError } from "../../functions/core/errors.ts";
+import type { RunReport } from "../../functions/core/run-report.ts";
+import { getJson, listPrefixes, runKeys } from "../../functions/core/run-store.ts";
+import { createAwsClients } from "../aws.ts";
+import { formatTable } from "../output.ts";
+import type { CommandContext } from "../program.ts";
+import { printRunReport } from "../report.ts";
+
+interface BucketOption {
+  bucket?: string;
+}
+
+function bucketOf(options: BucketOption): string {
+  const bucket = options.bucket ?? process.env.LOKI_SHIPPER_BUCKET;
+  if (!bucket) throw new ConfigError("No bucket given: pass --bucket or set LOKI_SHIPPER_BUCKET");
+  return bucket;
+}
+
+/** `status <run>` and `runs`: what past and running backfills and replays did. */
+export function registerRuns(program: Command, { output, awsOptions }: CommandContext): void {
+  program
+    .command("status")
+    .description("show the report of a run (by run id) or the state of an execution (by execution ARN)")
+    .argument("<run>", "run id or Step Functions execution ARN")
+    .option("--bucket <name>", "the shipper's S3 bucket (default: LOKI_SHIPPER_BUCKET)")
+    .action(async (run: string, options: BucketOption) => {
+      const clients = createAwsClients(awsOptions());
+      if (run.startsWith("arn:")) {
+        const execution = await clients.sfn.send(new DescribeExecutionCommand({ executionArn: run }));
+        output.out(`Execution ${execution.name}: ${execution.status}`);
+        if (execution.output) printRunReport(output, JSON.parse(execution.output) as RunReport);
+        if (execution.error) output.out(`error: ${execution.error} ${execution.cause ?? ""}`);
+        return;
+      }
+      const report = await getJson<RunReport>(
+        { s3: clients.s3, bucket: bucketOf(options) },
+        runKeys.report(run),
+      );
+      if (!report) {
+        throw new InputError(
+          `No report for run ${run} in ${bucketOf(options)}: list the runs with "loki-shipper runs"`,
+        );
+      }
+      printRunReport(output, report);
+    });
+
+  program
+    .command("runs")
+    .description("list the backfill and replay runs kept in the bucket, with their status")
+    .option("--bucket <name>", "the shipper's S3 bucket (default: LOKI_SHIPPER_BUCKET)")
+    .action(async (options: BucketOption) => {
+      const { s3 } = createAwsClients(awsOptions());
+      const store = { s3, bucket: bucketOf(options) };
+      const prefixes = await listPrefixes(store, "runs/");
+      const rows: (string | number)[][] = [];
+      for (const prefix of prefixes) {
+        const runId = prefix.replace(/^runs\//, "").replace(/\/$/, "");
+        const report = await getJson<RunReport>(store, runKeys.report(runId));
+        rows.push([
+          runId,
+          report?.kind ?? "-",
+          report?.status ?? "running or stopped",
+          report?.finishedAt ?? "-",
+          report ? report.totals.pushed : "-",
+        ]);
+      }
+      if (rows.length === 0) {
+        output.out("No runs yet.");
+        return;
+      }
+      output.out(formatTable(["run", "kind", "status", "finished", "pushed"], rows));
+    });
+}

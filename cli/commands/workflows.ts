@@ -1,0 +1,228 @@
+import { DescribeExecutionCommand, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import type { Command } from "commander";
+import { parseBackfillRequest } from "../../functions/core/backfill-request.ts";
+import { ConfigError } from "../../functions/core/errors.ts";
+import { runBackfillLocally, runReplayLocally } from "../../functions/core/local-workflow.ts";
+import { parseReplayRequest } from "../../functions/core/replay-plan.ts";
+import type { RunReport } from "../../functions/core/run-report.ts";
+import { createAwsClients } from "../aws.ts";
+import type { CommandContext } from "../program.ts";
+import { createProgressDisplay } from "../progress.ts";
+import { printRunReport } from "../report.ts";
+
+/** Where a run goes: this machine (`--local`) or the deployed state machine. */
+interface TargetOptions {
+  local?: boolean;
+  bucket?: string;
+  stateMachineArn?: string;
+  lokiUrl?: string;
+  lokiTenant?: string;
+  runId?: string;
+  wait: boolean;
+}
+
+interface BackfillOptions extends TargetOptions {
+  logGroup?: string[];
+  prefix?: string;
+  tagSelector?: string;
+  since?: string;
+  range?: string;
+  start?: string;
+  end?: string;
+  filterPattern?: string;
+  logStreamPrefix?: string;
+  sliceHours?: number;
+  concurrency?: number;
+  requestsPerSecond?: number;
+  dryRun?: boolean;
+}
+
+interface ReplayOptions extends TargetOptions {
+  source: string;
+  run?: string;
+  logGroup?: string[];
+  bytesPerSecond?: number;
+  perStreamBytesPerSecond?: number;
+  concurrency?: number;
+}
+
+const POLL_INTERVAL_MS = 5_000;
+
+function addTargetOptions(command: Command, kind: "backfill" | "replay"): Command {
+  const envName = kind === "backfill" ? "LOKI_SHIPPER_BACKFILL_ARN" : "LOKI_SHIPPER_REPLAY_ARN";
+  return command
+    .option("--local", "run the state machine on this machine (aws-local-stepfunctions) instead of in AWS")
+    .option("--bucket <name>", "the shipper's S3 bucket (default: LOKI_SHIPPER_BUCKET)")
+    .option("--state-machine-arn <arn>", `state machine to start in AWS (default: ${envName})`)
+    .option("--loki-url <url>", "Loki push URL for this run (default: LOKI_URL)")
+    .option("--loki-tenant <tenant>", "Loki tenant, X-Scope-OrgID (default: LOKI_TENANT)")
+    .option("--run-id <id>", "name of the run; the same id resumes a stopped run")
+    .option("--no-wait", "start the run in AWS and print its execution ARN without waiting");
+}
+
+const number = (text: string) => Number(text);
+
+export function registerWorkflows(program: Command, context: CommandContext): void {
+  addTargetOptions(
+    program
+      .command("backfill")
+      .description("copy a time range of log groups from CloudWatch into Loki, with their tag labels")
+      .option("--log-group <name...>", "log group names")
+      .option("--prefix <prefix>", "log group name prefix")
+      .option("--tag-selector <selector>", 'tag matchers, e.g. team=payments or runtime=~"python.*"')
+      .option("--since <age>", "from that long ago until now, e.g. 7d, 36h, 90m")
+      .option("--range <start..end>", "a range, e.g. 2026-11-01..2026-11-08 or 3d..1d")
+      .option("--start <time>", "start (ISO timestamp, date or age)")
+      .option("--end <time>", "end (default: now)")
+      .option("--filter-pattern <pattern>", "CloudWatch Logs filter pattern")
+      .option("--log-stream-prefix <prefix>", "only log streams whose name starts with this")
+      .option("--slice-hours <n>", "hours per export slice (default 1)", number)
+      .option("--concurrency <n>", "slices exported at once (default 4)", number)
+      .option("--requests-per-second <n>", "FilterLogEvents budget shared by all slices (default 4)", number)
+      .option("--dry-run", "plan only: list the log groups and slices, export nothing"),
+    "backfill",
+  ).action((options: BackfillOptions) => runBackfill(options, context));
+
+  addTargetOptions(
+    program
+      .command("replay")
+      .description(
+        "replay kept events into Loki: spill (Loki was down), rejected (after raising limits) or a backfill run",
+      )
+      .requiredOption("--source <source>", "spill, rejected or run")
+      .option("--run <run-id>", "the backfill run to replay (with --source run)")
+      .option("--log-group <name...>", "only these log groups")
+      .option("--bytes-per-second <n>", "pace for the whole replay (the tenant's ingestion rate)", number)
+      .option("--per-stream-bytes-per-second <n>", "pace per stream", number)
+      .option("--concurrency <n>", "log groups replayed at once", number),
+    "replay",
+  ).action((options: ReplayOptions) => runReplay(options, context));
+}
+
+function lokiOverrides(options: TargetOptions): Record<string, string> {
+  return {
+    ...(options.lokiUrl ? { LOKI_URL: options.lokiUrl } : {}),
+    ...(options.lokiTenant ? { LOKI_TENANT: options.lokiTenant } : {}),
+  };
+}
+
+async function runBackfill(options: BackfillOptions, context: CommandContext): Promise<void> {
+  const request = {
+    ...(options.runId ? { runId: options.runId } : {}),
+    ...(options.logGroup ? { logGroupNames: options.logGroup } : {}),
+    ...(options.prefix ? { logGroupNamePrefix: options.prefix } : {}),
+    ...(options.tagSelector ? { tagSelector: options.tagSelector } : {}),
+    ...(options.since ? { range: options.since } : {}),
+    ...(options.range ? { range: options.range } : {}),
+    ...(options.start ? { start: options.start } : {}),
+    ...(options.end ? { end: options.end } : {}),
+    ...(options.filterPattern ? { filterPattern: options.filterPattern } : {}),
+    ...(options.logStreamPrefix ? { logStreamNamePrefix: options.logStreamPrefix } : {}),
+    ...(options.sliceHours !== undefined ? { sliceHours: options.sliceHours } : {}),
+    ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+    ...(options.requestsPerSecond !== undefined ? { requestsPerSecond: options.requestsPerSecond } : {}),
+    ...(options.dryRun ? { dryRun: true } : {}),
+    ...(Object.keys(lokiOverrides(options)).length > 0 ? { loki: lokiOverrides(options) } : {}),
+  };
+  // Refuse bad input here, before anything starts in AWS or locally.
+  parseBackfillRequest(request);
+  await runWorkflow("backfill", request, options, context);
+}
+
+async function runReplay(options: ReplayOptions, context: CommandContext): Promise<void> {
+  const request = {
+    source: options.source,
+    ...(options.runId ? { runId: options.runId } : {}),
+    ...(options.run ? { sourceRunId: options.run } : {}),
+    ...(options.logGroup ? { logGroupNames: options.logGroup } : {}),
+    ...(options.bytesPerSecond !== undefined ? { bytesPerSecond: options.bytesPerSecond } : {}),
+    ...(options.perStreamBytesPerSecond !== undefined
+      ? { perStreamBytesPerSecond: options.perStreamBytesPerSecond }
+      : {}),
+    ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+    ...(Object.keys(lokiOverrides(options)).length > 0 ? { loki: lokiOverrides(options) } : {}),
+  };
+  parseReplayRequest(request);
+  await runWorkflow("replay", request, options, context);
+}
+
+async function runWorkflow(
+  kind: "backfill" | "replay",
+  request: Record<string, unknown>,
+  options: TargetOptions,
+  context: CommandContext,
+): Promise<void> {
+  const { output } = context;
+  const clients = createAwsClients(context.awsOptions());
+  if (options.local) {
+    const bucket = options.bucket ?? process.env.LOKI_SHIPPER_BUCKET;
+    if (!bucket) {
+      throw new ConfigError(
+        "No bucket given for the run's chunks and reports: pass --bucket or set LOKI_SHIPPER_BUCKET",
+      );
+    }
+    const env = { ...process.env, ...lokiOverrides(options) };
+    if (!env.LOKI_URL) {
+      throw new ConfigError(
+        "No Loki URL given: pass --loki-url (e.g. http://127.0.0.1:3100) or set LOKI_URL",
+      );
+    }
+    const progress = createProgressDisplay(output, kind);
+    const run = kind === "backfill" ? runBackfillLocally : runReplayLocally;
+    try {
+      const report = await run(request, { logs: clients.logs, s3: clients.s3, bucket, env }, (p) =>
+        progress.update(p),
+      );
+      progress.stop();
+      finishReport(context, report);
+    } catch (error) {
+      progress.stop();
+      throw error;
+    }
+    return;
+  }
+
+  const envName = kind === "backfill" ? "LOKI_SHIPPER_BACKFILL_ARN" : "LOKI_SHIPPER_REPLAY_ARN";
+  const stateMachineArn = options.stateMachineArn ?? process.env[envName];
+  if (!stateMachineArn) {
+    throw new ConfigError(
+      `No state machine given: pass --state-machine-arn or set ${envName} (a stack output), or run on this machine with --local`,
+    );
+  }
+  const started = await clients.sfn.send(
+    new StartExecutionCommand({
+      stateMachineArn,
+      ...(options.runId ? { name: options.runId } : {}),
+      input: JSON.stringify(request),
+    }),
+  );
+  output.out(`Started ${kind}: ${started.executionArn}`);
+  if (!options.wait) return;
+  for (;;) {
+    const execution = await clients.sfn.send(
+      new DescribeExecutionCommand({ executionArn: started.executionArn }),
+    );
+    if (execution.status !== "RUNNING") {
+      if (execution.status === "SUCCEEDED" && execution.output) {
+        finishReport(context, JSON.parse(execution.output) as RunReport);
+        return;
+      }
+      throw new Error(
+        `The ${kind} execution ended ${execution.status}${execution.error ? `: ${execution.error} ${execution.cause ?? ""}` : ""}; see ${started.executionArn}`,
+      );
+    }
+    output.out(
+      `${kind}: running for ${Math.round((Date.now() - (execution.startDate?.getTime() ?? Date.now())) / 1000)} s`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+  }
+}
+
+function finishReport(context: CommandContext, report: RunReport): void {
+  printRunReport(context.output, report);
+  if (report.status === "failed" || report.status === "incomplete") {
+    throw new Error(
+      `The run ${report.runId} is ${report.status}: run the same command with --run-id ${report.runId} to resume it`,
+    );
+  }
+}

@@ -1,0 +1,31 @@
+import type { RunReport } from "../functions/core/run-report.ts";
+import { formatTable, type Output } from "./output.ts";
+
+/** The end-of-run report as a table, then what the operator can do about refused or kept events. */
+export function printRunReport(output: Output, report: RunReport): void {
+  output.out(
+    `Run ${report.runId} (${report.kind}): ${report.status}${report.message ? ` — ${report.message}` : ""}`,
+  );
+  const refusedText = (refused: Record<string, number>) =>
+    Object.entries(refused)
+      .map(([reason, count]) => `${count} ${reason}`)
+      .join(", ") || "0";
+  const row = (name: string, group: RunReport["totals"]) => [
+    name,
+    group.exported,
+    group.pushed,
+    refusedText(group.refused),
+    group.spilled,
+    (group.pushedBytes / 1_048_576).toFixed(1),
+    (group.durationMs / 1000).toFixed(1),
+    group.eventsPerSecond,
+  ];
+  output.out(
+    formatTable(
+      ["log group", "exported", "pushed", "refused", "spilled", "MB pushed", "seconds", "events/s"],
+      [...report.groups.map((group) => row(group.logGroup, group)), row("total", report.totals)],
+    ),
+  );
+  for (const hint of report.hints) output.out(`hint: ${hint}`);
+  output.out(`Report: ${report.reportKey}`);
+}

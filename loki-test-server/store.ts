@@ -7,14 +7,20 @@ export interface StoredEntry {
   metadata: LabelPairs | undefined;
 }
 
+function byTime(a: StoredEntry, b: StoredEntry): number {
+  return a.ts === b.ts ? 0 : a.ts < b.ts ? -1 : 1;
+}
+
 /**
- * One stream: labels (incl. service_name) and its entries sorted by time; entries with the same
- * timestamp stay in push order, which is the order Loki returns them in (reversed for backward).
+ * One stream: labels (incl. service_name) and its entries by time; entries with the same
+ * timestamp keep their push order, which is the order Loki returns them in (reversed for
+ * backward). In-order entries are appended to a sorted array; out-of-order ones wait in a pending
+ * list that is merged by a stable sort when the stream is next read, so neither kind of push pays
+ * for shifting stored entries.
  */
 export class Stream {
   readonly labels: LabelPairs;
   readonly key: string;
-  entries: StoredEntry[] = [];
   /** Newest timestamp ever accepted (the out-of-order window is relative to it). */
   newestTs: bigint | undefined;
   /** Loki keeps a per-stream rate limiter in the ingester. */
@@ -22,57 +28,57 @@ export class Stream {
   rateUpdatedMs = 0;
   /** Wall-clock time of the last push that stored or refused entries here (stream activity). */
   lastPushMs = 0;
+  #sorted: StoredEntry[] = [];
+  #pending: StoredEntry[] = [];
+  /** Lines of the pending entries by timestamp, for de-duplication. */
+  #pendingLines = new Map<bigint, string[]>();
 
   constructor(key: string, labels: LabelPairs) {
     this.key = key;
     this.labels = labels;
   }
 
+  /** All entries sorted by time (equal timestamps in push order). */
+  get entries(): readonly StoredEntry[] {
+    if (this.#pending.length > 0) {
+      // Concatenation keeps push order for equal timestamps; the sort is stable (TimSort, fast on runs).
+      this.#sorted = this.#sorted.concat(this.#pending).sort(byTime);
+      this.#pending = [];
+      this.#pendingLines.clear();
+    }
+    return this.#sorted;
+  }
+
   /**
-   * Adds a batch of entries in push order, skipping those identical (same ns timestamp and line)
-   * to a stored one or to an earlier one of the batch: the de-duplication Loki applies. Entries
-   * newer than everything stored are appended; otherwise the batch is merged in one pass, so
-   * out-of-order pushes cost O(stream + batch), not a shift per entry.
+   * Adds entries in push order, skipping those identical (same ns timestamp and line) to a stored
+   * one or to an earlier one of the batch: the de-duplication Loki applies.
    */
   insertBatch(batch: readonly StoredEntry[]): void {
-    if (batch.length === 0) return;
-    let sorted = true;
-    for (let i = 1; i < batch.length; i++) {
-      if ((batch[i] as StoredEntry).ts < (batch[i - 1] as StoredEntry).ts) {
-        sorted = false;
-        break;
+    const sorted = this.#sorted;
+    for (const entry of batch) {
+      const last = sorted[sorted.length - 1];
+      if (last === undefined || entry.ts >= last.ts) {
+        if (!hasLine(sorted, sorted.length - 1, entry)) sorted.push(entry);
+      } else if (!hasLine(sorted, upperBound(sorted, entry.ts) - 1, entry)) {
+        const lines = this.#pendingLines.get(entry.ts);
+        if (lines?.includes(entry.line)) continue;
+        if (lines) lines.push(entry.line);
+        else this.#pendingLines.set(entry.ts, [entry.line]);
+        this.#pending.push(entry);
       }
+      if (this.newestTs === undefined || entry.ts > this.newestTs) this.newestTs = entry.ts;
     }
-    // Array.prototype.sort is stable: equal timestamps keep their push order.
-    const ordered = sorted ? batch : [...batch].sort((a, b) => (a.ts === b.ts ? 0 : a.ts < b.ts ? -1 : 1));
-    const entries = this.entries;
-    const first = ordered[0] as StoredEntry;
-    if (entries.length === 0 || (entries[entries.length - 1] as StoredEntry).ts <= first.ts) {
-      for (const entry of ordered) appendUnlessDuplicate(entries, entry);
-    } else {
-      const merged: StoredEntry[] = [];
-      let k = 0;
-      for (const entry of ordered) {
-        // Stored entries with the same timestamp come first: they were pushed earlier.
-        while (k < entries.length && (entries[k] as StoredEntry).ts <= entry.ts)
-          merged.push(entries[k++] as StoredEntry);
-        appendUnlessDuplicate(merged, entry);
-      }
-      while (k < entries.length) merged.push(entries[k++] as StoredEntry);
-      this.entries = merged;
-    }
-    const newest = (this.entries[this.entries.length - 1] as StoredEntry).ts;
-    if (this.newestTs === undefined || newest > this.newestTs) this.newestTs = newest;
   }
 }
 
-function appendUnlessDuplicate(entries: StoredEntry[], entry: StoredEntry): void {
-  for (let i = entries.length - 1; i >= 0; i--) {
+/** Whether entries[..from] holds, among the entries with the same timestamp, the same line. */
+function hasLine(entries: readonly StoredEntry[], from: number, entry: StoredEntry): boolean {
+  for (let i = from; i >= 0; i--) {
     const other = entries[i] as StoredEntry;
-    if (other.ts !== entry.ts) break;
-    if (other.line === entry.line) return;
+    if (other.ts !== entry.ts) return false;
+    if (other.line === entry.line) return true;
   }
-  entries.push(entry);
+  return false;
 }
 
 /** First index whose timestamp is > ts. */

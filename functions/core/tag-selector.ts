@@ -29,7 +29,7 @@ export function parseTagSelector(selector: string): TagMatcher[] {
     const found = MATCHER_PATTERN.exec(rest);
     if (!found) {
       throw new InputError(
-        `Cannot read tag selector ${JSON.stringify(selector)} at ${JSON.stringify(rest)}: expected key=value, key!=value, key=~regex or key!~regex separated by commas`,
+        `Cannot read tag selector ${JSON.stringify(selector)} at ${JSON.stringify(rest.trim())}: expected key=value, key!=value, key=~regex or key!~regex separated by commas`,
       );
     }
     const [whole, key = "", operator = "=", rawValue = ""] = found;

@@ -1,9 +1,9 @@
+import { type AddressInfo, createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Chunk } from "../../functions/core/chunk-format.ts";
 import { deliverEvents } from "../../functions/core/deliver.ts";
 import { createLokiPushClient } from "../../functions/core/loki-target.ts";
 import { type ShipResult, shipSubscriptionEvent } from "../../functions/core/ship-subscription.ts";
-import { type LokiTestServer, startLokiTestServer } from "../../loki-test-server/index.ts";
 import {
   dataMessage,
   type FixtureLogEvent,
@@ -11,6 +11,7 @@ import {
   sizedEvents,
   subscriptionEvent,
 } from "../fixtures/subscription.ts";
+import { externalLoki, startTestLoki, type TestLoki } from "../helpers/loki.ts";
 import {
   createBucket,
   createTaggedLogGroup,
@@ -24,11 +25,11 @@ import {
 } from "./harness.ts";
 
 /** Failure drills: Loki down and back, Loki throttling, S3 failing too. */
-let loki: LokiTestServer;
+let loki: TestLoki;
 let bucket: string;
 
 beforeAll(async () => {
-  loki = await startLokiTestServer();
+  loki = await startTestLoki();
   bucket = await createBucket();
 });
 
@@ -53,69 +54,89 @@ function countIds(ids: string[]): Map<string, number> {
 }
 
 describe("outage drill", () => {
-  it("keeps every event of two log groups in Loki or spill/ while Loki is down, and replays the spill once it is back", async () => {
-    const tenant = tenantName("outage");
-    const groups = [
-      await createTaggedLogGroup("outage-a", { drill: "outage", name: "a" }),
-      await createTaggedLogGroup("outage-b", { drill: "outage", name: "b" }),
-    ];
-    const config = shipperConfig(envFor(tenant));
-    const deps = shipperDeps(config);
-    const startMs = Date.now() - 10 * 60_000;
-    const payloads = Array.from({ length: 8 }, (_, index) => {
-      const logGroup = groups[index % 2] as string;
-      return { logGroup, events: realisticEvents(250, startMs + index * 10_000) };
-    });
-    const allEvents = payloads.flatMap((payload) => payload.events);
+  it.skipIf(externalLoki)(
+    "keeps every event of two log groups in Loki or spill/ while Loki is down, and replays the spill once it is back",
+    async () => {
+      const tenant = tenantName("outage");
+      const groups = [
+        await createTaggedLogGroup("outage-a", { drill: "outage", name: "a" }),
+        await createTaggedLogGroup("outage-b", { drill: "outage", name: "b" }),
+      ];
+      const config = shipperConfig(envFor(tenant));
+      const deps = shipperDeps(config);
+      const startMs = Date.now() - 10 * 60_000;
+      const payloads = Array.from({ length: 8 }, (_, index) => {
+        const logGroup = groups[index % 2] as string;
+        return { logGroup, events: realisticEvents(250, startMs + index * 10_000) };
+      });
+      const allEvents = payloads.flatMap((payload) => payload.events);
 
-    // When: payloads for both groups are shipped one after another while Loki stops in the middle.
-    const results: ShipResult[] = [];
-    for (const [index, payload] of payloads.entries()) {
-      if (index === 3) await loki.stop();
-      results.push(
-        await shipSubscriptionEvent(
-          subscriptionEvent(
-            dataMessage({ logGroup: payload.logGroup, logStream: `stream-${index}`, events: payload.events }),
+      // When: payloads for both groups are shipped one after another while Loki stops in the middle.
+      const results: ShipResult[] = [];
+      for (const [index, payload] of payloads.entries()) {
+        if (index === 3) await loki.stop();
+        results.push(
+          await shipSubscriptionEvent(
+            subscriptionEvent(
+              dataMessage({
+                logGroup: payload.logGroup,
+                logStream: `stream-${index}`,
+                events: payload.events,
+              }),
+            ),
+            lambdaContext(5_000),
+            config,
+            deps,
           ),
-          lambdaContext(5_000),
-          config,
-          deps,
-        ),
+        );
+      }
+      await loki.restart();
+
+      // Then: every event is in Loki or in spill/, none twice in Loki.
+      const inLoki = await queryAll(loki.url, tenant, `{drill="outage"}`, startMs - 1, Date.now() + 1000);
+      const spillChunks = (
+        await Promise.all(groups.map((group) => readChunks(bucket, `spill/${encodeURIComponent(group)}/`)))
+      ).flat();
+      const spilledEvents = spillChunks.flatMap(({ chunk }) => chunk.records);
+      const lokiLines = countIds(
+        inLoki.map((entry) => `${entry.labels.log_stream}|${entry.ns}|${entry.line}`),
       );
-    }
-    await loki.restart();
+      expect([...lokiLines.values()].every((count) => count === 1)).toBe(true);
+      const reports = results.flatMap((result) => (result.outcome === "delivered" ? [result.report] : []));
+      const pushed = reports.reduce((sum, report) => sum + report.pushed, 0);
+      const spilled = reports.reduce((sum, report) => sum + report.spilled, 0);
+      expect(pushed).toBe(inLoki.length);
+      expect(spilled).toBe(spilledEvents.length);
+      expect(pushed + spilled).toBe(allEvents.length);
+      expect(spilled).toBeGreaterThan(0);
+      const spilledIds = new Set(spilledEvents.map((record) => record.id));
+      expect(spilledIds.size).toBe(spilledEvents.length);
+      expect(
+        spillChunks.every(({ chunk }) => /unreachable|ECONNREFUSED/.test(chunk.header.reason ?? "")),
+      ).toBe(true);
 
-    // Then: every event is in Loki or in spill/, none twice in Loki.
-    const inLoki = await queryAll(loki.url, tenant, `{drill="outage"}`, startMs - 1, Date.now() + 1000);
-    const spillChunks = (
-      await Promise.all(groups.map((group) => readChunks(bucket, `spill/${encodeURIComponent(group)}/`)))
-    ).flat();
-    const spilledEvents = spillChunks.flatMap(({ chunk }) => chunk.records);
-    const lokiLines = countIds(inLoki.map((entry) => `${entry.labels.log_stream}|${entry.ns}|${entry.line}`));
-    expect([...lokiLines.values()].every((count) => count === 1)).toBe(true);
-    const reports = results.flatMap((result) => (result.outcome === "delivered" ? [result.report] : []));
-    const pushed = reports.reduce((sum, report) => sum + report.pushed, 0);
-    const spilled = reports.reduce((sum, report) => sum + report.spilled, 0);
-    expect(pushed).toBe(inLoki.length);
-    expect(spilled).toBe(spilledEvents.length);
-    expect(pushed + spilled).toBe(allEvents.length);
-    expect(spilled).toBeGreaterThan(0);
-    const spilledIds = new Set(spilledEvents.map((record) => record.id));
-    expect(spilledIds.size).toBe(spilledEvents.length);
-    expect(spillChunks.every(({ chunk }) => /unreachable|ECONNREFUSED/.test(chunk.header.reason ?? ""))).toBe(
-      true,
-    );
-
-    // And: replaying the spill chunks with the same delivery stores each missing event once.
-    const client = await createLokiPushClient(config.loki);
-    for (const { chunk } of spillChunks) {
-      await deliverEvents([groupBatchOf(chunk)], { loki: client, s3, bucket, deadline: Date.now() + 20_000 });
-    }
-    const afterReplay = await queryAll(loki.url, tenant, `{drill="outage"}`, startMs - 1, Date.now() + 1000);
-    expect(afterReplay).toHaveLength(allEvents.length);
-    const expectedNs = new Set(afterReplay.map((entry) => entry.ns));
-    expect(expectedNs.size).toBe(allEvents.length);
-  });
+      // And: replaying the spill chunks with the same delivery stores each missing event once.
+      const client = await createLokiPushClient(config.loki);
+      for (const { chunk } of spillChunks) {
+        await deliverEvents([groupBatchOf(chunk)], {
+          loki: client,
+          s3,
+          bucket,
+          deadline: Date.now() + 20_000,
+        });
+      }
+      const afterReplay = await queryAll(
+        loki.url,
+        tenant,
+        `{drill="outage"}`,
+        startMs - 1,
+        Date.now() + 1000,
+      );
+      expect(afterReplay).toHaveLength(allEvents.length);
+      const expectedNs = new Set(afterReplay.map((entry) => entry.ns));
+      expect(expectedNs.size).toBe(allEvents.length);
+    },
+  );
 });
 
 function groupBatchOf(chunk: Chunk) {
@@ -132,37 +153,41 @@ function groupBatchOf(chunk: Chunk) {
 }
 
 describe("throttling drill", () => {
-  it("backs off on 429 and delivers everything, or spills what it could not deliver in time", async () => {
-    const tenant = tenantName("throttle");
-    // A tenant with a tiny ingestion rate: 100 KiB/s, burst 200 KiB (Loki answers 429, nothing stored).
-    loki.setTenantLimits(tenant, { ingestionRateMb: 0.1, ingestionBurstSizeMb: 0.2 });
-    const logGroup = await createTaggedLogGroup("throttle", { drill: "throttle" });
-    const config = shipperConfig(envFor(tenant, { LOKI_BATCH_MAX_BYTES: "64KB" }));
-    const startMs = Date.now() - 60_000;
-    const events = sizedEvents(600, 1000, startMs); // ~600 KB: three times the burst
+  it.skipIf(externalLoki)(
+    "backs off on 429 and delivers everything, or spills what it could not deliver in time",
+    async () => {
+      const tenant = tenantName("throttle");
+      // A tenant with a tiny ingestion rate: 100 KiB/s, burst 200 KiB (Loki answers 429, nothing stored).
+      loki.setTenantLimits(tenant, { ingestionRateMb: 0.1, ingestionBurstSizeMb: 0.2 });
+      const logGroup = await createTaggedLogGroup("throttle", { drill: "throttle" });
+      const config = shipperConfig(envFor(tenant, { LOKI_BATCH_MAX_BYTES: "64KB" }));
+      const startMs = Date.now() - 60_000;
+      const events = sizedEvents(600, 1000, startMs); // ~600 KB: three times the burst
 
-    const result = await shipSubscriptionEvent(
-      subscriptionEvent(dataMessage({ logGroup, events })),
-      lambdaContext(15_000),
-      config,
-      shipperDeps(config, { retry: { maxAttempts: 30, baseDelayMs: 100, maxDelayMs: 1_000 } }),
-    );
+      const result = await shipSubscriptionEvent(
+        subscriptionEvent(dataMessage({ logGroup, events })),
+        lambdaContext(15_000),
+        config,
+        shipperDeps(config, { retry: { maxAttempts: 30, baseDelayMs: 100, maxDelayMs: 1_000 } }),
+      );
 
-    expect(result.outcome).toBe("delivered");
-    if (result.outcome !== "delivered") return;
-    expect(result.report.retries).toBeGreaterThan(0);
-    const stored = await queryAll(loki.url, tenant, `{drill="throttle"}`, startMs - 1, Date.now() + 1000);
-    const spilled = (await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`)).flatMap(
-      ({ chunk }) => chunk.records,
-    );
-    expect(stored).toHaveLength(result.report.pushed);
-    expect(spilled).toHaveLength(result.report.spilled);
-    expect(stored.length + spilled.length).toBe(events.length);
-    const all = new Set([...stored.map((entry) => entry.line), ...spilled.map((record) => record.message)]);
-    expect(all.size).toBe(events.length);
-  }, 30_000);
+      expect(result.outcome).toBe("delivered");
+      if (result.outcome !== "delivered") return;
+      expect(result.report.retries).toBeGreaterThan(0);
+      const stored = await queryAll(loki.url, tenant, `{drill="throttle"}`, startMs - 1, Date.now() + 1000);
+      const spilled = (await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`)).flatMap(
+        ({ chunk }) => chunk.records,
+      );
+      expect(stored).toHaveLength(result.report.pushed);
+      expect(spilled).toHaveLength(result.report.spilled);
+      expect(stored.length + spilled.length).toBe(events.length);
+      const all = new Set([...stored.map((entry) => entry.line), ...spilled.map((record) => record.message)]);
+      expect(all.size).toBe(events.length);
+    },
+    30_000,
+  );
 
-  it("spills when the deadline comes before Loki accepts", async () => {
+  it.skipIf(externalLoki)("spills when the deadline comes before Loki accepts", async () => {
     const tenant = tenantName("throttle-short");
     loki.setTenantLimits(tenant, { ingestionRateMb: 0.01, ingestionBurstSizeMb: 0.02 });
     const logGroup = await createTaggedLogGroup("throttle-short", { drill: "throttle-short" });
@@ -188,12 +213,16 @@ describe("when S3 fails too", () => {
     const tenant = tenantName("s3fail");
     const logGroup = await createTaggedLogGroup("s3fail", { drill: "s3" });
     // A real fault from moto: the bucket does not exist. Loki is unreachable (a closed port).
-    const down = await startLokiTestServer();
-    await down.close();
+    const closedPort = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
     const config = shipperConfig({
       ...envFor(tenant),
       BUCKET_NAME: "no-such-bucket-here",
-      LOKI_URL: down.url,
+      LOKI_URL: `http://127.0.0.1:${closedPort}`,
     });
     const events: FixtureLogEvent[] = sizedEvents(10, 100, Date.now() - 1000);
 

@@ -1,15 +1,15 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { type LokiTestServer, startLokiTestServer } from "../../loki-test-server/index.ts";
 import { dataMessage, realisticEvents, subscriptionEvent } from "../fixtures/subscription.ts";
 import { awsClientConfig, TEST_REGION } from "../helpers/aws.ts";
+import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
 import { createBucket, createTaggedLogGroup, lambdaContext, queryAll, tenantName } from "./harness.ts";
 
 /** The Lambda entry file itself: configuration at cold start, then one invocation. */
-let loki: LokiTestServer;
+let loki: TestLoki;
 let bucket: string;
 
 beforeAll(async () => {
-  loki = await startLokiTestServer();
+  loki = await startTestLoki();
   bucket = await createBucket();
 });
 

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { shipSubscriptionEvent } from "../../functions/core/ship-subscription.ts";
 import { eventNanoseconds } from "../../functions/core/timestamps.ts";
-import { type LokiTestServer, startLokiTestServer } from "../../loki-test-server/index.ts";
 import {
   dataMessage,
   type FixtureLogEvent,
@@ -12,6 +11,7 @@ import {
   subscriptionEvent,
 } from "../fixtures/subscription.ts";
 import { TEST_ACCOUNT, TEST_REGION } from "../helpers/aws.ts";
+import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
 import {
   createBucket,
   createTaggedLogGroup,
@@ -27,11 +27,11 @@ import {
  * The live shipper end to end: subscription payloads -> shipSubscriptionEvent -> Loki test server,
  * with tags read from moto's CloudWatch Logs and spill/rejected chunks written to moto's S3.
  */
-let loki: LokiTestServer;
+let loki: TestLoki;
 let bucket: string;
 
 beforeAll(async () => {
-  loki = await startLokiTestServer();
+  loki = await startTestLoki();
   bucket = await createBucket();
 });
 

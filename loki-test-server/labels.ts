@@ -57,36 +57,62 @@ export function unquoteLogqlString(literal: string): string {
   }
 }
 
+/** Column (1-based) of the character Loki's lexer stops at when the text at `from` is not a matcher. */
+function lexerStop(text: string, from: number): number {
+  let position = from;
+  while (position < text.length && /[\s,]/.test(text[position] as string)) position++;
+  if (/[a-zA-Z_]/.test(text[position] ?? "")) {
+    while (position < text.length && /[a-zA-Z0-9_]/.test(text[position] as string)) position++;
+    while (position < text.length && /\s/.test(text[position] as string)) position++;
+  }
+  return position;
+}
+
 /**
  * Labels from a label string (protobuf and legacy pushes): `{a="1", b="2"}`, parsed as a LogQL
- * stream selector with the lezer LogQL grammar; only `=` matchers are labels.
+ * stream selector with the lezer LogQL grammar; only `=` matchers are labels. Anything between
+ * the matchers other than commas and spaces is reported like Loki's lexer does.
  */
 export function labelsFromString(text: string): LabelPairs {
+  if (/^\s*(\{\s*\})?\s*$/.test(text)) return [];
   const tree = parser.parse(text);
   const pairs: LabelPairs = [];
-  let error: { from: number } | undefined;
+  let errorAt: number | undefined;
+  let previousEnd = text.indexOf("{") + 1;
   let selectorEnd = -1;
+  const gapIsClean = (from: number, to: number) => /^[\s,]*$/.test(text.slice(from, to));
   tree.iterate({
     enter(node) {
+      if (errorAt !== undefined) return false;
       if (node.type.isError) {
-        error ??= { from: node.from };
+        errorAt = node.from;
         return false;
       }
       if (node.name === "Selector") selectorEnd = node.to;
-      if (node.name === "Matcher") {
-        const name = node.node.getChild("Identifier");
-        const value = node.node.getChild("String");
-        const isEq = node.node.getChild("Eq") !== null;
-        if (!name || !value || !isEq) error ??= { from: node.from };
-        else
-          pairs.push([text.slice(name.from, name.to), unquoteLogqlString(text.slice(value.from, value.to))]);
+      if (node.name !== "Matcher") return true;
+      for (let child = node.node.firstChild; child; child = child.nextSibling) {
+        if (child.type.isError) {
+          errorAt = child.from;
+          return false;
+        }
+      }
+      const name = node.node.getChild("Identifier");
+      const value = node.node.getChild("String");
+      if (!gapIsClean(previousEnd, node.from) || !name || !value || !node.node.getChild("Eq")) {
+        errorAt = lexerStop(text, previousEnd);
         return false;
       }
-      return true;
+      pairs.push([text.slice(name.from, name.to), unquoteLogqlString(text.slice(value.from, value.to))]);
+      previousEnd = node.to;
+      return false;
     },
   });
-  if (!error && selectorEnd !== text.trimEnd().length) error = { from: Math.max(selectorEnd, 0) };
-  if (error) throw labelParseError(error.from + 1, text[error.from] ?? "");
+  if (errorAt === undefined && previousEnd <= 0) errorAt = lexerStop(text, 0);
+  if (errorAt === undefined && !/^\s*,?\s*\}\s*$/.test(text.slice(previousEnd, selectorEnd))) {
+    errorAt = lexerStop(text, previousEnd);
+  }
+  if (errorAt === undefined && selectorEnd !== text.trimEnd().length) errorAt = selectorEnd;
+  if (errorAt !== undefined) throw labelParseError(errorAt + 1, text[errorAt] ?? "");
   const sorted = pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const deduplicated: LabelPairs = [];
   for (const pair of sorted) {

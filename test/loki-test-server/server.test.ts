@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
+import snappy from "snappyjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LokiTestServer, startLokiTestServer } from "../../loki-test-server/index.ts";
 import { queryRange } from "../helpers/loki.ts";
+import { encodePushRequest } from "./contract-runner.ts";
 import { nsAgo, pushJson } from "./push-client.ts";
 
 const HOUR_MS = 3_600_000;
@@ -180,6 +182,36 @@ describe("Loki test server", () => {
   });
 
   describe("ingestion details not covered by the captured cases", () => {
+    it("parses protobuf label strings like Loki: empty labels accepted, a bad name fails the request", async () => {
+      const tenant = tenantName();
+      const pushProto = async (labels: string) => {
+        const context = { run: "r", tenant, now: BigInt(Date.now()) * 1_000_000n };
+        const body = encodePushRequest(
+          { compression: "snappy", streams: [{ labels, entries: [{ ts: "now", line: labels }] }] },
+          context,
+        );
+        const response = await fetch(`${server.url}/loki/api/v1/push`, {
+          method: "POST",
+          headers: { "Content-Type": "application/x-protobuf", "X-Scope-OrgID": tenant },
+          body: snappy.compress(Buffer.from(body)),
+        });
+        return { status: response.status, body: await response.text() };
+      };
+      expect(await pushProto('{job="t", team-name="x"}')).toEqual({
+        status: 400,
+        body: "couldn't parse labels: 1:15: parse error: unexpected character inside braces: '-'\n",
+      });
+      expect(await pushProto("{}")).toEqual({ status: 204, body: "" });
+      expect(await pushProto('{job="t", a="1"}')).toEqual({ status: 204, body: "" });
+      const streams = await queryRange(server.url, tenant, '{service_name=~".+"}', window());
+      expect(
+        streams.map((s) => s.stream).sort((a, b) => Object.keys(a).length - Object.keys(b).length),
+      ).toEqual([
+        { service_name: "unknown_service", detected_level: "unknown" },
+        { job: "t", a: "1", service_name: "t", detected_level: "unknown" },
+      ]);
+    });
+
     it("lists at most 10 refused entries but counts all of them", async () => {
       const tenant = tenantName();
       const values: Array<[string, string]> = [[nsAgo(0), "newest"]];

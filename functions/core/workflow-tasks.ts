@@ -13,7 +13,7 @@ import { deliverEvents } from "./deliver.ts";
 import { InputError } from "./errors.ts";
 import { parseLabelOptions } from "./labels.ts";
 import type { LokiPushClient } from "./loki-client.ts";
-import { createLokiPushClient, parseLokiTarget } from "./loki-target.ts";
+import { authorizationHeader, createLokiPushClient, parseLokiTarget } from "./loki-target.ts";
 import { DEFAULT_PACING, Pacer } from "./pacing.ts";
 import { perBranchRate, RateBudget } from "./rate-budget.ts";
 import { DEFAULT_REPLAY_OPTIONS, type DeliverBatch, type ReplayResult, replayUnit } from "./replay-engine.ts";
@@ -222,8 +222,14 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
       return planReplay(request, runId, {
         store,
         now,
-        lokiReady: () =>
-          deps.lokiReady ? deps.lokiReady(env) : checkLokiReady(target.pushUrl, tenantHeaders(target.tenant)),
+        lokiReady: async () => {
+          if (deps.lokiReady) return deps.lokiReady(env);
+          const authorization = await authorizationHeader(target);
+          return checkLokiReady(target.pushUrl, {
+            ...(target.tenant ? { "X-Scope-OrgID": target.tenant } : {}),
+            ...(authorization ? { Authorization: authorization } : {}),
+          });
+        },
       });
     },
 
@@ -254,8 +260,4 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
       );
     },
   };
-}
-
-function tenantHeaders(tenant: string | undefined): Record<string, string> {
-  return tenant ? { "X-Scope-OrgID": tenant } : {};
 }

@@ -1,0 +1,91 @@
+import { describe, expect, it } from "vitest";
+import { InputError } from "../../functions/core/errors.ts";
+import { Pacer } from "../../functions/core/pacing.ts";
+import { perBranchRate, RateBudget } from "../../functions/core/rate-budget.ts";
+import { parseReplayRequest, readyUrl } from "../../functions/core/replay-plan.ts";
+
+/** A clock that only moves when the code under test sleeps: pacing measured without waiting. */
+function fakeClock() {
+  let now = 0;
+  const sleeps: number[] = [];
+  return {
+    now: () => now,
+    sleep: async (ms: number) => {
+      sleeps.push(ms);
+      now += ms;
+    },
+    sleeps,
+    elapsed: () => now,
+  };
+}
+
+describe("RateBudget", () => {
+  it("lets requests go at the configured rate, shared by every caller", async () => {
+    const clock = fakeClock();
+    const budget = new RateBudget(5, { burst: 1, now: clock.now, sleep: clock.sleep });
+    await Promise.all(Array.from({ length: 11 }, () => budget.take()));
+    // 11 requests at 5/s with a burst of 1: the 11th goes after 2 s.
+    expect(clock.elapsed()).toBeGreaterThanOrEqual(2000);
+    expect(clock.elapsed()).toBeLessThan(2100);
+  });
+
+  it("makes the next request wait after a throttling answer emptied the bucket", async () => {
+    const clock = fakeClock();
+    const budget = new RateBudget(4, { burst: 4, now: clock.now, sleep: clock.sleep });
+    await budget.take();
+    budget.drain();
+    await budget.take();
+    expect(clock.elapsed()).toBeGreaterThanOrEqual(250);
+  });
+
+  it("splits an account budget between parallel Lambdas", () => {
+    expect(perBranchRate(4, 4)).toBe(1);
+    expect(perBranchRate(5, 2)).toBe(2.5);
+  });
+});
+
+describe("Pacer", () => {
+  it("holds a replay to the tenant's bytes per second overall and per stream", async () => {
+    const clock = fakeClock();
+    const pacer = new Pacer(
+      { bytesPerSecond: 1000, perStreamBytesPerSecond: 400 },
+      { now: clock.now, sleep: clock.sleep },
+    );
+    // 2,000 bytes on one stream: the per-stream limit (400/s) governs, about 4 s after the first burst.
+    for (let index = 0; index < 5; index++) await pacer.take(new Map([["a", 400]]));
+    expect(clock.elapsed()).toBeGreaterThanOrEqual(1600);
+    const before = clock.elapsed();
+    // 3,000 bytes over ten streams: now the overall limit (1,000/s) governs.
+    for (let index = 0; index < 10; index++) await pacer.take(new Map([[`s${index}`, 300]]));
+    expect(clock.elapsed() - before).toBeGreaterThanOrEqual(2000);
+  });
+});
+
+describe("parseReplayRequest", () => {
+  it("checks Loki's readiness by default only for a spill drain, and shares the byte budget between branches", () => {
+    expect(parseReplayRequest({ source: "spill" })).toMatchObject({ checkReady: true, concurrency: 2 });
+    expect(
+      parseReplayRequest({ source: "rejected", concurrency: 4, bytesPerSecond: 4_000_000 }),
+    ).toMatchObject({
+      checkReady: false,
+      options: { bytesPerSecond: 1_000_000, concurrency: 4 },
+    });
+  });
+
+  it.each([
+    [{ source: "outbox" }, /source must be "spill", "rejected" or "run"/],
+    [{ source: "run" }, /source "run" needs sourceRunId/],
+    [{ source: "spill", bytesPerSecond: 0 }, /bytesPerSecond must be above 0/],
+    [{ source: "spill", speed: 3 }, /unknown field\(s\) speed/],
+  ])("refuses %j with a message that says what to change", (input, message) => {
+    expect(() => parseReplayRequest(input)).toThrow(InputError);
+    expect(() => parseReplayRequest(input)).toThrow(message);
+  });
+
+  it("finds Loki's /ready next to the push URL", () => {
+    expect(readyUrl("http://127.0.0.1:3100/loki/api/v1/push")).toBe("http://127.0.0.1:3100/ready");
+    expect(readyUrl("https://logs.example.com/tenant-a/loki/api/v1/push")).toBe(
+      "https://logs.example.com/tenant-a/ready",
+    );
+  });
+});

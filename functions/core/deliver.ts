@@ -82,8 +82,14 @@ interface Refused {
   reason: string;
 }
 
-/** Time kept back from the deadline for writing spill and rejected chunks to S3. */
+/** No push attempt is started with less time than this before the deadline. */
 const MIN_ATTEMPT_MS = 250;
+/** Consecutive 429s after which a push of several entries is split in two. */
+const THROTTLED_SPLIT_AFTER = 3;
+
+function countEntries(request: TrackedStream[]): number {
+  return request.reduce((sum, stream) => sum + stream.entries.length, 0);
+}
 
 export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): Promise<DeliveryReport> {
   const now = deps.now ?? Date.now;
@@ -164,6 +170,12 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
           return { kind: "too_large", body: answer.body };
         }
         failure = `Loki answered ${status}: ${cutBody(answer.body).trim()}`;
+        // A push larger than the tenant's burst is refused with 429 however long one waits
+        // (Loki's rate limiter, no Retry-After): after a few 429s, try smaller pushes.
+        if (status === 429 && attempt >= THROTTLED_SPLIT_AFTER && countEntries(request) > 1) {
+          report.retries += 1;
+          return { kind: "too_large", body: answer.body };
+        }
         if (status !== 429 && status < 500) {
           // 401, 403, 404...: a target or credentials problem; every further push would fail the same way.
           circuitOpen = failure;

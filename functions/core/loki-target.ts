@@ -5,7 +5,13 @@ import { ConfigError } from "./errors.ts";
 import { configErrorFrom, emptyToUndefined } from "./labels.ts";
 import { createGotLokiPushClient, type LokiLimits, type LokiPushClient } from "./loki-client.ts";
 import type { PushFormat } from "./loki-push.ts";
-import { describeSecretSource, readSecret, type SecretClients, type SecretSource } from "./secrets.ts";
+import {
+  clearSecretCache,
+  describeSecretSource,
+  readSecret,
+  type SecretClients,
+  type SecretSource,
+} from "./secrets.ts";
 
 /** Where and how to push: parsed once at cold start from the `LOKI_*` environment variables. */
 export interface LokiTarget {
@@ -222,7 +228,7 @@ export async function createLokiPushClient(
   deps: { secretClients?: SecretClients } = {},
 ): Promise<LokiPushClient> {
   const authorization = await authorizationHeader(target, deps.secretClients);
-  return createGotLokiPushClient({
+  const client = createGotLokiPushClient({
     pushUrl: target.pushUrl,
     ...(target.tenant ? { tenant: target.tenant } : {}),
     ...(authorization ? { authorization } : {}),
@@ -232,4 +238,14 @@ export async function createLokiPushClient(
     maxBatchEntries: target.maxBatchEntries,
     requestTimeoutMs: target.requestTimeoutMs,
   });
+  if (target.auth.kind === "none") return client;
+  return {
+    ...client,
+    async push(streams, options) {
+      const attempt = await client.push(streams, options);
+      // Credentials may have been rotated: read the secret again on the next invocation.
+      if (attempt.status === 401 || attempt.status === 403) clearSecretCache();
+      return attempt;
+    },
+  };
 }

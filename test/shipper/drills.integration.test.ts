@@ -174,6 +174,8 @@ describe("throttling drill", () => {
       expect(result.outcome).toBe("delivered");
       if (result.outcome !== "delivered") return;
       expect(result.report.retries).toBeGreaterThan(0);
+    // 600 KB at 100 KiB/s fits in the 14 s left: backing off delivers all of it.
+    expect(result.report).toMatchObject({ pushed: 600, spilled: 0 });
       const stored = await queryAll(loki.url, tenant, `{drill="throttle"}`, startMs - 1, Date.now() + 1000);
       const spilled = (await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`)).flatMap(
         ({ chunk }) => chunk.records,
@@ -201,10 +203,23 @@ describe("throttling drill", () => {
       shipperDeps(config, { retry: { maxAttempts: 100, baseDelayMs: 100, maxDelayMs: 400 } }),
     );
 
-    expect(result.outcome === "delivered" && result.report.spilled).toBe(100);
-    const [spill] = await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`);
-    expect(spill?.chunk.header.reason).toMatch(/429/);
-    expect(spill?.chunk.records).toHaveLength(100);
+    expect(result.outcome).toBe("delivered");
+    if (result.outcome !== "delivered") return;
+    expect(result.report.spilled).toBeGreaterThan(0);
+    expect(result.report.pushed + result.report.spilled).toBe(100);
+    const spill = (await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`)).map(
+      ({ chunk }) => chunk,
+    );
+    expect(spill.every((chunk) => /429/.test(chunk.header.reason ?? ""))).toBe(true);
+    expect(spill.flatMap((chunk) => chunk.records)).toHaveLength(result.report.spilled);
+    const stored = await queryAll(
+      loki.url,
+      tenant,
+      `{drill="throttle-short"}`,
+      Date.now() - 120_000,
+      Date.now() + 1000,
+    );
+    expect(stored).toHaveLength(result.report.pushed);
   });
 });
 

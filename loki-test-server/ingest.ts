@@ -102,9 +102,10 @@ export class Ingester {
         let metadataBytes = 0;
         if (entry.metadata)
           for (const [name, value] of entry.metadata) metadataBytes += name.length + value.length;
-        validatedBytes += Buffer.byteLength(entry.line) + metadataBytes;
+        const lineBytes = Buffer.byteLength(entry.line);
+        validatedBytes += lineBytes + metadataBytes;
         validatedLines++;
-        messageSize += entry.line.length + metadataBytes + ENTRY_PROTO_OVERHEAD + DETECTED_LEVEL_PROTO_SIZE;
+        messageSize += lineBytes + metadataBytes + ENTRY_PROTO_OVERHEAD + DETECTED_LEVEL_PROTO_SIZE;
       }
       if (accepted.length > 0) {
         valid.push({ labels, labelText, entries: accepted });
@@ -205,7 +206,7 @@ export class Ingester {
         continue;
       }
       if (newest === undefined || entry.ts > newest) newest = entry.ts;
-      validBytes += entry.line.length;
+      validBytes += Buffer.byteLength(entry.line);
       toStore.push(entry);
     }
     if (toStore.length > 0 && !this.#streamAllows(stream, validBytes, limits)) {
@@ -214,7 +215,7 @@ export class Ingester {
           entry,
           reason:
             `Per stream rate limit exceeded (limit: ${humanBytes(limits.perStreamRateLimit)}/sec) while attempting to ` +
-            `ingest for stream '${input.labelText}' totaling ${humanBytes(entry.line.length)}, consider splitting a ` +
+            `ingest for stream '${input.labelText}' totaling ${humanBytes(Buffer.byteLength(entry.line))}, consider splitting a ` +
             "stream via additional labels or contact your Loki administrator to see if the limit can be increased",
         });
       }

@@ -168,6 +168,24 @@ describe("Loki test server", () => {
       expect((await push("c")).status).toBe(204);
     });
 
+    it("applies the per-stream rate limit in the ingester: 429 listing the entries, other streams stored", async () => {
+      const tenant = tenantName();
+      server.setTenantLimits(tenant, { perStreamRateLimit: 1000, perStreamRateLimitBurst: 1000 });
+      const answer = await pushJson(server.url, tenant, [
+        { stream: { job: "t", n: "big" }, values: [[nsAgo(0), "x".repeat(1500)]] },
+        { stream: { job: "t", n: "small" }, values: [[nsAgo(0), "small"]] },
+        { stream: { job: "t", n: "big2" }, values: [[nsAgo(0), "y".repeat(1500)]] },
+      ]);
+      expect(answer.status).toBe(429);
+      expect(answer.body).toMatch(
+        /^entry with timestamp .* ignored, reason: 'Per stream rate limit exceeded/,
+      );
+      expect(answer.body).toContain(
+        `user '${tenant}', total ignored: 1 out of 1 for stream: {job="t", n="big2", service_name="t"}\n`,
+      );
+      expect(await lines(server, tenant)).toEqual(["small"]);
+    });
+
     it("uses a narrower out-of-order window when the tenant has one", async () => {
       const tenant = tenantName();
       server.setTenantLimits(tenant, { outOfOrderWindowMs: 60_000 });

@@ -174,8 +174,8 @@ describe("throttling drill", () => {
       expect(result.outcome).toBe("delivered");
       if (result.outcome !== "delivered") return;
       expect(result.report.retries).toBeGreaterThan(0);
-    // 600 KB at 100 KiB/s fits in the 14 s left: backing off delivers all of it.
-    expect(result.report).toMatchObject({ pushed: 600, spilled: 0 });
+      // 600 KB at 100 KiB/s fits in the 14 s left: backing off delivers all of it.
+      expect(result.report).toMatchObject({ pushed: 600, spilled: 0 });
       const stored = await queryAll(loki.url, tenant, `{drill="throttle"}`, startMs - 1, Date.now() + 1000);
       const spilled = (await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`)).flatMap(
         ({ chunk }) => chunk.records,

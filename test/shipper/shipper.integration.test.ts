@@ -90,10 +90,12 @@ describe.each(["protobuf", "json"] as const)("shipping realistic payloads (%s)",
       Date.now() + 1000,
     );
     const shipped = events.slice(0, 300);
-    expect(stored.map((entry) => entry.line).sort()).toEqual(lines(shipped));
-    expect(stored.map((entry) => entry.ns).sort()).toEqual(
-      shipped.map((event) => eventNanoseconds(event.timestamp, event.id)).sort(),
+    // Exactly: each event once, at its deterministic nanosecond timestamp, with its line unchanged.
+    const expected = new Map(
+      shipped.map((event) => [eventNanoseconds(event.timestamp, event.id), event.message]),
     );
+    expect(stored).toHaveLength(shipped.length);
+    expect(new Map(stored.map((entry) => [entry.ns, entry.line]))).toEqual(expected);
     const labels = stored[0]?.labels ?? {};
     expect(labels).toMatchObject({
       source: "cloudwatch",

@@ -135,8 +135,14 @@ export async function buildRunReport(store: Store, input: FinishInput, now: numb
   let status: RunReport["status"] = input.status ?? "succeeded";
   if (input.error) status = "failed";
   else if (status === "succeeded" && (incomplete > 0 || stopped.length > 0)) status = "incomplete";
+  const request = plan?.request;
+  const cutShort =
+    input.kind === "backfill" && request && request.endMs < request.requestedEndMs
+      ? `the range ends at ${new Date(request.endMs).toISOString()} instead of ${new Date(request.requestedEndMs).toISOString()}: CloudWatch can show events minutes after their timestamp, so the last ${Math.round(request.ingestionDelayMs / 1000)} s are left to the live shipper (or a later run)`
+      : undefined;
   const messages = [
     input.message,
+    cutShort,
     input.error ? `${input.error.Error ?? "Error"}: ${input.error.Cause ?? ""}` : undefined,
     ...stopped,
   ].filter((text): text is string => Boolean(text));

@@ -1,7 +1,7 @@
 import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import type { RunOptions, SliceTask } from "./backfill-plan.ts";
 import { CHUNK_FORMAT } from "./chunk-format.ts";
-import { readFilterPage } from "./cloudwatch-pager.ts";
+import { type FilterPage, readFilterPage } from "./cloudwatch-pager.ts";
 import { LokiShipperError } from "./errors.ts";
 import type { LogEvent } from "./log-event.ts";
 import type { RateBudget } from "./rate-budget.ts";
@@ -38,6 +38,8 @@ export interface ExportCheckpoint {
   updatedAt: string;
   /** Time spent exporting, summed over invocations. */
   exportMs: number;
+  /** Times the slice was started again because its FilterLogEvents token had expired. */
+  restarted?: number;
 }
 
 export interface ReplayUnit {
@@ -160,23 +162,39 @@ export async function exportSlice(
 
   while (!finished) {
     if (pagesThisCall >= options.maxPagesPerInvocation || now() >= deps.deadline) break;
-    const page = await readFilterPage(
-      deps.logs,
-      {
-        logGroupName: slice.logGroup,
-        startMs: slice.startMs,
-        endMs: slice.endMs,
-        ...(options.filterPattern ? { filterPattern: options.filterPattern } : {}),
-        ...(options.logStreamNames ? { logStreamNames: options.logStreamNames } : {}),
-        ...(options.logStreamNamePrefix ? { logStreamNamePrefix: options.logStreamNamePrefix } : {}),
-      },
-      token,
-      {
-        budget: deps.budget,
-        ...(deps.sleep ? { sleep: deps.sleep } : {}),
-        ...(deps.onThrottle ? { onThrottle: deps.onThrottle } : {}),
-      },
-    );
+    const query = {
+      logGroupName: slice.logGroup,
+      startMs: slice.startMs,
+      endMs: slice.endMs,
+      ...(options.filterPattern ? { filterPattern: options.filterPattern } : {}),
+      ...(options.logStreamNames ? { logStreamNames: options.logStreamNames } : {}),
+      ...(options.logStreamNamePrefix ? { logStreamNamePrefix: options.logStreamNamePrefix } : {}),
+    };
+    const pagerOptions = {
+      budget: deps.budget,
+      ...(deps.sleep ? { sleep: deps.sleep } : {}),
+      ...(deps.onThrottle ? { onThrottle: deps.onThrottle } : {}),
+    };
+    let page: FilterPage;
+    try {
+      page = await readFilterPage(deps.logs, query, token, pagerOptions);
+    } catch (error) {
+      if (!(token && isExpiredToken(error) && buffer.length === 0 && bufferPages === 0)) throw error;
+      // A run resumed after more than 24 h holds an expired token. Nothing of this slice has been
+      // pushed yet (its replay follows its export), so start the slice again from a clean state.
+      await deleteKeys(deps.store, await listKeys(deps.store, chunkPrefix));
+      Object.assign(checkpoint, {
+        nextSeq: 0,
+        pages: 0,
+        events: 0,
+        bytes: 0,
+        restarted: (checkpoint.restarted ?? 0) + 1,
+      });
+      delete checkpoint.nextToken;
+      token = undefined;
+      await putJson(deps.store, checkpointKey, checkpoint);
+      continue;
+    }
     pagesThisCall += 1;
     bufferPages += 1;
     checkpoint.throttled += page.throttled;
@@ -197,6 +215,12 @@ export async function exportSlice(
     events: checkpoint.events,
     replayUnit,
   };
+}
+
+/** FilterLogEvents tokens expire after 24 hours (InvalidParameterException). */
+function isExpiredToken(error: unknown): boolean {
+  const cause = (error as { cause?: { name?: string; message?: string } })?.cause;
+  return cause?.name === "InvalidParameterException" && /token/i.test(cause.message ?? "");
 }
 
 function chunkSeq(key: string): number {

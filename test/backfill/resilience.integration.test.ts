@@ -165,6 +165,51 @@ describe("an export that fails part way", () => {
   });
 });
 
+describe("a run resumed after its FilterLogEvents token expired", () => {
+  it("starts the unfinished slice again and still stores every event once", async () => {
+    const team = uniqueName("expired");
+    const name = `/aws/lambda/${uniqueName("expired")}`;
+    const events = await seedLogGroup(
+      name,
+      { team },
+      spreadEvents("expired", base + HOUR, base + 2 * HOUR, 21_000, 2),
+    );
+    const runId = uniqueName("expired");
+    let phase: "fail" | "expire" = "fail";
+    let expiredOnce = false;
+    // Faults (injected): in the first run every call after the first page fails; in the second the
+    // first call with a saved token is refused as expired (tokens expire after 24 h; moto's never do).
+    const cloudwatch = faultyLogs((call) => {
+      if (phase === "fail" && call >= 2) return connectionReset();
+      if (phase === "expire" && !expiredOnce) {
+        expiredOnce = true;
+        return Object.assign(new Error("The specified nextToken has expired."), {
+          name: "InvalidParameterException",
+        });
+      }
+      return undefined;
+    });
+    const request = {
+      runId,
+      logGroupNames: [name],
+      range: `${new Date(base + HOUR).toISOString()}..${new Date(base + 2 * HOUR).toISOString()}`,
+      requestsPerSecond: 25,
+      maxEventsPerChunk: 4000,
+    };
+    const deps = { logs: cloudwatch.client, s3, bucket, env: lokiEnv(loki), retryPauseMs: 10 };
+    await expect(runBackfillLocally(request, deps)).rejects.toThrow(WorkflowFailedError);
+    expect((await chunkRecords(bucket, `runs/${runId}/chunks/`)).length).toBe(10_000);
+
+    phase = "expire";
+    const report = await runBackfillLocally(request, deps);
+
+    expect(expiredOnce).toBe(true);
+    expect(report.status).toBe("succeeded");
+    expect(report.totals.exported).toBe(events.length);
+    await expectExactlyInLokiAndS3(`{team="${team}"}`, runId, events);
+  });
+});
+
 describe("throttled FilterLogEvents", () => {
   it("slows the run down and does not fail it", async () => {
     const team = uniqueName("throttle");

@@ -1,7 +1,9 @@
 import { parser } from "@grafana/lezer-logql";
-import type { SyntaxNode } from "@lezer/common";
 import { HttpError } from "./errors.ts";
 import { unquoteLogqlString } from "./labels.ts";
+
+/** A node of the lezer syntax tree (typed from the parser, @lezer/common is not a direct dependency). */
+type SyntaxNode = ReturnType<typeof parser.parse>["topNode"];
 
 export type MatchOperator = "=" | "!=" | "=~" | "!~";
 

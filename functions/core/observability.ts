@@ -35,10 +35,10 @@ export function recordDelivery(metrics: Metrics, report: DeliveryReport): void {
   metrics.addMetric("BytesSent", MetricUnit.Bytes, report.bytes);
   const refusedTotal = Object.values(report.refused).reduce((sum, count) => sum + count, 0);
   metrics.addMetric("EventsRefused", MetricUnit.Count, refusedTotal);
+  // One metric per reason (EventsRefused_too_old, ...): kept in the same EMF document, unlike
+  // per-reason dimensions, which would need one document each.
   for (const [reason, count] of Object.entries(report.refused)) {
-    const single = metrics.singleMetric();
-    single.addDimension("Reason", reason);
-    single.addMetric("EventsRefusedByReason", MetricUnit.Count, count);
+    metrics.addMetric(`EventsRefused_${reason}`, MetricUnit.Count, count);
   }
 }
 

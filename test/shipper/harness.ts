@@ -55,11 +55,23 @@ export function shipperDeps(config: ShipperConfig, overrides: Partial<ShipperDep
     logs,
     loki: () => createLokiPushClient(config.loki),
     logger: new Logger({ serviceName: "shipper-test", logLevel: "SILENT" }),
-    metrics: new Metrics({ namespace: "LokiShipperTest", serviceName: "shipper-test" }),
+    metrics: quietMetrics(),
     tagCache: new LogGroupTagCache(),
     retry: { maxAttempts: 4, baseDelayMs: 20, maxDelayMs: 200 },
     ...overrides,
   };
+}
+
+/** Metrics that are collected but not printed (EMF output would flood the test log). */
+function quietMetrics(): Metrics {
+  const previous = process.env.POWERTOOLS_METRICS_DISABLED;
+  process.env.POWERTOOLS_METRICS_DISABLED = "true";
+  try {
+    return new Metrics({ namespace: "LokiShipperTest", serviceName: "shipper-test" });
+  } finally {
+    if (previous === undefined) delete process.env.POWERTOOLS_METRICS_DISABLED;
+    else process.env.POWERTOOLS_METRICS_DISABLED = previous;
+  }
 }
 
 export function lambdaContext(remainingMs = 30_000) {

@@ -226,17 +226,13 @@ export class Ingester {
   }
 
   #streamAllows(stream: Stream, bytes: number, limits: TenantLimits): boolean {
-    const nowMs = Date.now();
-    if (Number.isNaN(stream.rateTokens)) stream.rateTokens = limits.perStreamRateLimitBurst;
-    const elapsed = Math.max(0, nowMs - stream.rateUpdatedMs) / 1000;
-    stream.rateTokens = Math.min(
-      limits.perStreamRateLimitBurst,
-      stream.rateTokens + (stream.rateUpdatedMs === 0 ? 0 : elapsed * limits.perStreamRateLimit),
-    );
-    stream.rateUpdatedMs = nowMs;
-    if (bytes > limits.perStreamRateLimitBurst || bytes > stream.rateTokens) return false;
-    stream.rateTokens -= bytes;
-    return true;
+    const rate = limits.perStreamRateLimit;
+    const burst = limits.perStreamRateLimitBurst;
+    if (!stream.rateLimiter) stream.rateLimiter = new TokenBucket(rate, burst);
+    else if (stream.rateLimiter.ratePerSecond !== rate || stream.rateLimiter.burst !== burst) {
+      stream.rateLimiter.reconfigure(rate, burst);
+    }
+    return stream.rateLimiter.allow(bytes);
   }
 }
 

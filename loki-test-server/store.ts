@@ -1,4 +1,5 @@
 import type { LabelPairs } from "./labels.ts";
+import type { TokenBucket } from "./rate-limiter.ts";
 
 /** One log entry as stored: ns timestamp, line, and the structured metadata sent with it. */
 export interface StoredEntry {
@@ -24,8 +25,7 @@ export class Stream {
   /** Newest timestamp ever accepted (the out-of-order window is relative to it). */
   newestTs: bigint | undefined;
   /** Loki keeps a per-stream rate limiter in the ingester. */
-  rateTokens = Number.NaN;
-  rateUpdatedMs = 0;
+  rateLimiter: TokenBucket | undefined;
   /** Wall-clock time of the last push that stored or refused entries here (stream activity). */
   lastPushMs = 0;
   #sorted: StoredEntry[] = [];

@@ -16,6 +16,7 @@ import type { RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { IBucket } from "aws-cdk-lib/aws-s3";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
+import type { IParameter } from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
 import { LogGroupRegistration, type LogGroupSelectionProps } from "./log-group-registration.ts";
 import { acknowledgeWildcardResources } from "./nag.ts";
@@ -91,8 +92,18 @@ export interface LokiShipperProps {
    */
   readonly credentialsSecret?: ISecret;
   /**
+   * SSM Parameter Store SecureString with the Loki credentials, instead of a secret.
+   * @default - no parameter
+   */
+  readonly credentialsParameter?: IParameter;
+  /**
+   * User name for basic auth when the secret holds only the password (e.g. a Grafana Cloud instance id).
+   * @default - taken from the secret ({"username","password"} JSON or "user:password")
+   */
+  readonly username?: string;
+  /**
    * How the credentials are sent.
-   * @default "basic" with a credentials secret, "none" without
+   * @default "basic" with credentials (secret or parameter), "none" without
    */
   readonly authType?: "none" | "basic" | "bearer";
   /**
@@ -268,6 +279,7 @@ export class LokiShipper extends Construct {
       }),
     );
     props.credentialsSecret?.grantRead(shipper);
+    props.credentialsParameter?.grantRead(shipper);
     bucket.encryptionKey?.grantEncrypt(shipper);
     acknowledgeWildcardResources(
       this.shipper,
@@ -284,6 +296,7 @@ export class LokiShipper extends Construct {
       bucket,
       lokiEnvironment: environment,
       credentialsSecret: props.credentialsSecret,
+      credentialsParameter: props.credentialsParameter,
       namePrefix: props.namePrefix,
       logRetention: props.logRetention,
     });
@@ -376,13 +389,24 @@ export class LokiShipper extends Construct {
 /** Environment of every function that pushes to Loki (parsed by loki-target.ts and labels.ts). */
 function lokiEnvironment(props: LokiShipperProps, bucketName: string): Record<string, string> {
   const labels = props.labels ?? {};
-  const authType = props.authType ?? (props.credentialsSecret ? "basic" : "none");
+  if (props.credentialsSecret && props.credentialsParameter) {
+    throw new Error("LokiShipper: give credentialsSecret or credentialsParameter, not both");
+  }
+  const hasCredentials = props.credentialsSecret !== undefined || props.credentialsParameter !== undefined;
+  const authType = props.authType ?? (hasCredentials ? "basic" : "none");
+  if (authType !== "none" && !hasCredentials) {
+    throw new Error(
+      `LokiShipper: authType "${authType}" needs credentialsSecret or credentialsParameter. Received: neither`,
+    );
+  }
   const environment: Record<string, string | undefined> = {
     BUCKET_NAME: bucketName,
     LOKI_URL: props.lokiUrl,
     LOKI_TENANT: props.tenant,
     LOKI_AUTH: authType,
     LOKI_SECRET_ARN: props.credentialsSecret?.secretArn,
+    LOKI_SECRET_PARAMETER: props.credentialsParameter?.parameterName,
+    LOKI_USERNAME: props.username,
     LOKI_PUSH_FORMAT: props.pushFormat ?? "protobuf",
     LABEL_TAG_ALLOW: labels.tagAllow?.join(","),
     LABEL_TAG_DENY: labels.tagDeny?.join(","),

@@ -79,6 +79,8 @@ export class NodeFunction extends Construct {
       role,
       environment: {
         POWERTOOLS_SERVICE_NAME: serviceName ?? id,
+        // Stack traces point at the TypeScript sources (the bundle ships its .map file).
+        NODE_OPTIONS: "--enable-source-maps",
         ...environment,
       },
       bundling: {

@@ -5,6 +5,7 @@ import type { IFunction } from "aws-cdk-lib/aws-lambda";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { IBucket } from "aws-cdk-lib/aws-s3";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
+import type { IParameter } from "aws-cdk-lib/aws-ssm";
 import { DefinitionBody, LogLevel, StateMachine } from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
 import { acknowledgeServiceWildcard, acknowledgeWildcardResources } from "./nag.ts";
@@ -20,6 +21,11 @@ export interface WorkflowsProps {
    * @default - no credentials
    */
   readonly credentialsSecret?: ISecret;
+  /**
+   * SSM parameter with the Loki credentials, read by the functions that push.
+   * @default - no parameter
+   */
+  readonly credentialsParameter?: IParameter;
   /**
    * Prefix of the state machine names: `<prefix>-backfill` and `<prefix>-replay`.
    * @default - the stack name
@@ -266,6 +272,7 @@ export class Workflows extends Construct {
     allowList(this.replayChunks, ["spill/", "rejected/", "runs/"]);
     allowLogs(this.replayChunks, "ReadLogGroupTags", ["logs:ListTagsForResource"]);
     props.credentialsSecret?.grantRead(this.replayChunks.function);
+    props.credentialsParameter?.grantRead(this.replayChunks.function);
 
     allowObjects(this.finishRun, "ReleaseDrainLock", ["s3:GetObject", "s3:DeleteObject"], ["locks/"]);
     allowObjects(this.finishRun, "ReadRuns", ["s3:GetObject"], ["runs/"]);

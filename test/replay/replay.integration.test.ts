@@ -121,6 +121,34 @@ describe("outage drill: Loki stops during live shipping of two groups", () => {
   });
 });
 
+describe("archiving replayed chunks", () => {
+  it("moves a replayed spill chunk to archive/ when asked, leaving spill/ empty", async () => {
+    const bucket = await createTestBucket();
+    const team = uniqueName("archive");
+    const name = `/aws/lambda/${uniqueName("archive")}`;
+    const env = lokiEnv(loki);
+    const events = await seedLogGroup(
+      name,
+      { team },
+      spreadEvents("archive", now - 40 * 60_000, now - 35 * 60_000, 120, 1),
+    );
+    await loki.stop();
+    await shipLive(name, events, env, bucket, 1_000);
+    await loki.restart();
+    const spillKeys = await listKeys(bucket, "spill/");
+    expect(spillKeys).toHaveLength(1);
+
+    const report = await runReplayLocally({ source: "spill", archive: true }, { logs, s3, bucket, env });
+
+    expect(report.totals.pushed).toBe(events.length);
+    expect(await listKeys(bucket, "spill/")).toEqual([]);
+    expect(await listKeys(bucket, "archive/")).toEqual(spillKeys.map((key) => `archive/${key}`));
+    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, now - HOUR, now))).toEqual(
+      expectedEntries(events),
+    );
+  });
+});
+
 describe("a replay killed half way", () => {
   it("is restarted and stores nothing twice, and spill/ ends empty", async () => {
     const bucket = await createTestBucket();

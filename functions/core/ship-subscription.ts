@@ -151,7 +151,37 @@ export async function shipSubscriptionEvent(
     });
   }
 
-  const loki = await deps.loki();
+  let loki: LokiPushClient;
+  try {
+    loki = await deps.loki();
+  } catch (error) {
+    // E.g. the credentials cannot be read: keep the events for a replay rather than fail the
+    // invocation, which Lambda retries twice and then drops.
+    const reason = `no Loki client: ${(error as Error).message}`;
+    const key = await keepEventChunk(
+      deps.s3,
+      config.bucket,
+      { kind: "spill", logGroup: message.logGroup, labels: resolved.labels, reason, records: message.events },
+      now,
+    );
+    deps.logger.error("could not create the Loki client; events kept in S3", {
+      logGroup: message.logGroup,
+      key,
+      reason,
+    });
+    const report: DeliveryReport = {
+      received: message.events.length,
+      pushed: 0,
+      refused: {},
+      spilled: message.events.length,
+      retries: 0,
+      bytes: 0,
+      requests: 0,
+      chunkKeys: [key],
+    };
+    recordDelivery(deps.metrics, report);
+    return { outcome: "delivered", logGroup: message.logGroup, report, labels: resolved.labels };
+  }
   const deadline = now() + context.getRemainingTimeInMillis() - config.deadlineReserveMs;
   const report = await deliverEvents(
     [

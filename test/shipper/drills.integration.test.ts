@@ -2,6 +2,7 @@ import { type AddressInfo, createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Chunk } from "../../functions/core/chunk-format.ts";
 import { deliverEvents } from "../../functions/core/deliver.ts";
+import { ConfigError } from "../../functions/core/errors.ts";
 import { createLokiPushClient } from "../../functions/core/loki-target.ts";
 import { type ShipResult, shipSubscriptionEvent } from "../../functions/core/ship-subscription.ts";
 import {
@@ -220,6 +221,36 @@ describe("throttling drill", () => {
       Date.now() + 1000,
     );
     expect(stored).toHaveLength(result.report.pushed);
+  });
+});
+
+describe("when the Loki credentials cannot be read", () => {
+  it("keeps the events in spill/ and resolves", async () => {
+    const logGroup = await createTaggedLogGroup("nosecret", { drill: "secret" });
+    const config = shipperConfig(envFor(tenantName("nosecret")));
+    const events = sizedEvents(5, 100, Date.now() - 1000);
+    const deps = shipperDeps(config, {
+      loki: () =>
+        Promise.reject(
+          new ConfigError("Could not read the Loki credentials from secret loki: AccessDeniedException"),
+        ),
+    });
+
+    const result = await shipSubscriptionEvent(
+      subscriptionEvent(dataMessage({ logGroup, events })),
+      lambdaContext(),
+      config,
+      deps,
+    );
+
+    expect(result).toMatchObject({ outcome: "delivered", report: { spilled: 5, pushed: 0 } });
+    const [spill] = await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`);
+    expect(spill?.chunk.header.reason).toBe(
+      "no Loki client: Could not read the Loki credentials from secret loki: AccessDeniedException",
+    );
+    expect(spill?.chunk.records.map((record) => record.id).sort()).toEqual(
+      events.map((event) => event.id).sort(),
+    );
   });
 });
 

@@ -1,0 +1,225 @@
+import { execFile } from "node:child_process";
+import { DescribeSubscriptionFiltersCommand } from "@aws-sdk/client-cloudwatch-logs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createTestBucket,
+  expectedEntries,
+  HOUR,
+  logs,
+  lokiEntries,
+  seedLogGroup,
+  spreadEvents,
+} from "../backfill/harness.ts";
+import { awsClientConfig, TEST_REGION, uniqueName } from "../helpers/aws.ts";
+import { externalLoki, startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import { createDestinationFunction } from "../infra/moto-functions.ts";
+
+/**
+ * The CLI as a user runs it: a child process (`node cli/main.ts`), AWS from the environment
+ * (pointed at moto), Loki on 127.0.0.1. Checks what it prints and its exit code.
+ */
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+let baseEnv: Record<string, string>;
+
+function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["cli/main.ts", ...args],
+      { env: { ...baseEnv, ...env } as NodeJS.ProcessEnv, timeout: 120_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe("loki-shipper CLI", () => {
+  let loki: TestLoki;
+  let bucket: string;
+  let pythonGroup: string;
+  let seeded: Awaited<ReturnType<typeof seedLogGroup>>;
+  const now = Date.now();
+
+  beforeAll(async () => {
+    loki = await startTestLoki();
+    bucket = await createTestBucket();
+    baseEnv = {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "/tmp",
+      AWS_ENDPOINT_URL: awsClientConfig().endpoint,
+      AWS_REGION: TEST_REGION,
+      AWS_ACCESS_KEY_ID: "testing",
+      AWS_SECRET_ACCESS_KEY: "testing",
+      // Never ask the EC2 instance metadata service for credentials from a test.
+      AWS_EC2_METADATA_DISABLED: "true",
+      LOKI_SHIPPER_BUCKET: bucket,
+      POWERTOOLS_LOG_LEVEL: "ERROR",
+    };
+    pythonGroup = `/aws/lambda/${uniqueName("fun-python")}`;
+    seeded = await seedLogGroup(
+      pythonGroup,
+      { name: "fun-python", runtime: "python", "aws:cloudformation:stack-name": "demo", "team-name": "shop" },
+      spreadEvents("cli", now - 3 * HOUR, now - 30 * 60_000, 300),
+    );
+  });
+  afterAll(async () => {
+    await loki?.close();
+  });
+
+  it("prints help for every command and exits 0", async () => {
+    const result = await runCli(["backfill", "--help"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("--since <age>");
+    expect(result.stdout).toContain("--local");
+  });
+
+  it("labels: shows the labels a log group gets and why each tag is kept or dropped", async () => {
+    const result = await runCli(["labels", pythonGroup]);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/runtime\s+python\s+tag/);
+    expect(result.stdout).toMatch(/log_group\s+\/aws\/lambda\/fun-python-\w+\s+fixed/);
+    expect(result.stdout).toMatch(/team-name\s+shop\s+yes, as team_name/);
+    expect(result.stdout).toMatch(/aws:cloudformation:stack-name\s+demo\s+no\s+/);
+    expect(result.stdout).toContain("time_shard");
+  });
+
+  it("labels: an unknown log group is one clear line and exit code 2", async () => {
+    const result = await runCli(["labels", "/aws/lambda/does-not-exist"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe(
+      `error: Log group /aws/lambda/does-not-exist does not exist in ${TEST_REGION}: check the name and --region`,
+    );
+  });
+
+  it("link --dry-run shows the plan and changes nothing; link then subscribes; unlink removes it", async () => {
+    const functionArn = await createDestinationFunction(uniqueName("shipper"));
+    const dryRun = await runCli([
+      "link",
+      "--log-group",
+      pythonGroup,
+      "--function-arn",
+      functionArn,
+      "--dry-run",
+    ]);
+    expect(dryRun.code).toBe(0);
+    expect(dryRun.stdout).toContain("Dry run: what link would do");
+    expect(dryRun.stdout).toMatch(new RegExp(`subscribe\\s+${pythonGroup}`));
+    const filters = async () =>
+      (await logs.send(new DescribeSubscriptionFiltersCommand({ logGroupName: pythonGroup })))
+        .subscriptionFilters ?? [];
+    expect(await filters()).toEqual([]);
+
+    const linked = await runCli(["link", "--log-group", pythonGroup, "--function-arn", functionArn]);
+    expect(linked.code).toBe(0);
+    expect(linked.stdout).toContain("1 changed, 0 failed");
+    expect((await filters()).map((filter) => filter.destinationArn)).toEqual([functionArn]);
+
+    const unlinked = await runCli(["unlink", "--log-group", pythonGroup, "--function-arn", functionArn]);
+    expect(unlinked.code).toBe(0);
+    expect(await filters()).toEqual([]);
+  });
+
+  it("link: an unknown log group is refused with exit code 2 and nothing changes", async () => {
+    const result = await runCli([
+      "link",
+      "--log-group",
+      "/aws/lambda/nope",
+      "--function-arn",
+      "arn:aws:lambda:eu-central-1:123456789012:function:x",
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe(
+      "error: Log group /aws/lambda/nope not found: check the name and --region; nothing was changed",
+    );
+  });
+
+  it.skipIf(externalLoki)(
+    "backfill --local ships the range into Loki and prints the report; status and runs show it",
+    async () => {
+      const runId = uniqueName("cli-run");
+      const result = await runCli(
+        ["backfill", "--local", "--log-group", pythonGroup, "--since", "4h", "--run-id", runId],
+        { LOKI_URL: loki.url, LOKI_TENANT: loki.tenant },
+      );
+      expect(result.stderr).toBe("");
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(new RegExp(`Run ${runId} \\(backfill\\): succeeded`));
+      expect(result.stdout).toMatch(new RegExp(`${pythonGroup}\\s+300\\s+300\\s+0\\s+0`));
+      // Not a terminal: progress comes as plain lines.
+      expect(result.stdout).toMatch(/backfill: exported \d+, pushed \d+/);
+
+      const inLoki = await lokiEntries(loki, '{runtime="python"}', now - 4 * HOUR, now + HOUR);
+      expect(inLoki.map((entry) => `${entry.ns} ${entry.line}`).sort()).toEqual(expectedEntries(seeded));
+
+      const status = await runCli(["status", runId]);
+      expect(status.code).toBe(0);
+      expect(status.stdout).toContain(`Run ${runId} (backfill): succeeded`);
+      const runs = await runCli(["runs"]);
+      expect(runs.code).toBe(0);
+      expect(runs.stdout).toMatch(new RegExp(`${runId}\\s+backfill\\s+succeeded`));
+
+      const replay = await runCli(["replay", "--local", "--source", "spill"], {
+        LOKI_URL: loki.url,
+        LOKI_TENANT: loki.tenant,
+      });
+      expect(replay.code).toBe(0);
+      expect(replay.stdout).toContain("(replay)");
+    },
+  );
+
+  it("backfill: an invalid time range is one clear line and exit code 2", async () => {
+    const result = await runCli([
+      "backfill",
+      "--local",
+      "--log-group",
+      pythonGroup,
+      "--range",
+      "2026-11-08..2026-11-01",
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toMatch(
+      /^error: Invalid backfill request: .*ends .* before it starts .*earlier time first$/,
+    );
+  });
+
+  it("backfill: an unknown log group is named, exit code 2", async () => {
+    const result = await runCli(
+      ["backfill", "--local", "--log-group", "/aws/lambda/missing-one", "--since", "2h"],
+      {
+        LOKI_URL: loki.url,
+      },
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("/aws/lambda/missing-one");
+    expect(result.stderr.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("backfill --local without a Loki URL says how to give one", async () => {
+    const result = await runCli(["backfill", "--local", "--log-group", pythonGroup, "--since", "2h"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe(
+      "error: No Loki URL given: pass --loki-url (e.g. http://127.0.0.1:3100) or set LOKI_URL",
+    );
+  });
+
+  it("without AWS credentials says how to provide them", async () => {
+    const result = await runCli(["labels", pythonGroup], {
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_SECRET_ACCESS_KEY: undefined,
+      AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/credentials",
+      AWS_CONFIG_FILE: "/nonexistent/config",
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe(
+      "error: no AWS credentials found: set AWS_PROFILE (or pass --profile), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+    );
+  });
+});

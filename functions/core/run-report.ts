@@ -13,6 +13,8 @@ export interface GroupReport {
   pushed: number;
   refused: Record<string, number>;
   spilled: number;
+  /** Push attempts repeated after 429, 5xx or network errors. */
+  retries: number;
   /** Compressed chunk bytes written (backfill) plus bytes pushed to Loki. */
   chunkBytes: number;
   pushedBytes: number;
@@ -65,6 +67,7 @@ export async function buildRunReport(store: Store, input: FinishInput, now: numb
         pushed: 0,
         refused: {},
         spilled: 0,
+        retries: 0,
         chunkBytes: 0,
         pushedBytes: 0,
         slices: 0,
@@ -105,6 +108,7 @@ export async function buildRunReport(store: Store, input: FinishInput, now: numb
     group.received += checkpoint.received;
     group.pushed += checkpoint.pushed;
     group.spilled += checkpoint.spilled;
+    group.retries += checkpoint.retries;
     group.pushedBytes += checkpoint.bytes;
     for (const [reason, count] of Object.entries(checkpoint.refused)) {
       group.refused[reason] = (group.refused[reason] ?? 0) + count;
@@ -170,6 +174,7 @@ function sumGroups(groups: GroupReport[]): Omit<GroupReport, "logGroup"> {
     pushed: 0,
     refused: {},
     spilled: 0,
+    retries: 0,
     chunkBytes: 0,
     pushedBytes: 0,
     slices: 0,
@@ -183,6 +188,7 @@ function sumGroups(groups: GroupReport[]): Omit<GroupReport, "logGroup"> {
     totals.received += group.received;
     totals.pushed += group.pushed;
     totals.spilled += group.spilled;
+    totals.retries += group.retries;
     totals.chunkBytes += group.chunkBytes;
     totals.pushedBytes += group.pushedBytes;
     totals.slices += group.slices;

@@ -149,6 +149,35 @@ describe("archiving replayed chunks", () => {
   });
 });
 
+describe("Loki answering 429 during a replay", () => {
+  it("backs off and retries until Loki takes the events", async () => {
+    const bucket = await createTestBucket();
+    const team = uniqueName("throttled");
+    const name = `/aws/lambda/${uniqueName("throttled")}`;
+    const env = lokiEnv(loki);
+    const events = await seedLogGroup(
+      name,
+      { team },
+      spreadEvents("throttled", now - 50 * 60_000, now - 45 * 60_000, 200, 2),
+    );
+    await loki.stop();
+    await shipLive(name, events, env, bucket, 1_000);
+    await loki.restart();
+    // Three pushes answered 429 (the test server's fault injection: real Loki does so over the tenant's rate).
+    loki.setFault({ kind: "status", status: 429, body: "Ingestion rate limit exceeded", times: 3 });
+
+    const report = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
+
+    expect(report.status).toBe("succeeded");
+    expect(report.totals.retries).toBeGreaterThanOrEqual(3);
+    expect(report.totals.spilled).toBe(0);
+    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, now - HOUR, now))).toEqual(
+      expectedEntries(events),
+    );
+    expect(await listKeys(bucket, "spill/")).toEqual([]);
+  });
+});
+
 describe("a replay killed half way", () => {
   it("is restarted and stores nothing twice, and spill/ ends empty", async () => {
     const bucket = await createTestBucket();

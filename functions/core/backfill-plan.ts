@@ -47,6 +47,8 @@ export interface RunOptions {
   maxEventsPerChunk: number;
   maxPagesPerInvocation: number;
   loki: Record<string, string>;
+  /** `LABEL_*` overrides: the replay applies the same per-entry choices (log stream label, metadata). */
+  labels: Record<string, string>;
 }
 
 export interface BackfillPlan {
@@ -245,6 +247,7 @@ export async function planBackfill(
     maxEventsPerChunk: request.maxEventsPerChunk,
     maxPagesPerInvocation: request.maxPagesPerInvocation,
     loki: request.loki,
+    labels: request.labels,
   };
   const plan: BackfillPlan = {
     runId,

@@ -1,4 +1,4 @@
-import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { logGroupKeySegment } from "../../functions/core/chunk-format.ts";
 import {
@@ -118,6 +118,11 @@ describe("outage drill: Loki stops during live shipping of two groups", () => {
     expect(locked.message).toMatch(/another drain \(drain-elsewhere/);
     // The lock of the other drain is left alone.
     expect(await listKeys(bucket, SPILL_LOCK_KEY)).toEqual([SPILL_LOCK_KEY]);
+
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: SPILL_LOCK_KEY }));
+    const nothingToDo = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
+    expect(nothingToDo).toMatchObject({ status: "succeeded", groups: [], totals: { pushed: 0 } });
+    expect(await listKeys(bucket, SPILL_LOCK_KEY)).toEqual([]);
   });
 });
 

@@ -1,4 +1,8 @@
-import { CloudWatchLogsClient, CreateLogGroupCommand, DescribeLogGroupsCommand } from "@aws-sdk/client-cloudwatch-logs";
+import {
+  CloudWatchLogsClient,
+  CreateLogGroupCommand,
+  DescribeLogGroupsCommand,
+} from "@aws-sdk/client-cloudwatch-logs";
 import { describe, expect, it } from "vitest";
 import { awsClientConfig, uniqueName } from "../helpers/aws.ts";
 

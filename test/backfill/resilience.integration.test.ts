@@ -326,6 +326,40 @@ describe("a plan too large for one execution", () => {
   });
 });
 
+describe("narrowing the export", () => {
+  it("passes filterPattern and logStreamNames to FilterLogEvents", async () => {
+    const team = uniqueName("narrow");
+    const name = `/aws/lambda/${uniqueName("narrow")}`;
+    const events = await seedLogGroup(
+      name,
+      { team },
+      spreadEvents("narrow", base, base + 2 * HOUR, 300, 3).map((event, index) => ({
+        ...event,
+        message: index % 4 === 0 ? `ERROR ${event.message}` : event.message,
+      })),
+    );
+    const stream = events[0]?.logStream as string;
+    const wanted = events.filter((event) => event.logStream === stream && event.message.startsWith("ERROR"));
+    expect(wanted.length).toBeGreaterThan(10);
+
+    const report = await runBackfillLocally(
+      {
+        logGroupNames: [name],
+        range: `${new Date(base).toISOString()}..${new Date(base + 2 * HOUR).toISOString()}`,
+        filterPattern: "ERROR",
+        logStreamNames: [stream],
+        requestsPerSecond: 25,
+      },
+      { logs, s3, bucket, env: lokiEnv(loki) },
+    );
+
+    expect(report.totals.exported).toBe(wanted.length);
+    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, base, now))).toEqual(
+      expectedEntries(wanted),
+    );
+  });
+});
+
 describe("a dry run", () => {
   it("plans, writes the plan and exports nothing", async () => {
     const team = uniqueName("dry");

@@ -72,7 +72,7 @@ type PushOutcome =
   | { kind: "stored" }
   | { kind: "refused"; body: string }
   | { kind: "too_large"; body: string }
-  | { kind: "undeliverable"; reason: string; fatal: boolean };
+  | { kind: "undeliverable"; reason: string };
 
 interface Refused {
   entry: LogEvent;
@@ -138,13 +138,12 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
   const pushOnce = async (request: TrackedStream[]): Promise<PushOutcome> => {
     let attempt = 0;
     for (;;) {
-      if (circuitOpen) return { kind: "undeliverable", reason: circuitOpen, fatal: true };
+      if (circuitOpen) return { kind: "undeliverable", reason: circuitOpen };
       const remaining = deps.deadline - now();
       if (remaining < MIN_ATTEMPT_MS) {
         return {
           kind: "undeliverable",
           reason: "the invocation's deadline came before Loki accepted the push",
-          fatal: true,
         };
       }
       attempt += 1;
@@ -183,19 +182,19 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
             status,
             body: cutBody(answer.body),
           });
-          return { kind: "undeliverable", reason: failure, fatal: true };
+          return { kind: "undeliverable", reason: failure };
         }
       }
       failure ??= "unknown failure";
       if (attempt >= retry.maxAttempts) {
         circuitOpen = `${failure} (after ${attempt} attempts)`;
-        return { kind: "undeliverable", reason: circuitOpen, fatal: true };
+        return { kind: "undeliverable", reason: circuitOpen };
       }
       const backoff = Math.random() * Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
       const delay = Math.max(backoff, answer?.retryAfterMs ?? 0);
       if (now() + delay + MIN_ATTEMPT_MS > deps.deadline) {
         circuitOpen = `${failure} (no time left for another attempt before the deadline)`;
-        return { kind: "undeliverable", reason: circuitOpen, fatal: true };
+        return { kind: "undeliverable", reason: circuitOpen };
       }
       report.retries += 1;
       deps.logger?.warn("Loki push failed, retrying", {
@@ -321,10 +320,12 @@ async function keepUndelivered(
     );
   }
 
-  const spilledByGroup = groupBy(spilled, (item) => item.entry.logGroup);
-  for (const [logGroup, items] of spilledByGroup) {
+  // One spill chunk per log group and reason, so that each chunk says truly why it is there.
+  const spilledByGroup = groupBy(spilled, (item) => `${item.entry.logGroup}\u0000${item.reason}`);
+  for (const items of spilledByGroup.values()) {
     report.spilled += items.length;
     const first = items[0] as { entry: TrackedEntry; reason: string };
+    const logGroup = first.entry.logGroup;
     const records: ChunkRecord[] = items.map((item) => ({ ...item.entry.event }));
     writes.push(
       keepEventChunk(

@@ -25,16 +25,18 @@ export interface PlannedGroup {
   retentionInDays?: number;
 }
 
-/** One unit of export work: one log group over one slice of time, aligned to whole UTC hours. */
+/**
+ * One unit of export work: one log group over one slice of time, aligned to whole UTC hours. It
+ * travels through the state machine, so it holds no labels (those are in
+ * `runs/<runId>/groups/<group>.json`): a part of many slices stays far below the 256 KiB payload limit.
+ */
 export interface SliceTask {
   logGroup: string;
-  groupSegment: string;
   /** UTC start hour of the slice window, e.g. 20261122T14: unique per group within a run. */
   sliceId: string;
   startMs: number;
   /** Exclusive. */
   endMs: number;
-  labels: Record<string, string>;
 }
 
 /** Settings every slice of a run shares (the state machine passes them to each branch). */
@@ -225,12 +227,7 @@ export async function planBackfill(
   const groups = await resolveLogGroups(request, deps);
   const windows = splitIntoSlices(request.startMs, request.endMs, request.sliceHours);
   const slices: SliceTask[] = groups.flatMap((group) =>
-    windows.map((window) => ({
-      logGroup: group.logGroup,
-      groupSegment: logGroupKeySegment(group.logGroup),
-      ...window,
-      labels: group.labels,
-    })),
+    windows.map((window) => ({ logGroup: group.logGroup, ...window })),
   );
   const partCount = Math.max(1, Math.ceil(slices.length / request.slicesPerPart));
   if (partCount > MAX_PARTS) {
@@ -270,6 +267,8 @@ export async function planBackfill(
   const earlier = await getJson<BackfillPlan>(deps.store, runKeys.plan(runId));
   if (earlier) return loadPlanOutput(deps.store, runId, 0, false, request.dryRun);
   await putJson(deps.store, runKeys.plan(runId), plan);
+  for (const group of groups)
+    await putJson(deps.store, runKeys.group(runId, logGroupKeySegment(group.logGroup)), group);
   if (!request.dryRun)
     for (const part of parts) await putJson(deps.store, runKeys.part(runId, part.partIndex), part);
   return {

@@ -56,7 +56,7 @@ const requestSchema = z
       .max(25, "requestsPerSecond above 25 only earns throttling (CloudWatch allows about 5 per account)")
       .optional(),
     ingestionDelaySeconds: z.number().int().min(0).max(3600).optional(),
-    slicesPerPart: positiveInt("slicesPerPart", 500).optional(),
+    slicesPerPart: positiveInt("slicesPerPart", 200).optional(),
     maxEventsPerChunk: positiveInt("maxEventsPerChunk", 50_000).optional(),
     maxPagesPerInvocation: positiveInt("maxPagesPerInvocation", 1000).optional(),
     dryRun: z.boolean().optional(),

@@ -15,6 +15,7 @@ import { type Chunk, decodeChunk, encodeChunk } from "./chunk-format.ts";
  */
 export const runKeys = {
   plan: (runId: string) => `runs/${runId}/plan.json`,
+  group: (runId: string, groupSegment: string) => `runs/${runId}/groups/${groupSegment}.json`,
   part: (runId: string, partIndex: number) =>
     `runs/${runId}/parts/${String(partIndex).padStart(5, "0")}.json`,
   sliceChunks: (runId: string, groupSegment: string, sliceId: string) =>

@@ -1,8 +1,8 @@
 import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
-import type { RunOptions, SliceTask } from "./backfill-plan.ts";
-import { CHUNK_FORMAT } from "./chunk-format.ts";
+import type { PlannedGroup, RunOptions, SliceTask } from "./backfill-plan.ts";
+import { CHUNK_FORMAT, logGroupKeySegment } from "./chunk-format.ts";
 import { type FilterPage, readFilterPage } from "./cloudwatch-pager.ts";
-import { LokiShipperError } from "./errors.ts";
+import { InputError, LokiShipperError } from "./errors.ts";
 import type { LogEvent } from "./log-event.ts";
 import type { RateBudget } from "./rate-budget.ts";
 import { deleteKeys, getJson, listKeys, putChunk, putJson, runKeys, type Store } from "./run-store.ts";
@@ -85,10 +85,11 @@ export async function exportSlice(
 ): Promise<ExportResult> {
   const now = deps.now ?? Date.now;
   const started = now();
-  const checkpointKey = runKeys.exportCheckpoint(runId, slice.groupSegment, slice.sliceId);
-  const chunkPrefix = runKeys.sliceChunks(runId, slice.groupSegment, slice.sliceId);
+  const groupSegment = logGroupKeySegment(slice.logGroup);
+  const checkpointKey = runKeys.exportCheckpoint(runId, groupSegment, slice.sliceId);
+  const chunkPrefix = runKeys.sliceChunks(runId, groupSegment, slice.sliceId);
   const replayUnit: ReplayUnit = {
-    unitId: `backfill-${slice.groupSegment}-${slice.sliceId}`,
+    unitId: `backfill-${groupSegment}-${slice.sliceId}`,
     source: "backfill",
     prefix: chunkPrefix,
     logGroup: slice.logGroup,
@@ -117,6 +118,13 @@ export async function exportSlice(
     );
   }
   checkpoint.invocations += 1;
+  const group = await getJson<PlannedGroup>(deps.store, runKeys.group(runId, groupSegment));
+  if (!group) {
+    throw new InputError(
+      `Run ${runId} has no planned group ${slice.logGroup} (${runKeys.group(runId, groupSegment)})`,
+    );
+  }
+  const { labels } = group;
 
   const leftovers = (await listKeys(deps.store, chunkPrefix)).filter(
     (key) => chunkSeq(key) >= checkpoint.nextSeq,
@@ -131,13 +139,13 @@ export async function exportSlice(
   const save = async () => {
     const chunks = splitIntoChunks(buffer, options.maxEventsPerChunk);
     for (const records of chunks) {
-      const key = runKeys.chunk(runId, slice.groupSegment, slice.sliceId, checkpoint.nextSeq);
+      const key = runKeys.chunk(runId, groupSegment, slice.sliceId, checkpoint.nextSeq);
       checkpoint.bytes += await putChunk(deps.store, key, {
         header: {
           format: CHUNK_FORMAT,
           kind: "backfill",
           logGroup: slice.logGroup,
-          labels: slice.labels,
+          labels,
           createdAt: new Date(now()).toISOString(),
           runId,
         },

@@ -263,9 +263,10 @@ export async function planBackfill(
     );
     parts.push({ runId, partIndex, options, slices: partSlices });
   }
-  // A resumed run (same runId) keeps its first plan: its checkpoints refer to those slices.
+  // A resumed run (same runId) keeps its first plan: its checkpoints refer to those slices. A dry
+  // run's plan is only a preview: running it for real plans again.
   const earlier = await getJson<BackfillPlan>(deps.store, runKeys.plan(runId));
-  if (earlier) return loadPlanOutput(deps.store, runId, 0, false, request.dryRun);
+  if (earlier && !earlier.request.dryRun) return loadPlanOutput(deps.store, runId, 0, false, request.dryRun);
   await putJson(deps.store, runKeys.plan(runId), plan);
   for (const group of groups)
     await putJson(deps.store, runKeys.group(runId, logGroupKeySegment(group.logGroup)), group);

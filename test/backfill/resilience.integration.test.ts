@@ -387,5 +387,16 @@ describe("a dry run", () => {
     ]);
     expect(await listKeys(bucket, `runs/${report.runId}/chunks/`)).toEqual([]);
     expect(await lokiEntries(loki, `{team="${team}"}`, base, now)).toEqual([]);
+
+    // The same run for real: the preview's plan is replaced, and everything is exported.
+    const real = await runBackfillLocally(
+      {
+        runId: report.runId,
+        tagSelector: `team=${team}`,
+        range: `${new Date(base).toISOString()}..${new Date(base + 3 * HOUR).toISOString()}`,
+      },
+      { logs, s3, bucket, env: lokiEnv(loki) },
+    );
+    expect(real).toMatchObject({ status: "succeeded", totals: { exported: 30, pushed: 30 } });
   });
 });

@@ -84,6 +84,8 @@ interface Refused {
 
 /** No push attempt is started with less time than this before the deadline. */
 const MIN_ATTEMPT_MS = 250;
+/** Loki's answer when the tenant does not allow structured metadata (limits_config.allow_structured_metadata). */
+const STRUCTURED_METADATA_DISABLED = /structured metadata, but this feature is disallowed/;
 /** Consecutive 429s after which a push of several entries is split in two. */
 const THROTTLED_SPLIT_AFTER = 3;
 
@@ -162,6 +164,15 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
       if (answer) {
         const status = answer.status;
         if (status >= 200 && status < 300) return { kind: "stored" };
+        if (status === 400 && STRUCTURED_METADATA_DISABLED.test(answer.body)) {
+          // A setting of the target, not of the entries: keep everything for a replay once
+          // structured metadata is allowed in Loki or turned off here (LABEL_STRUCTURED_METADATA=false).
+          circuitOpen = `Loki answered 400: ${cutBody(answer.body).trim()}`;
+          deps.logger?.error("Loki does not accept structured metadata; spilling", {
+            body: cutBody(answer.body),
+          });
+          return { kind: "undeliverable", reason: circuitOpen };
+        }
         if (status === 400) return { kind: "refused", body: answer.body };
         // Loki fails pushes over its 4 MiB gRPC message size with a 500 that no retry fixes;
         // proxies answer 413. Both mean: send less at once.

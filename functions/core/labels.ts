@@ -79,8 +79,9 @@ const booleanText = z
   .enum(["true", "false", "1", "0", "yes", "no"], { message: "expected true or false" })
   .transform((value) => value === "true" || value === "1" || value === "yes");
 
+/** Comma-separated list; "none" is the empty list (an empty variable means "use the default"). */
 const listText = z.string().transform((value) =>
-  value
+  (value.trim() === "none" ? "" : value)
     .split(",")
     .map((item) => item.trim())
     .filter((item) => item.length > 0),

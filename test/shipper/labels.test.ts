@@ -118,3 +118,15 @@ describe("parseLabelOptions", () => {
     });
   });
 });
+
+describe("deny list", () => {
+  it("can be emptied with 'none', letting aws:* tags through", () => {
+    const { labels } = resolveGroupLabels(
+      "/g",
+      { "aws:cloudformation:stack-name": "orders" },
+      parseLabelOptions({ LABEL_TAG_DENY: "none" }),
+      context,
+    );
+    expect(labels.aws_cloudformation_stack_name).toBe("orders");
+  });
+});

@@ -237,7 +237,7 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
       if (event.run?.lockKey) await releaseLock(store, event.run.lockKey, event.runId);
       const skipped = event.run?.status && event.run.status !== "ready";
       const planned = event.kind === "backfill" && event.run?.dryRun === true;
-      return buildRunReport(
+      const report = await buildRunReport(
         store,
         {
           runId: event.runId,
@@ -258,6 +258,21 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
         },
         now(),
       );
+      return withinPayloadLimit(report);
     },
+  };
+}
+
+/** Step Functions outputs are limited to 256 KiB: a report over many groups keeps them in S3 only. */
+const MAX_OUTPUT_BYTES = 200 * 1024;
+
+export function withinPayloadLimit(report: RunReport): RunReport {
+  if (Buffer.byteLength(JSON.stringify(report)) <= MAX_OUTPUT_BYTES) return report;
+  return {
+    ...report,
+    groups: [],
+    message: [report.message, `${report.groups.length} groups: per-group counts in s3 ${report.reportKey}`]
+      .filter(Boolean)
+      .join("; "),
   };
 }

@@ -3,6 +3,7 @@ import { InputError } from "../../functions/core/errors.ts";
 import { Pacer } from "../../functions/core/pacing.ts";
 import { perBranchRate, RateBudget } from "../../functions/core/rate-budget.ts";
 import { parseReplayRequest, readyUrl } from "../../functions/core/replay-plan.ts";
+import { withinPayloadLimit } from "../../functions/core/workflow-tasks.ts";
 
 /** A clock that only moves when the code under test sleeps: pacing measured without waiting. */
 function fakeClock() {
@@ -87,5 +88,43 @@ describe("parseReplayRequest", () => {
     expect(readyUrl("https://logs.example.com/tenant-a/loki/api/v1/push")).toBe(
       "https://logs.example.com/tenant-a/ready",
     );
+  });
+});
+
+describe("the report as execution output", () => {
+  it("keeps per-group counts only in S3 when they would exceed Step Functions' 256 KiB output", () => {
+    const group = (index: number) => ({
+      logGroup: `/aws/lambda/${"function-with-a-long-name-".repeat(4)}${index}`,
+      exported: 1,
+      received: 1,
+      pushed: 1,
+      refused: {},
+      spilled: 0,
+      retries: 0,
+      chunkBytes: 1,
+      pushedBytes: 1,
+      slices: 1,
+      pages: 1,
+      throttled: 0,
+      durationMs: 1,
+      eventsPerSecond: 1,
+    });
+    const report = {
+      runId: "r",
+      kind: "backfill" as const,
+      status: "succeeded" as const,
+      startedAt: "",
+      finishedAt: "",
+      durationMs: 0,
+      groups: Array.from({ length: 2000 }, (_, index) => group(index)),
+      totals: { ...group(0), logGroup: undefined },
+      hints: [],
+      reportKey: "runs/r/report.json",
+    };
+    const small = { ...report, groups: report.groups.slice(0, 3) };
+    expect(withinPayloadLimit(small)).toBe(small);
+    const compact = withinPayloadLimit(report);
+    expect(compact.groups).toEqual([]);
+    expect(compact.message).toBe("2000 groups: per-group counts in s3 runs/r/report.json");
   });
 });

@@ -18,7 +18,10 @@ export function buildApp(app: App, env: Record<string, string | undefined> = pro
         env: stackEnv,
         owner: config.demoOwner,
         systemUnderTest: config.demoSystemUnderTest,
-        registration: { serviceToken: pipeline.shipper.registration.serviceToken },
+        // With the account-level policy every group is subscribed already; a filter more would ship twice.
+        ...(config.accountSubscriptionPolicy
+          ? {}
+          : { registration: { serviceToken: pipeline.shipper.registration.serviceToken } }),
         description: "loki-shipper demo: two sample functions that log every minute",
       })
     : undefined;

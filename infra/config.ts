@@ -17,6 +17,7 @@ const SETTINGS = {
   subscribePrefixes: "SUBSCRIBE_PREFIXES",
   subscribeTagSelectors: "SUBSCRIBE_TAG_SELECTORS",
   subscribeNewLogGroups: "SUBSCRIBE_NEW_LOG_GROUPS",
+  accountSubscriptionPolicy: "ACCOUNT_SUBSCRIPTION_POLICY",
   shipperReservedConcurrency: "SHIPPER_RESERVED_CONCURRENCY",
   spillDrainMinutes: "SPILL_DRAIN_MINUTES",
   logRetentionDays: "LOG_RETENTION_DAYS",
@@ -75,6 +76,7 @@ const configSchema = z.object({
   subscribePrefixes: listSetting(",").default([]),
   subscribeTagSelectors: listSetting(";").default([]),
   subscribeNewLogGroups: booleanSetting.default(true),
+  accountSubscriptionPolicy: booleanSetting.default(false),
   shipperReservedConcurrency: wholeNumber(1).optional(),
   spillDrainMinutes: wholeNumber(0).default(5),
   logRetentionDays: wholeNumber(1)

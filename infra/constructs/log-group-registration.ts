@@ -85,6 +85,8 @@ export class LogGroupRegistration extends Construct {
   /** Service token for `Custom::LokiShipperRegistration` resources in other stacks (FunctionLogGroup). */
   readonly serviceToken: string;
   readonly rule?: Rule;
+  /** Log group of the custom resource provider framework's own function. */
+  readonly providerLogGroup: LogGroup;
 
   constructor(scope: Construct, id: string, props: LogGroupRegistrationProps) {
     super(scope, id);
@@ -101,6 +103,7 @@ export class LogGroupRegistration extends Construct {
       retention,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    this.providerLogGroup = providerLogGroup;
     const excluded = [
       ...(props.excludedLogGroups ?? []),
       this.registrar.logGroupName,

@@ -12,7 +12,7 @@ import { SfnStateMachine } from "aws-cdk-lib/aws-events-targets";
 import { PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import type { IKey } from "aws-cdk-lib/aws-kms";
 import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
-import type { RetentionDays } from "aws-cdk-lib/aws-logs";
+import { CfnAccountPolicy, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { IBucket } from "aws-cdk-lib/aws-s3";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
@@ -128,6 +128,13 @@ export interface LokiShipperProps {
    */
   readonly subscribeNewLogGroups?: boolean;
   /**
+   * Subscribe every log group of the account and region, present and future, with one account-level
+   * subscription filter policy instead of per-group filters (see infra/README.md for the trade-offs).
+   * The pipeline's own log groups are excluded from it. Cannot be combined with `subscriptions`.
+   * @default false
+   */
+  readonly accountSubscriptionPolicy?: boolean;
+  /**
    * Name of the subscription filter put on linked log groups.
    * @default "loki-shipper"
    */
@@ -213,6 +220,7 @@ export class LokiShipper extends Construct {
   readonly registration: LogGroupRegistration;
   readonly alarms: Alarm[] = [];
   readonly drainRule?: Rule;
+  readonly accountPolicy?: CfnAccountPolicy;
 
   constructor(scope: Construct, id: string, props: LokiShipperProps) {
     super(scope, id);
@@ -320,6 +328,15 @@ export class LokiShipper extends Construct {
       ],
     });
 
+    if (props.accountSubscriptionPolicy) {
+      if ((props.subscriptions ?? []).length > 0) {
+        throw new Error(
+          "LokiShipper: accountSubscriptionPolicy already covers every log group; remove subscriptions (they would deliver events twice)",
+        );
+      }
+      this.accountPolicy = this.subscribeAccount(stack);
+    }
+
     const drainInterval =
       props.spillDrainInterval === undefined ? Duration.minutes(5) : props.spillDrainInterval;
     if (drainInterval) {
@@ -337,6 +354,37 @@ export class LokiShipper extends Construct {
     }
 
     this.addAlarms(props.alarmActions ?? []);
+  }
+
+  /** Every log group of the pipeline itself: never subscribed, or the shipper would ship its own logs. */
+  get ownLogGroupNames(): string[] {
+    return [
+      this.shipper,
+      this.registration.registrar,
+      this.workflows.planBackfill,
+      this.workflows.exportSlice,
+      this.workflows.planReplay,
+      this.workflows.replayChunks,
+      this.workflows.finishRun,
+    ].map((fn) => fn.logGroupName);
+  }
+
+  private subscribeAccount(stack: Stack): CfnAccountPolicy {
+    // Only `LogGroupName NOT IN [...]` is supported for this policy type; it is what prevents the loop.
+    // https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/Subscriptions-recursion-prevention.html
+    return new CfnAccountPolicy(this, "AccountSubscription", {
+      policyName: `${stack.stackName}-loki-shipper`,
+      policyType: "SUBSCRIPTION_FILTER_POLICY",
+      scope: "ALL",
+      policyDocument: stack.toJsonString({
+        DestinationArn: this.shipper.function.functionArn,
+        FilterPattern: "",
+      }),
+      selectionCriteria: `LogGroupName NOT IN ${stack.toJsonString([
+        ...this.ownLogGroupNames,
+        this.registration.providerLogGroup.logGroupName,
+      ])}`,
+    });
   }
 
   private addAlarms(actions: IAlarmAction[]): void {

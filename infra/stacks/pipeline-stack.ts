@@ -31,6 +31,7 @@ export class PipelineStack extends Stack {
       pushFormat: config.lokiPushFormat,
       subscriptions,
       subscribeNewLogGroups: config.subscribeNewLogGroups,
+      accountSubscriptionPolicy: config.accountSubscriptionPolicy,
       shipperReservedConcurrency: config.shipperReservedConcurrency,
       spillDrainInterval: config.spillDrainMinutes === 0 ? null : Duration.minutes(config.spillDrainMinutes),
       logRetention: config.logRetentionDays as RetentionDays,

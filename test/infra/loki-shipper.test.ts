@@ -346,4 +346,44 @@ describe("LokiShipper options", () => {
     const { template } = givenPipeline({ spillDrainInterval: Duration.minutes(15) });
     template.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(15 minutes)" });
   });
+
+  it("subscribes the whole account with one policy that excludes the pipeline's own log groups", () => {
+    // Given the account-level subscription filter policy
+    const { stack, pipeline, template } = givenPipeline({ accountSubscriptionPolicy: true });
+
+    // Then one policy delivers every group to the shipper...
+    template.hasResourceProperties("AWS::Logs::AccountPolicy", {
+      PolicyType: "SUBSCRIPTION_FILTER_POLICY",
+      Scope: "ALL",
+    });
+    const [policy] = Object.values(template.findResources("AWS::Logs::AccountPolicy"));
+    expect(policy?.Properties.PolicyDocument).toEqual({
+      "Fn::Join": [
+        "",
+        [
+          '{"DestinationArn":"',
+          { "Fn::GetAtt": [logicalIdOf(pipeline.shipper.function), "Arn"] },
+          '","FilterPattern":""}',
+        ],
+      ],
+    });
+    // ...except each of the pipeline's own log groups
+    const criteria = JSON.stringify(policy?.Properties.SelectionCriteria);
+    expect(criteria).toContain("LogGroupName NOT IN [");
+    for (const name of pipeline.ownLogGroupNames) {
+      expect(criteria).toContain(JSON.stringify(stack.resolve(name)));
+    }
+  });
+
+  it("refuses per-group subscriptions on top of the account policy", () => {
+    const stack = testStack();
+    expect(
+      () =>
+        new LokiShipper(stack, "Pipeline", {
+          lokiUrl: "https://logs.example.com",
+          accountSubscriptionPolicy: true,
+          subscriptions: [{ prefixes: ["/aws/lambda/"] }],
+        }),
+    ).toThrow("LokiShipper: accountSubscriptionPolicy already covers every log group; remove subscriptions");
+  });
 });

@@ -89,6 +89,8 @@ export class NodeFunction extends Construct {
         platform: "node",
         minify: true,
         sourceMap: true,
+        // File and line numbers are enough for stack traces; the sources themselves would triple the zip.
+        sourcesContent: false,
         mainFields: ["module", "main"],
         banner: REQUIRE_SHIM,
         forceDockerBundling: false,

@@ -41,7 +41,10 @@ export interface LogGroupSelection {
 }
 
 export interface RegistryOptions {
-  /** Log groups never subscribed: the shipper's own group (a subscription would feed it its own logs). */
+  /**
+   * Log groups never subscribed: the pipeline's own groups (a subscription would feed the shipper
+   * its own logs). The destination function's default group, `/aws/lambda/<name>`, is always skipped.
+   */
   excludedLogGroups?: readonly string[];
   /** Tags to set on the groups being linked; only when asked for. */
   tags?: Record<string, string>;
@@ -226,7 +229,10 @@ async function planLinkOne(
   target: SubscriptionTarget,
   options: RegistryOptions,
 ): Promise<PlannedChange> {
-  if (options.excludedLogGroups?.includes(group.name)) {
+  if (
+    options.excludedLogGroups?.includes(group.name) ||
+    group.name === defaultLogGroupOf(target.destinationArn)
+  ) {
     return {
       logGroup: group.name,
       action: "skip",
@@ -313,6 +319,12 @@ function missingNames(selection: LogGroupSelection, found: SelectedLogGroup[]): 
   return (selection.names ?? [])
     .filter((name) => !foundNames.has(name))
     .map((name) => ({ logGroup: name, action: "skip", reason: "log group not found" }));
+}
+
+/** `/aws/lambda/<name>` of the destination function: its logs would loop back into it. */
+function defaultLogGroupOf(destinationArn: string): string | undefined {
+  const name = /^arn:[^:]+:lambda:[^:]*:[^:]*:function:([^:]+)/.exec(destinationArn)?.[1];
+  return name ? `/aws/lambda/${name}` : undefined;
 }
 
 function isOurs(filter: { filterName?: string; destinationArn?: string }, target: SubscriptionTarget) {

@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
+import { CfnOutput, Duration, Fn, Stack, type StackProps } from "aws-cdk-lib";
 import type { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Secret } from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
@@ -46,5 +46,10 @@ export class PipelineStack extends Stack {
     });
     new CfnOutput(this, "ReplayStateMachineArn", { value: this.shipper.workflows.replay.stateMachineArn });
     new CfnOutput(this, "DeadLetterQueueUrl", { value: this.shipper.deadLetterQueue.queueUrl });
+    new CfnOutput(this, "OwnLogGroups", {
+      description:
+        "The pipeline's own log groups, never to be linked (they would loop): pass them to link as exclusions",
+      value: Fn.join(",", this.shipper.ownLogGroupNames),
+    });
   }
 }

@@ -163,6 +163,24 @@ describe("planLink and applyPlan", () => {
     expect(await filtersOf(`${prefix}-app`)).toHaveLength(1);
   });
 
+  it("skips the destination function's own default log group even when nobody excluded it", async () => {
+    // Given the shipper's default log group matched by a prefix
+    const shipperName = uniqueName("selfship");
+    const target = {
+      destinationArn: await createDestinationFunction(shipperName),
+      filterName: "loki-shipper",
+    };
+    await createLogGroup(`/aws/lambda/${shipperName}`);
+
+    // When linking by that prefix without exclusions
+    const plan = await planLink(logs, { prefixes: [`/aws/lambda/${shipperName}`] }, target);
+
+    // Then it is skipped
+    expect(plan.changes).toEqual([
+      expect.objectContaining({ action: "skip", reason: expect.stringContaining("loop") }),
+    ]);
+  });
+
   it("skips a group that already has two other subscription filters", async () => {
     // Given a group with two filters of other tools (CloudWatch Logs allows two)
     const target = await givenShipper();

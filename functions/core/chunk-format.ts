@@ -25,6 +25,11 @@ export interface ChunkHeader {
   reason?: string;
   /** Backfill run and slice that produced the chunk, when there is one. */
   runId?: string;
+  /**
+   * Per-entry label choices the events were shipped with (log stream as a label or as structured
+   * metadata), so that a replay puts every event into the very stream it was meant for.
+   */
+  eventLabels?: { logStreamLabel: boolean; structuredMetadata: boolean };
 }
 
 export interface ChunkRecord extends LogEvent {

@@ -279,7 +279,11 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
     await deliverRequest(request);
   }
 
-  await keepUndelivered(refused, spilled, deps, report);
+  // Kept chunks carry the per-entry label choices, so that their replay lands in the same streams.
+  const eventLabelsByGroup = new Map(
+    batches.flatMap((group) => (group.eventLabels ? [[group.logGroup, group.eventLabels] as const] : [])),
+  );
+  await keepUndelivered(refused, spilled, deps, report, eventLabelsByGroup);
   return report;
 }
 
@@ -302,8 +306,13 @@ async function keepUndelivered(
   spilled: { entry: TrackedEntry; reason: string }[],
   deps: DeliveryDeps,
   report: DeliveryReport,
+  eventLabelsByGroup: ReadonlyMap<string, EventLabelOptions>,
 ): Promise<void> {
   const now = deps.now ?? Date.now;
+  const eventLabelsOf = (logGroup: string) => {
+    const eventLabels = eventLabelsByGroup.get(logGroup);
+    return eventLabels ? { eventLabels } : {};
+  };
   const writes: Promise<void>[] = [];
 
   const rejectedByGroup = groupBy(refused, (item) => item.logGroup);
@@ -322,6 +331,7 @@ async function keepUndelivered(
           reason: `refused by Loki: ${[...new Set(items.map((item) => item.kind))].join(", ")}`,
           records,
           ...(deps.runId ? { runId: deps.runId } : {}),
+          ...eventLabelsOf(logGroup),
         },
         now,
       ).then((key) => {
@@ -349,6 +359,7 @@ async function keepUndelivered(
           reason: first.reason,
           records,
           ...(deps.runId ? { runId: deps.runId } : {}),
+          ...eventLabelsOf(logGroup),
         },
         now,
       ).then((key) => {

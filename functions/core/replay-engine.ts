@@ -1,5 +1,5 @@
 import { CopyObjectCommand } from "@aws-sdk/client-s3";
-import type { ChunkRecord } from "./chunk-format.ts";
+import type { ChunkHeader, ChunkRecord } from "./chunk-format.ts";
 import type { LogEvent } from "./log-event.ts";
 import type { Pacer } from "./pacing.ts";
 import { deleteKeys, getChunk, getJson, listKeys, putJson, runKeys, type Store } from "./run-store.ts";
@@ -21,7 +21,13 @@ export interface DeliveryCounts {
 
 /** Delivers one group's events; bound to `deliverEvents` by the caller (handler or local runner). */
 export type DeliverBatch = (
-  batch: { logGroup: string; labels: Record<string, string>; events: LogEvent[] },
+  batch: {
+    logGroup: string;
+    labels: Record<string, string>;
+    events: LogEvent[];
+    /** The chunk's own per-entry label choices, when it recorded them. */
+    eventLabels?: ChunkHeader["eventLabels"];
+  },
   deadline: number,
 ) => Promise<DeliveryCounts>;
 
@@ -146,7 +152,12 @@ export async function replayUnit(
     for (const events of inPieces(chunk.records, options.maxEventsPerDelivery)) {
       await deps.pacer.take(bytesByStream(chunk.header.labels, events));
       const delivered = await deps.deliver(
-        { logGroup: chunk.header.logGroup, labels: chunk.header.labels, events },
+        {
+          logGroup: chunk.header.logGroup,
+          labels: chunk.header.labels,
+          events,
+          ...(chunk.header.eventLabels ? { eventLabels: chunk.header.eventLabels } : {}),
+        },
         deps.deadline,
       );
       addCounts(counts, delivered);

@@ -7,6 +7,7 @@ import {
   encodeChunk,
   eventChunkKey,
 } from "./chunk-format.ts";
+import type { EventLabelOptions } from "./labels.ts";
 import { SpillError } from "./loki-errors.ts";
 
 export interface EventChunkToKeep {
@@ -16,6 +17,7 @@ export interface EventChunkToKeep {
   reason: string;
   records: ChunkRecord[];
   runId?: string;
+  eventLabels?: EventLabelOptions;
 }
 
 /**
@@ -38,6 +40,7 @@ export async function keepEventChunk(
     createdAt: new Date(now()).toISOString(),
     reason: chunk.reason,
     ...(chunk.runId ? { runId: chunk.runId } : {}),
+    ...(chunk.eventLabels ? { eventLabels: chunk.eventLabels } : {}),
   };
   const body = { header, records: chunk.records };
   const key = eventChunkKey(chunk.kind, body);

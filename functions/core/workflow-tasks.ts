@@ -183,7 +183,7 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
           perStreamBytesPerSecond: options.perStreamBytesPerSecond ?? DEFAULT_PACING.perStreamBytesPerSecond,
         });
       const deliver: DeliverBatch = (batch, deadline) =>
-        deliverEvents([{ ...batch, eventLabels }], {
+        deliverEvents([{ eventLabels, ...batch }], {
           loki,
           s3: deps.s3,
           bucket: deps.bucket,

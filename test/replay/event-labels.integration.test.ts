@@ -1,0 +1,71 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runReplayLocally } from "../../functions/core/local-workflow.ts";
+import {
+  createTestBucket,
+  entryKeys,
+  expectedEntries,
+  listKeys,
+  logs,
+  lokiEntries,
+  lokiEnv,
+  putEvents,
+  readGroup,
+  s3,
+  seedLogGroup,
+  shipLive,
+  spreadEvents,
+} from "../backfill/harness.ts";
+import { uniqueName } from "../helpers/aws.ts";
+import { EXTERNAL_LOKI_SKIP_REASON, externalLoki, startTestLoki, type TestLoki } from "../helpers/loki.ts";
+
+/**
+ * A spilled chunk remembers the per-entry label choices it was shipped with: replayed by a
+ * workflow whose own settings differ, its events still land in the streams they were meant for.
+ */
+let loki: TestLoki;
+const now = Date.now();
+
+beforeAll(async () => {
+  loki = await startTestLoki();
+});
+afterAll(async () => {
+  await loki?.close();
+});
+
+describe("replay of a spill shipped with the log stream as a label", () => {
+  it.skipIf(externalLoki)(
+    `puts the events into their log_stream streams (${EXTERNAL_LOKI_SKIP_REASON})`,
+    async () => {
+      const bucket = await createTestBucket();
+      const name = `/aws/lambda/${uniqueName("streams")}`;
+      await seedLogGroup(name, { team: uniqueName("t") }, []);
+      await putEvents(name, spreadEvents("stream-label", now - 20 * 60_000, now - 10 * 60_000, 40, 2));
+      const events = await readGroup(name);
+
+      await loki.stop();
+      const env = { ...lokiEnv(loki), LABEL_LOG_STREAM: "true" };
+      const reports = await shipLive(name, events, env, bucket, 2_000);
+      expect(reports.reduce((sum, report) => sum + report.spilled, 0)).toBe(events.length);
+      await loki.restart();
+
+      // The replay runs with the default settings: log stream as structured metadata, not a label.
+      const report = await runReplayLocally(
+        { source: "spill", logGroupNames: [name] },
+        { logs, s3, bucket, env: lokiEnv(loki) },
+      );
+      expect(report.totals.pushed).toBe(events.length);
+      expect(await listKeys(bucket, "spill/")).toEqual([]);
+
+      const logStream = events[0]?.logStream ?? "";
+      const inThatStream = await lokiEntries(
+        loki,
+        `{log_stream="${logStream}"}`,
+        now - 3_600_000,
+        now + 60_000,
+      );
+      expect(entryKeys(inThatStream)).toEqual(
+        expectedEntries(events.filter((event) => event.logStream === logStream)),
+      );
+    },
+  );
+});

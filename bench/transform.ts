@@ -1,0 +1,117 @@
+import { buildStreams, precheckEvent, splitIntoBatches } from "../functions/core/batching.ts";
+import { defaultLabelOptions, resolveGroupLabels } from "../functions/core/labels.ts";
+import type { LokiLimits } from "../functions/core/loki-client.ts";
+import { encodePush, type PushFormat } from "../functions/core/loki-push.ts";
+import { decodeSubscriptionData } from "../functions/core/subscription.ts";
+import { lambdaLogStreamName, logEvents, subscriptionPayload } from "./payloads.ts";
+
+/**
+ * The live shipper's CPU work per invocation, without network: decode (base64, gunzip, JSON,
+ * shape check), labels from tags, pre-checks, deterministic timestamps, streams, batching and push
+ * encoding. Single-threaded, so events/s here is events/s per core.
+ */
+
+export const TRANSFORM_FORMATS: { name: string; format: PushFormat }[] = [
+  { name: "protobuf+snappy", format: "protobuf" },
+  { name: "json+gzip", format: "json" },
+];
+
+/** Loki's defaults, as the shipper pre-checks them. */
+const LIMITS: LokiLimits = {
+  rejectOldSamplesMaxAgeMs: 168 * 3_600_000,
+  creationGracePeriodMs: 10 * 60_000,
+  maxLineSize: 256 * 1024,
+};
+/** The shipper's defaults (LOKI_BATCH_MAX_BYTES, LOKI_BATCH_MAX_ENTRIES). */
+const MAX_BATCH_BYTES = 1024 * 1024;
+const MAX_BATCH_ENTRIES = 10_000;
+const TAGS = {
+  runtime: "nodejs",
+  name: "fun-orders",
+  owner: "team-a",
+  "team-name": "payments",
+  "aws:cloudformation:stack-name": "orders-prod",
+};
+const labelOptions = defaultLabelOptions();
+
+export interface TransformOutput {
+  requests: number;
+  wireBytes: number;
+}
+
+/** One invocation's work on `data` (the `awslogs.data` string). */
+export function transformPayload(data: string, format: PushFormat, nowMs = Date.now()): TransformOutput {
+  const message = decodeSubscriptionData(data);
+  if (message.messageType !== "DATA_MESSAGE") throw new Error("expected a DATA_MESSAGE");
+  const { labels, eventLabels } = resolveGroupLabels(message.logGroup, TAGS, labelOptions, {
+    accountId: message.owner,
+    region: "eu-central-1",
+  });
+  const events = message.events.filter((event) => precheckEvent(event, LIMITS, nowMs) === undefined);
+  const streams = buildStreams([{ logGroup: message.logGroup, labels, events, eventLabels }]);
+  const requests = splitIntoBatches(streams, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES);
+  let wireBytes = 0;
+  for (const request of requests) wireBytes += encodePush(request, format).body.length;
+  return { requests: requests.length, wireBytes };
+}
+
+export interface TransformRow {
+  events: number;
+  lineBytes: number;
+  format: string;
+  runs: number;
+  medianMs: number;
+  /** Wall clock; on a loaded machine it counts time other processes had the core. */
+  eventsPerSecond: number;
+  /** Events per second of this process's CPU time (user + system): the per-core rate. */
+  eventsPerCpuSecond: number;
+  /** Line bytes per CPU second, MB (10^6). */
+  megabytesPerSecond: number;
+  requests: number;
+  wireMegabytes: number;
+}
+
+export function transformPayloadFor(count: number, lineBytes: number): string {
+  const events = logEvents(count, lineBytes, Date.now() - 60_000, lambdaLogStreamName(1));
+  return subscriptionPayload("/aws/lambda/fun-orders", events).awslogs.data;
+}
+
+/** Median of several runs after a JIT warm-up, each on the same payload. */
+export function measureTransform(count: number, lineBytes: number, format: string): TransformRow {
+  const pushFormat = TRANSFORM_FORMATS.find((entry) => entry.name === format)?.format ?? "protobuf";
+  const data = transformPayloadFor(count, lineBytes);
+  const big = count * lineBytes > 20e6;
+  const warmUps = big ? 1 : 3;
+  const runs = big ? 3 : 7;
+  for (let run = 0; run < warmUps; run += 1) transformPayload(data, pushFormat);
+  const durations: number[] = [];
+  const cpuDurations: number[] = [];
+  let last: TransformOutput = { requests: 0, wireBytes: 0 };
+  for (let run = 0; run < runs; run += 1) {
+    const cpuStarted = process.cpuUsage();
+    const started = performance.now();
+    last = transformPayload(data, pushFormat);
+    durations.push(performance.now() - started);
+    const cpu = process.cpuUsage(cpuStarted);
+    cpuDurations.push((cpu.user + cpu.system) / 1000);
+  }
+  const medianMs = median(durations);
+  const medianCpuMs = median(cpuDurations);
+  return {
+    events: count,
+    lineBytes,
+    format,
+    runs,
+    medianMs,
+    eventsPerSecond: count / (medianMs / 1000),
+    eventsPerCpuSecond: count / (medianCpuMs / 1000),
+    megabytesPerSecond: (count * lineBytes) / 1e6 / (medianCpuMs / 1000),
+    requests: last.requests,
+    wireMegabytes: last.wireBytes / 1e6,
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+}

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { InputError } from "./errors.ts";
 import { parseLabelOptions } from "./labels.ts";
+import { requestErrorFrom } from "./request-errors.ts";
 import { parseTagSelector } from "./tag-selector.ts";
 import { parseStartEnd, parseTimeRange } from "./time-range.ts";
 
@@ -99,15 +100,7 @@ export interface BackfillRequest {
 export function parseBackfillRequest(input: unknown, options: { now?: number } = {}): BackfillRequest {
   const now = options.now ?? Date.now();
   const parsed = requestSchema.safeParse(input);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const where = issue.path.length > 0 ? issue.path.join(".") : "request";
-      return issue.code === "unrecognized_keys"
-        ? `${where}: unknown field(s) ${issue.keys.join(", ")}`
-        : `${where}: ${issue.message}`;
-    });
-    throw new InputError(`Invalid backfill request: ${problems.join("; ")}`);
-  }
+  if (!parsed.success) throw requestErrorFrom("backfill request", parsed.error);
   const request = parsed.data;
   const problems: string[] = [];
 

@@ -4,6 +4,7 @@ import { logGroupKeySegment } from "./chunk-format.ts";
 import { InputError } from "./errors.ts";
 import { DEFAULT_PACING } from "./pacing.ts";
 import { DEFAULT_REPLAY_OPTIONS } from "./replay-engine.ts";
+import { requestErrorFrom } from "./request-errors.ts";
 import { getJson, isPreconditionFailed, listPrefixes, putJson, type Store } from "./run-store.ts";
 import type { ReplayUnit } from "./slice-export.ts";
 
@@ -58,15 +59,7 @@ export interface ReplayRunOptions {
 
 export function parseReplayRequest(input: unknown): ReplayRequest {
   const parsed = replayRequestSchema.safeParse(input);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const where = issue.path.length > 0 ? issue.path.join(".") : "request";
-      return issue.code === "unrecognized_keys"
-        ? `${where}: unknown field(s) ${issue.keys.join(", ")}`
-        : `${where}: ${issue.message}`;
-    });
-    throw new InputError(`Invalid replay request: ${problems.join("; ")}`);
-  }
+  if (!parsed.success) throw requestErrorFrom("replay request", parsed.error);
   const request = parsed.data;
   if (request.source === "run" && !request.sourceRunId) {
     throw new InputError(

@@ -62,19 +62,7 @@ export async function buildRunReport(store: Store, input: FinishInput, now: numb
     if (!group) {
       group = {
         logGroup,
-        exported: 0,
-        received: 0,
-        pushed: 0,
-        refused: {},
-        spilled: 0,
-        retries: 0,
-        chunkBytes: 0,
-        pushedBytes: 0,
-        slices: 0,
-        pages: 0,
-        throttled: 0,
-        durationMs: 0,
-        eventsPerSecond: 0,
+        ...zeroCounts(),
         firstMs: Number.POSITIVE_INFINITY,
         lastMs: 0,
       };
@@ -167,8 +155,8 @@ export async function buildRunReport(store: Store, input: FinishInput, now: numb
   return report;
 }
 
-function sumGroups(groups: GroupReport[]): Omit<GroupReport, "logGroup"> {
-  const totals: Omit<GroupReport, "logGroup"> = {
+function zeroCounts(): Omit<GroupReport, "logGroup"> {
+  return {
     exported: 0,
     received: 0,
     pushed: 0,
@@ -183,6 +171,10 @@ function sumGroups(groups: GroupReport[]): Omit<GroupReport, "logGroup"> {
     durationMs: 0,
     eventsPerSecond: 0,
   };
+}
+
+function sumGroups(groups: GroupReport[]): Omit<GroupReport, "logGroup"> {
+  const totals = zeroCounts();
   for (const group of groups) {
     totals.exported += group.exported;
     totals.received += group.received;

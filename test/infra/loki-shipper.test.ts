@@ -174,6 +174,20 @@ describe("LokiShipper with defaults", () => {
     });
   });
 
+  it("lets the drain schedule start only the replay state machine", () => {
+    const [rule] = Object.values(
+      template.findResources("AWS::Events::Rule", { Properties: { ScheduleExpression: "rate(5 minutes)" } }),
+    );
+    const eventsRoleId = rule?.Properties.Targets[0].RoleArn["Fn::GetAtt"][0] as string;
+    expect(statementsOfRole(template, eventsRoleId)).toEqual([
+      {
+        Action: "states:StartExecution",
+        Effect: "Allow",
+        Resource: { Ref: logicalIdOf(pipeline.workflows.replay) },
+      },
+    ]);
+  });
+
   it("alarms on spilled and refused events, the dead-letter queue and shipper errors", () => {
     for (const metricName of ["EventsSpilled", "EventsRefused"]) {
       template.hasResourceProperties("AWS::CloudWatch::Alarm", {

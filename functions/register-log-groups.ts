@@ -222,6 +222,8 @@ async function applyAll(plans: RegistryPlan[], deps: RegistrarDeps) {
 }
 
 const logger = new Logger();
+// Built on the first (cold) invocation rather than at import, so that tests can import
+// registerLogGroups without the Lambda environment; a bad variable still fails the first call.
 let deps: RegistrarDeps | undefined;
 
 export async function handler(event: RegistrarEvent): Promise<RegistrarResult> {

@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
 import { Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { Architecture, LoggingFormat, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
@@ -34,6 +35,9 @@ export interface NodeFunctionProps
   readonly serviceName?: string;
 }
 
+// Bundle against this repository's lock file and node_modules, wherever the CDK app runs from.
+const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
 // esbuild writes ESM; some dependencies still call require(), which ESM lacks.
 const REQUIRE_SHIM =
   "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);";
@@ -68,6 +72,8 @@ export class NodeFunction extends Construct {
       });
     this.logGroup.grantWrite(role);
     this.function = new NodejsFunction(this, "Function", {
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
       memorySize: 256,
       timeout: Duration.seconds(60),
       loggingFormat: LoggingFormat.JSON,

@@ -271,8 +271,11 @@ export class Workflows extends Construct {
     allowObjects(this.replayChunks, "RemoveReplayed", ["s3:DeleteObject"], ["spill/", "rejected/"]);
     allowList(this.replayChunks, ["spill/", "rejected/", "runs/"]);
     allowLogs(this.replayChunks, "ReadLogGroupTags", ["logs:ListTagsForResource"]);
-    props.credentialsSecret?.grantRead(this.replayChunks.function);
-    props.credentialsParameter?.grantRead(this.replayChunks.function);
+    // ReplayChunks pushes; PlanReplay asks Loki's /ready before a drain, with the same credentials.
+    for (const task of [this.replayChunks, this.planReplay]) {
+      props.credentialsSecret?.grantRead(task.function);
+      props.credentialsParameter?.grantRead(task.function);
+    }
 
     allowObjects(this.finishRun, "ReleaseDrainLock", ["s3:GetObject", "s3:DeleteObject"], ["locks/"]);
     allowObjects(this.finishRun, "ReadRuns", ["s3:GetObject"], ["runs/"]);

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { App, Stack } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
+import { Secret } from "aws-cdk-lib/aws-secretsmanager";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ShipperBucket } from "../../infra/constructs/shipper-bucket.ts";
 import { Workflows } from "../../infra/constructs/workflows.ts";
@@ -256,5 +257,36 @@ describe("Workflows", () => {
 
   it("has no cdk-nag AwsSolutions finding without an acknowledged reason", () => {
     expect(unacknowledgedNagFindings(stack)).toEqual([]);
+  });
+});
+
+describe("Workflows with Loki credentials", () => {
+  it("lets exactly the functions that talk to Loki read the secret: ReplayChunks and PlanReplay", () => {
+    // Given workflows whose Loki needs credentials from Secrets Manager
+    const stack = testStack();
+    const bucket = new ShipperBucket(stack, "Storage").bucket;
+    const secret = new Secret(stack, "LokiCredentials");
+    const workflows = new Workflows(stack, "Workflows", {
+      bucket,
+      lokiEnvironment: { BUCKET_NAME: bucket.bucketName, LOKI_URL: "https://loki.example.com" },
+      namePrefix: "loki-shipper",
+      credentialsSecret: secret,
+    });
+    // When it is synthesised
+    const template = Template.fromStack(stack);
+    // Then the two functions that call Loki may read the secret, and the others may not
+    const readsSecret = (
+      task: "replayChunks" | "planReplay" | "planBackfill" | "exportSlice" | "finishRun",
+    ) =>
+      statementsOfRole(template, logicalIdOf(workflows[task].function.role as never)).some(
+        (statement) =>
+          JSON.stringify(statement.Action).includes("secretsmanager:GetSecretValue") &&
+          JSON.stringify(statement.Resource).includes(logicalIdOf(secret)),
+      );
+    expect(readsSecret("replayChunks")).toBe(true);
+    expect(readsSecret("planReplay")).toBe(true);
+    expect(readsSecret("planBackfill")).toBe(false);
+    expect(readsSecret("exportSlice")).toBe(false);
+    expect(readsSecret("finishRun")).toBe(false);
   });
 });

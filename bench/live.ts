@@ -40,6 +40,8 @@ export interface LiveResult {
   retries: number;
   requests: number;
   seconds: number;
+  /** Events per CPU second of this process over the whole run: the shipper's full cost per event. */
+  eventsPerCpuSecond: number;
 }
 
 export async function prepareLiveRun(options: LiveOptions): Promise<{ awslogs: { data: string } }[]> {
@@ -95,6 +97,7 @@ export async function measureLive(
   const totals = { pushed: 0, spilled: 0, refused: 0, retries: 0, requests: 0 };
   let countedEvents = 0;
   const queue = [...payloads];
+  const cpuStarted = process.cpuUsage();
   const started = performance.now();
   const warmUpEnds = started + options.warmUpMs;
   let lastDone = started;
@@ -121,6 +124,7 @@ export async function measureLive(
     }
   };
   await Promise.all(Array.from({ length: options.inFlight }, () => invoke()));
+  const cpu = process.cpuUsage(cpuStarted);
   const seconds = (lastDone - warmUpEnds) / 1000;
   const events = payloads.length * options.eventsPerPayload;
   return {
@@ -131,5 +135,6 @@ export async function measureLive(
     lineMegabytesPerSecond: (countedEvents * options.lineBytes) / 1e6 / seconds,
     ...totals,
     seconds: (lastDone - started) / 1000,
+    eventsPerCpuSecond: totals.pushed / ((cpu.user + cpu.system) / 1e6),
   };
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import { logGroupKeySegment } from "../functions/core/chunk-format.ts";
@@ -105,5 +106,21 @@ if (spec.kind === "shipper") {
   }
 }
 
-const maxRssMb = process.resourceUsage().maxRSS / 1024;
-console.log(JSON.stringify({ maxRssMb, seconds: (performance.now() - started) / 1000, events: delivered }));
+console.log(
+  JSON.stringify({ maxRssMb: peakRssMb(), seconds: (performance.now() - started) / 1000, events: delivered }),
+);
+
+/**
+ * This process's own peak RSS. On Linux `process.resourceUsage().maxRSS` (getrusage) keeps the
+ * high-water mark of the process it was forked from across exec, so a child of a big parent
+ * reports the parent's size; /proc/self/status VmHWM belongs to this process's memory alone.
+ */
+function peakRssMb(): number {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync("/proc/self/status", "utf8"));
+    if (match) return Number(match[1]) / 1024;
+  } catch {
+    // Not Linux: getrusage is the best there is.
+  }
+  return process.resourceUsage().maxRSS / 1024;
+}

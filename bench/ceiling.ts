@@ -45,6 +45,8 @@ export interface CeilingResult {
   /** Events stored over the whole run (warm-up included). */
   stored: number;
   exhausted: boolean;
+  /** The run was too short to leave out the warm-up. */
+  wholeRun: boolean;
 }
 
 interface EncodedBatch {
@@ -150,10 +152,12 @@ export async function measureCeiling(
   let failed = 0;
   let stored = 0;
   const counted = { events: 0, lineBytes: 0, rateBytes: 0 };
+  const all = { events: 0, lineBytes: 0, rateBytes: 0 };
   const started = performance.now();
   const warmUpEnds = started + options.warmUpMs;
   const ends = started + options.durationMs;
   let lastCounted = warmUpEnds;
+  let lastStored = started;
 
   const worker = async () => {
     while (performance.now() < ends) {
@@ -169,6 +173,10 @@ export async function measureCeiling(
       const at = performance.now();
       if (status === 204 || status === 200) {
         stored += batch.entries;
+        all.events += batch.entries;
+        all.lineBytes += batch.lineBytes;
+        all.rateBytes += batch.rateBytes;
+        lastStored = at;
         if (at > warmUpEnds && at <= ends) {
           counted.events += batch.entries;
           counted.lineBytes += batch.lineBytes;
@@ -187,17 +195,21 @@ export async function measureCeiling(
   await Promise.all(Array.from({ length: options.connections }, () => worker()));
   agent.destroy();
   const exhausted = queue.length === 0;
-  // When the batches ran out before the end, the rate is over the time until the last one.
-  const measuredMs = Math.max(1, (exhausted ? lastCounted : Math.min(performance.now(), ends)) - warmUpEnds);
-  const seconds = measuredMs / 1000;
+  // When the batches ran out before the end, the rate is over the time until the last one; when
+  // they ran out during the warm-up (a fast endpoint), over the whole run, warm-up included.
+  const windowMs = (exhausted ? lastCounted : Math.min(performance.now(), ends)) - warmUpEnds;
+  const wholeRun = windowMs < 500;
+  const totals = wholeRun ? all : counted;
+  const seconds = (wholeRun ? lastStored - started : windowMs) / 1000;
   return {
     format: options.format,
     tenant: options.tenant,
     connections: options.connections,
     measuredSeconds: seconds,
-    eventsPerSecond: counted.events / seconds,
-    lineMegabytesPerSecond: counted.lineBytes / 1e6 / seconds,
-    rateMebibytesPerSecond: counted.rateBytes / (1024 * 1024) / seconds,
+    eventsPerSecond: totals.events / seconds,
+    lineMegabytesPerSecond: totals.lineBytes / 1e6 / seconds,
+    rateMebibytesPerSecond: totals.rateBytes / (1024 * 1024) / seconds,
+    wholeRun,
     requests,
     throttled,
     failed,

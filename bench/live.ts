@@ -125,14 +125,17 @@ export async function measureLive(
   };
   await Promise.all(Array.from({ length: options.inFlight }, () => invoke()));
   const cpu = process.cpuUsage(cpuStarted);
-  const seconds = (lastDone - warmUpEnds) / 1000;
+  // A run over before the warm-up ended (a quick run) is measured whole, warm-up included.
+  const wholeRun = lastDone - warmUpEnds < 1_000;
+  const rateEvents = wholeRun ? totals.pushed : countedEvents;
+  const seconds = (wholeRun ? lastDone - started : lastDone - warmUpEnds) / 1000;
   const events = payloads.length * options.eventsPerPayload;
   return {
     tenant: options.tenant,
     inFlight: options.inFlight,
     events,
-    eventsPerSecond: countedEvents / seconds,
-    lineMegabytesPerSecond: (countedEvents * options.lineBytes) / 1e6 / seconds,
+    eventsPerSecond: rateEvents / seconds,
+    lineMegabytesPerSecond: (rateEvents * options.lineBytes) / 1e6 / seconds,
     ...totals,
     seconds: (lastDone - started) / 1000,
     eventsPerCpuSecond: totals.pushed / ((cpu.user + cpu.system) / 1e6),

@@ -308,7 +308,7 @@ function ceilingTable(results: CeilingResult[]): string {
       result.requests,
       result.throttled,
       result.failed,
-      `${fmt.fixed(result.measuredSeconds)}${result.exhausted ? " (all batches sent)" : ""}`,
+      `${fmt.fixed(result.measuredSeconds)}${result.exhausted ? " (all batches sent)" : ""}${result.wholeRun ? " (warm-up included)" : ""}`,
     ]),
   );
 }
@@ -322,6 +322,7 @@ function liveTable(rows: { result: LiveResult; ceiling: CeilingResult }[]): stri
       "line MB/s",
       "ceiling events/s",
       "ratio",
+      "events per CPU s",
       "pushed",
       "spilled",
       "refused",

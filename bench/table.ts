@@ -1,6 +1,10 @@
 /** Markdown tables: readable in a terminal and in BENCHMARKS.md alike. */
 export function markdownTable(header: string[], rows: (string | number)[][]): string {
-  const cells = rows.map((row) => row.map(String));
+  const cells = rows.map((row) => {
+    if (row.length !== header.length)
+      throw new Error(`a table row has ${row.length} cells for ${header.length} columns: ${row.join(" | ")}`);
+    return row.map(String);
+  });
   const widths = header.map((title, column) =>
     Math.max(title.length, ...cells.map((row) => (row[column] ?? "").length)),
   );

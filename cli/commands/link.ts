@@ -3,6 +3,7 @@ import { ConfigError, InputError } from "../../functions/core/errors.ts";
 import {
   applyPlan,
   describePlan,
+  LOG_GROUP_NOT_FOUND,
   type LogGroupSelection,
   planLink,
   planUnlink,
@@ -73,7 +74,7 @@ async function runLink(operation: "link" | "unlink", options: LinkOptions, conte
       : await planUnlink(logs, selection, target);
   if (plan.changes.length === 0)
     throw new InputError(`No log group matches the selection: nothing to ${operation}`);
-  const missing = plan.changes.filter((change) => change.reason === "log group not found");
+  const missing = plan.changes.filter((change) => change.reason === LOG_GROUP_NOT_FOUND);
   if (missing.length > 0) {
     throw new InputError(
       `Log group ${missing.map((change) => change.logGroup).join(", ")} not found: check the name and --region; nothing was changed`,

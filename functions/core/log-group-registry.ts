@@ -85,6 +85,9 @@ export interface SelectedLogGroup {
   tags?: Record<string, string>;
 }
 
+/** The reason of a planned `skip` for a log group named in the selection that does not exist. */
+export const LOG_GROUP_NOT_FOUND = "log group not found";
+
 /** Raised when a log group cannot be linked or unlinked; carries the AWS error as `cause`. */
 export class LogGroupRegistryError extends LokiShipperError {}
 
@@ -318,7 +321,7 @@ function missingNames(selection: LogGroupSelection, found: SelectedLogGroup[]): 
   const foundNames = new Set(found.map((group) => group.name));
   return (selection.names ?? [])
     .filter((name) => !foundNames.has(name))
-    .map((name) => ({ logGroup: name, action: "skip", reason: "log group not found" }));
+    .map((name) => ({ logGroup: name, action: "skip", reason: LOG_GROUP_NOT_FOUND }));
 }
 
 /** `/aws/lambda/<name>` of the destination function: its logs would loop back into it. */

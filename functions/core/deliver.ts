@@ -72,6 +72,7 @@ type PushOutcome =
   | { kind: "stored" }
   | { kind: "refused"; body: string }
   | { kind: "too_large"; body: string }
+  | { kind: "metadata_disallowed"; body: string }
   | { kind: "undeliverable"; reason: string };
 
 interface Refused {
@@ -165,13 +166,7 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
         const status = answer.status;
         if (status >= 200 && status < 300) return { kind: "stored" };
         if (status === 400 && STRUCTURED_METADATA_DISABLED.test(answer.body)) {
-          // A setting of the target, not of the entries: keep everything for a replay once
-          // structured metadata is allowed in Loki or turned off here (LABEL_STRUCTURED_METADATA=false).
-          circuitOpen = `Loki answered 400: ${cutBody(answer.body).trim()}`;
-          deps.logger?.error("Loki does not accept structured metadata; spilling", {
-            body: cutBody(answer.body),
-          });
-          return { kind: "undeliverable", reason: circuitOpen };
+          return { kind: "metadata_disallowed", body: answer.body };
         }
         if (status === 400) return { kind: "refused", body: answer.body };
         // Loki fails pushes over its 4 MiB gRPC message size with a 500 that no retry fixes;
@@ -227,11 +222,25 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
     refused.push({ entry: entry.event, logGroup: entry.logGroup, labels: entry.groupLabels, kind, reason });
   };
 
+  // Set once Loki says the tenant does not allow structured metadata: the rest goes without it.
+  let withoutMetadata = false;
+
   const deliverRequest = async (request: TrackedStream[]): Promise<void> => {
     const entries = request.flatMap((stream) => stream.entries);
     if (entries.length === 0) return;
-    const outcome = await pushOnce(request);
+    const outcome = await pushOnce(withoutMetadata ? stripMetadata(request) : request);
     if (outcome.kind === "stored") return markStored(entries);
+    if (outcome.kind === "metadata_disallowed") {
+      if (withoutMetadata) return markSpilled(entries, `Loki answered 400: ${cutBody(outcome.body).trim()}`);
+      // A setting of the tenant (limits_config.allow_structured_metadata), not of the entries: the
+      // lines themselves still hold the request id; only the log stream name is left out.
+      withoutMetadata = true;
+      deps.logger?.warn(
+        "Loki does not accept structured metadata for this tenant; pushing without it (allow it in Loki, or set LABEL_STRUCTURED_METADATA=false)",
+        { body: cutBody(outcome.body) },
+      );
+      return deliverRequest(request);
+    }
     if (outcome.kind === "undeliverable") return markSpilled(entries, outcome.reason);
     if (outcome.kind === "too_large") {
       if (entries.length === 1) {
@@ -285,6 +294,14 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
   );
   await keepUndelivered(refused, spilled, deps, report, eventLabelsByGroup);
   return report;
+}
+
+/** The same push without structured metadata (entries keep their line and timestamp). */
+function stripMetadata(request: TrackedStream[]): TrackedStream[] {
+  return request.map((stream) => ({
+    ...stream,
+    entries: stream.entries.map(({ metadata: _metadata, ...entry }) => entry),
+  }));
 }
 
 /** Splits a push in two: by streams when it has several, else the stream's entries. */

@@ -190,29 +190,41 @@ describe("refusals the shipper could not foresee", () => {
     },
   );
 
-  it.skipIf(externalLoki)("spills when the target does not allow structured metadata", async () => {
-    const tenant = tenantName("nosm");
-    const logGroup = `/nosm/${tenant}`;
-    // Injected: the body real Loki sends when limits_config.allow_structured_metadata is false.
-    loki.setFault({
-      kind: "status",
-      status: 400,
-      body: "stream '{group=\"x\"}' includes structured metadata, but this feature is disallowed. Please see `limits_config.structured_metadata` or contact your Loki administrator to enable it.\n",
-      times: 1,
-    });
-    const events = [event(Date.now() - 1000, "a"), event(Date.now() - 900, "b")];
+  it.skipIf(externalLoki)(
+    "pushes without structured metadata when the tenant does not allow it",
+    async () => {
+      const tenant = tenantName("nosm");
+      const logGroup = `/nosm/${tenant}`;
+      // Injected: the body real Loki sends when limits_config.allow_structured_metadata is false.
+      loki.setFault({
+        kind: "status",
+        status: 400,
+        body: "stream '{group=\"x\"}' includes structured metadata, but this feature is disallowed. Please see `limits_config.structured_metadata` or contact your Loki administrator to enable it.\n",
+        times: 1,
+      });
+      const events = [event(Date.now() - 1000, "a"), event(Date.now() - 900, "b")];
 
-    const report = await deliverEvents([{ logGroup, labels: { group: tenant }, events }], {
-      loki: await clientFor(tenant),
-      s3,
-      bucket,
-      deadline: Date.now() + 10_000,
-    });
+      const report = await deliverEvents([{ logGroup, labels: { group: tenant }, events }], {
+        loki: await clientFor(tenant),
+        s3,
+        bucket,
+        deadline: Date.now() + 10_000,
+      });
 
-    expect(report).toMatchObject({ pushed: 0, spilled: 2, refused: {}, requests: 1 });
-    const [spill] = await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`);
-    expect(spill?.chunk.header.reason).toMatch(/^Loki answered 400: stream .* includes structured metadata/);
-  });
+      // The refused push, then the same entries without metadata: both stored, nothing kept aside.
+      expect(report).toMatchObject({ pushed: 2, spilled: 0, refused: {}, requests: 2 });
+      const stored = await queryAll(
+        loki.url,
+        tenant,
+        `{group="${tenant}"}`,
+        Date.now() - HOUR,
+        Date.now() + HOUR,
+      );
+      expect(stored.map((entry) => entry.line).sort()).toEqual(["a", "b"]);
+      expect(stored.every((entry) => entry.labels.log_stream === undefined)).toBe(true);
+      expect(await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`)).toEqual([]);
+    },
+  );
 
   it.skipIf(externalLoki)(
     "spills everything when Loki refuses the credentials, without retrying",

@@ -23,7 +23,10 @@ export interface ProfileFrame {
 }
 
 export function topFrames(profilePath: string, root: string, limit = 12): ProfileFrame[] {
-  const profile = JSON.parse(readFileSync(profilePath, "utf8")) as CpuProfile;
+  return summarise(JSON.parse(readFileSync(profilePath, "utf8")) as CpuProfile, root, limit);
+}
+
+function summarise(profile: CpuProfile, root: string, limit: number): ProfileFrame[] {
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
   const selfUs = new Map<string, number>();
   let totalUs = 0;
@@ -32,7 +35,8 @@ export function topFrames(profilePath: string, root: string, limit = 12): Profil
     const node = nodes.get(id);
     if (!node) return;
     const frame = describe(node, root);
-    if (frame === "(idle)") return;
+    // Idle time, and the profiler's own session when profiling in-process, are not the code's cost.
+    if (frame === "(idle)" || node.callFrame.url === "node:inspector") return;
     totalUs += delta;
     selfUs.set(frame, (selfUs.get(frame) ?? 0) + delta);
   });
@@ -52,4 +56,24 @@ function describe(node: ProfileNode, root: string): string {
   if (!url) return name;
   const path = url.startsWith("file://") ? relative(root, new URL(url).pathname) : url;
   return `${name} (${path}:${lineNumber + 1})`;
+}
+
+/** Profiles `work` in this process with the V8 inspector and returns the top frames by self time. */
+export async function profileInProcess(
+  work: () => Promise<unknown>,
+  root: string,
+  limit = 12,
+): Promise<ProfileFrame[]> {
+  const { Session } = await import("node:inspector/promises");
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post("Profiler.enable");
+    await session.post("Profiler.start");
+    await work();
+    const { profile } = await session.post("Profiler.stop");
+    return summarise(profile as unknown as CpuProfile, root, limit);
+  } finally {
+    session.disconnect();
+  }
 }

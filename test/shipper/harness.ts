@@ -6,7 +6,6 @@ import {
   TagResourceCommand,
 } from "@aws-sdk/client-cloudwatch-logs";
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import got from "got";
 import { type Chunk, decodeChunk } from "../../functions/core/chunk-format.ts";
 import { LogGroupTagCache } from "../../functions/core/log-group-tags.ts";
 import { createLokiPushClient } from "../../functions/core/loki-target.ts";
@@ -16,6 +15,7 @@ import {
   type ShipperDeps,
 } from "../../functions/core/ship-subscription.ts";
 import { awsClientConfig, TEST_ACCOUNT, TEST_REGION, uniqueName } from "../helpers/aws.ts";
+import { queryRangeAll } from "../helpers/loki.ts";
 
 /** Shared setup of the shipper's integration tests: moto (S3, CloudWatch Logs) and the Loki test server. */
 
@@ -85,7 +85,7 @@ export interface QueriedEntry {
   labels: Record<string, string>;
 }
 
-/** Every entry matching `selector`, oldest first, paging through query_range like a Loki client. */
+/** Every entry matching `selector`, oldest first (pages over Loki's entries limit). */
 export async function queryAll(
   lokiUrl: string,
   tenant: string,
@@ -93,30 +93,13 @@ export async function queryAll(
   startMs: number,
   endMs: number,
 ): Promise<QueriedEntry[]> {
-  const entries: QueriedEntry[] = [];
-  let start = BigInt(startMs) * 1_000_000n;
-  const end = BigInt(endMs) * 1_000_000n;
-  for (;;) {
-    const response = await got
-      .get(`${lokiUrl}/loki/api/v1/query_range`, {
-        searchParams: {
-          query: selector,
-          start: start.toString(),
-          end: end.toString(),
-          limit: "5000",
-          direction: "forward",
-        },
-        headers: { "X-Scope-OrgID": tenant },
-      })
-      .json<{ data: { result: { stream: Record<string, string>; values: [string, string][] }[] } }>();
-    const page = response.data.result.flatMap((stream) =>
-      stream.values.map(([ns, line]) => ({ ns: BigInt(ns), line, labels: stream.stream })),
-    );
-    page.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
-    entries.push(...page);
-    if (page.length < 5000) return entries;
-    start = (page[page.length - 1] as QueriedEntry).ns + 1n;
-  }
+  const streams = await queryRangeAll(lokiUrl, tenant, selector, {
+    start: BigInt(startMs) * 1_000_000n,
+    end: BigInt(endMs) * 1_000_000n,
+  });
+  return streams
+    .flatMap((stream) => stream.values.map(([ns, line]) => ({ ns: BigInt(ns), line, labels: stream.stream })))
+    .sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
 }
 
 export async function readChunks(bucket: string, prefix: string): Promise<{ key: string; chunk: Chunk }[]> {

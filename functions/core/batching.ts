@@ -110,17 +110,21 @@ export function buildStreams(
   const streams = new Map<string, TrackedStream>();
   for (const group of groups) {
     const options = group.eventLabels ?? DEFAULT_EVENT_LABEL_OPTIONS;
+    // The group's streams by what varies per event (hour, and log stream when it is a label), so
+    // that the label set is built and formatted once per stream, not once per event.
+    const groupStreams = new Map<string, TrackedStream>();
     for (const event of group.events) {
-      const labels: Record<string, string> = {
-        ...group.labels,
-        [TIME_SHARD_LABEL]: timeShard(event.timestamp),
-      };
-      if (options.logStreamLabel && event.logStream) labels[LOG_STREAM_LABEL] = event.logStream;
-      const key = streamKey(labels);
-      let stream = streams.get(key);
+      const shard = timeShard(event.timestamp);
+      const logStreamLabel = options.logStreamLabel && event.logStream ? event.logStream : undefined;
+      const variant = logStreamLabel === undefined ? shard : `${shard}\u0000${logStreamLabel}`;
+      let stream = groupStreams.get(variant);
       if (!stream) {
-        stream = { key, labels, entries: [] };
+        const labels: Record<string, string> = { ...group.labels, [TIME_SHARD_LABEL]: shard };
+        if (logStreamLabel !== undefined) labels[LOG_STREAM_LABEL] = logStreamLabel;
+        const key = streamKey(labels);
+        stream = streams.get(key) ?? { key, labels, entries: [] };
         streams.set(key, stream);
+        groupStreams.set(variant, stream);
       }
       const metadata: [string, string][] = [];
       if (options.structuredMetadata) {

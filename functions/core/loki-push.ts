@@ -49,10 +49,10 @@ export function encodePushRequestProtobuf(streams: PushStream[]): Uint8Array {
     for (const entry of stream.entries) {
       writer.uint32((2 << 3) | 2).fork();
       // google.protobuf.Timestamp: seconds=1 (int64), nanos=2 (int32); zero values are omitted.
-      const seconds = entry.ns / NANOS_PER_SECOND;
+      const seconds = Number(entry.ns / NANOS_PER_SECOND);
       const nanos = Number(entry.ns % NANOS_PER_SECOND);
       writer.uint32((1 << 3) | 2).fork();
-      if (seconds !== 0n) writer.uint32(1 << 3).int64(seconds.toString());
+      if (seconds !== 0) writer.uint32(1 << 3).int64(seconds);
       if (nanos !== 0) writer.uint32(2 << 3).int32(nanos);
       writer.ldelim();
       if (entry.line.length > 0) writer.uint32((2 << 3) | 2).string(entry.line);

@@ -1,5 +1,3 @@
-import { createHash } from "node:crypto";
-
 const NANOS_PER_MS = 1_000_000n;
 
 /**
@@ -13,10 +11,18 @@ export function eventNanoseconds(timestampMs: number, eventId: string): bigint {
   return BigInt(timestampMs) * NANOS_PER_MS + eventIdOffset(eventId);
 }
 
-/** A stable value in [0, 1e6) from the event id (SHA-256: the same on every machine and version). */
+/**
+ * A stable value in [0, 1e6) from the event id: FNV-1a (32 bit) over its characters, the same on
+ * every machine and version. Not cryptographic, and needs not be: it only spreads the events of one
+ * millisecond over its nanoseconds, at a fraction of a digest's cost per event.
+ */
 export function eventIdOffset(eventId: string): bigint {
-  const digest = createHash("sha256").update(eventId).digest();
-  return digest.readBigUInt64BE(0) % NANOS_PER_MS;
+  let hash = 0x811c9dc5;
+  for (let index = 0; index < eventId.length; index++) {
+    hash ^= eventId.charCodeAt(index);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return BigInt((hash >>> 0) % 1_000_000);
 }
 
 /**
@@ -25,8 +31,15 @@ export function eventIdOffset(eventId: string): bigint {
  * the stream's newest entry − 1 h) can never refuse one, whatever the push order.
  */
 export function timeShard(timestampMs: number): string {
-  return new Date(timestampMs).toISOString().slice(0, 13);
+  const hour = Math.floor(timestampMs / HOUR_MS);
+  if (hour !== lastShard.hour)
+    lastShard = { hour, label: new Date(hour * HOUR_MS).toISOString().slice(0, 13) };
+  return lastShard.label;
 }
+
+const HOUR_MS = 3_600_000;
+// Events of a batch share their hour: formatting a date per event was a hot spot of the shipper.
+let lastShard = { hour: Number.NaN, label: "" };
 
 /** Milliseconds of a nanosecond timestamp (floor). */
 export function nanosToMillis(ns: bigint): number {

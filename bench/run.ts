@@ -92,12 +92,17 @@ async function main(): Promise<void> {
     );
 
     // Everything is generated before the first measurement, so generation never competes with it.
-    const liveOptions = (tenant: string, payloads: number, label: string) => ({
+    const liveOptions = (
+      tenant: string,
+      payloads: number,
+      label: string,
+      format: "protobuf" | "json" = "protobuf",
+    ) => ({
       bed,
       bucket,
       pushUrl: endpoint.pushUrl,
       tenant,
-      format: "protobuf" as const,
+      format,
       logGroups: 8,
       payloads,
       eventsPerPayload: SIZES.eventsPerPayload,
@@ -108,7 +113,10 @@ async function main(): Promise<void> {
     });
     const liveRaisedOptions = liveOptions(endpoint.raisedTenant, SIZES.livePayloadsRaised, "raised");
     const liveDefaultOptions = liveOptions(endpoint.defaultTenant, SIZES.livePayloadsDefault, "default");
+    // The same run pushing JSON+gzip (LOKI_PUSH_FORMAT=json), against the JSON+gzip ceiling.
+    const liveJsonOptions = liveOptions(endpoint.raisedTenant, SIZES.livePayloadsRaised, "json", "json");
     const liveRaisedPayloads = await prepareLiveRun(liveRaisedOptions);
+    const liveJsonPayloads = await prepareLiveRun(liveJsonOptions);
     const liveDefaultPayloads = await prepareLiveRun(liveDefaultOptions);
     const liveProfileOptions = liveOptions(endpoint.raisedTenant, quick ? 10 : 40, "profile");
     const liveProfilePayloads = await prepareLiveRun(liveProfileOptions);
@@ -137,6 +145,9 @@ async function main(): Promise<void> {
     for (const { options, batches } of ceilingRuns) ceilings.push(await measureCeiling(options, batches));
     const ceilingText = ceilingTable(ceilings);
     say(ceilingText);
+    const raisedJsonCeiling = ceilings.find(
+      (result) => result.tenant === endpoint.raisedTenant && result.format === "json+gzip",
+    ) as CeilingResult;
     const raisedCeiling = ceilings.find(
       (result) => result.tenant === endpoint.raisedTenant && result.format === "protobuf+snappy",
     ) as CeilingResult;
@@ -144,14 +155,14 @@ async function main(): Promise<void> {
       (result) => result.tenant === endpoint.defaultTenant,
     ) as CeilingResult;
 
-    section(
-      `3. Live shipping end to end (shipSubscriptionEvent, ${IN_FLIGHT} invocations in flight, protobuf+snappy)`,
-    );
+    section(`3. Live shipping end to end (shipSubscriptionEvent, ${IN_FLIGHT} invocations in flight)`);
     const liveRaised = await measureLive(liveRaisedOptions, liveRaisedPayloads);
     const liveDefault = await measureLive(liveDefaultOptions, liveDefaultPayloads);
+    const liveJson = await measureLive(liveJsonOptions, liveJsonPayloads);
     const liveText = liveTable([
       { result: liveRaised, ceiling: raisedCeiling },
       { result: liveDefault, ceiling: defaultCeiling },
+      { result: liveJson, ceiling: raisedJsonCeiling },
     ]);
     say(liveText);
     // Profiled apart from the measured runs: the profiler slows what it watches.
@@ -330,6 +341,7 @@ function liveTable(rows: { result: LiveResult; ceiling: CeilingResult }[]): stri
   return markdownTable(
     [
       "tenant",
+      "format",
       "events",
       "events/s",
       "line MB/s",
@@ -344,6 +356,7 @@ function liveTable(rows: { result: LiveResult; ceiling: CeilingResult }[]): stri
     ],
     rows.map(({ result, ceiling }) => [
       result.tenant,
+      ceiling.format,
       fmt.int(result.events),
       fmt.int(result.eventsPerSecond),
       fmt.fixed(result.lineMegabytesPerSecond),
@@ -712,8 +725,9 @@ ${input.referenceNote}
 \`shipSubscriptionEvent\` (the handler's core: decode, tags from CloudWatch with the cache, labels,
 \`deliverEvents\` with its retries and spill to S3) on subscription payloads of ${SIZES.eventsPerPayload.toLocaleString("en-US")}
 events of ${LINE_BYTES}-byte lines from 8 tagged log groups, ${IN_FLIGHT} invocations in flight, pushing
-protobuf+snappy (the default). Invocations that finish in the first 2 s are not counted in the rate.
-The ratio is to the ceiling of the same tenant and format.
+protobuf+snappy (the default), and once more JSON+gzip (\`LOKI_PUSH_FORMAT=json\`) to the raised tenant.
+Invocations that finish in the first 2 s are not counted in the rate. The ratio is to the ceiling of
+the same tenant and format; "events per CPU s" = events per CPU second of the shipping process, whole run.
 
 ${input.liveText}
 

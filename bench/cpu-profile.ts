@@ -7,6 +7,7 @@ interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
 }
 
 interface CpuProfile {
@@ -28,13 +29,15 @@ export function topFrames(profilePath: string, root: string, limit = 12): Profil
 
 function summarise(profile: CpuProfile, root: string, limit: number): ProfileFrame[] {
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parents = new Map<number, ProfileNode>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node);
   const selfUs = new Map<string, number>();
   let totalUs = 0;
   profile.samples.forEach((id, index) => {
     const delta = profile.timeDeltas[index] ?? 0;
     const node = nodes.get(id);
     if (!node) return;
-    const frame = describe(node, root);
+    const frame = describe(node, root, parents.get(node.id));
     // Idle time, and the profiler's own session when profiling in-process, are not the code's cost.
     if (frame === "(idle)" || node.callFrame.url === "node:inspector") return;
     totalUs += delta;
@@ -50,10 +53,16 @@ function summarise(profile: CpuProfile, root: string, limit: number): ProfileFra
     }));
 }
 
-function describe(node: ProfileNode, root: string): string {
+function describe(node: ProfileNode, root: string, parent?: ProfileNode): string {
   const { functionName, url, lineNumber } = node.callFrame;
   const name = functionName || "(anonymous)";
-  if (!url) return name;
+  if (!url) {
+    // A native function (e.g. zlib's writeSync) says little by its name alone: name its JS caller.
+    const caller = parent?.callFrame.functionName;
+    return name.startsWith("(") || name.startsWith("RegExp:") || !caller
+      ? name
+      : `${name} (native, called by ${caller})`;
+  }
   const path = url.startsWith("file://") ? relative(root, new URL(url).pathname) : url;
   return `${name} (${path}:${lineNumber + 1})`;
 }

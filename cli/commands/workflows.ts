@@ -34,6 +34,8 @@ interface BackfillOptions extends TargetOptions {
   sliceHours?: number;
   concurrency?: number;
   requestsPerSecond?: number;
+  bytesPerSecond?: number;
+  perStreamBytesPerSecond?: number;
   dryRun?: boolean;
 }
 
@@ -79,6 +81,8 @@ export function registerWorkflows(program: Command, context: CommandContext): vo
       .option("--slice-hours <n>", "hours per export slice (default 1)", number)
       .option("--concurrency <n>", "slices exported at once (default 4)", number)
       .option("--requests-per-second <n>", "FilterLogEvents budget shared by all slices (default 4)", number)
+      .option("--bytes-per-second <n>", "replay pace into Loki for the whole run (default 2 MiB/s)", number)
+      .option("--per-stream-bytes-per-second <n>", "replay pace per stream (default 1 MiB/s)", number)
       .option("--dry-run", "plan only: list the log groups and slices, export nothing"),
     "backfill",
   ).action((options: BackfillOptions) => runBackfill(options, context));
@@ -121,6 +125,10 @@ async function runBackfill(options: BackfillOptions, context: CommandContext): P
     ...(options.sliceHours !== undefined ? { sliceHours: options.sliceHours } : {}),
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     ...(options.requestsPerSecond !== undefined ? { requestsPerSecond: options.requestsPerSecond } : {}),
+    ...(options.bytesPerSecond !== undefined ? { bytesPerSecond: options.bytesPerSecond } : {}),
+    ...(options.perStreamBytesPerSecond !== undefined
+      ? { perStreamBytesPerSecond: options.perStreamBytesPerSecond }
+      : {}),
     ...(options.dryRun ? { dryRun: true } : {}),
     ...(Object.keys(lokiOverrides(options)).length > 0 ? { loki: lokiOverrides(options) } : {}),
   };

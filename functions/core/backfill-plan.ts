@@ -51,6 +51,9 @@ export interface RunOptions {
   loki: Record<string, string>;
   /** `LABEL_*` overrides: the replay applies the same per-entry choices (log stream label, metadata). */
   labels: Record<string, string>;
+  /** Replay pace for the whole run, shared by the concurrent slices, and per stream. */
+  bytesPerSecond?: number;
+  perStreamBytesPerSecond?: number;
 }
 
 export interface BackfillPlan {
@@ -245,6 +248,9 @@ export async function planBackfill(
     maxPagesPerInvocation: request.maxPagesPerInvocation,
     loki: request.loki,
     labels: request.labels,
+    // Each slice's replay paces itself to its share of the run's rate.
+    ...(request.bytesPerSecond ? { bytesPerSecond: request.bytesPerSecond / request.concurrency } : {}),
+    ...(request.perStreamBytesPerSecond ? { perStreamBytesPerSecond: request.perStreamBytesPerSecond } : {}),
   };
   const plan: BackfillPlan = {
     runId,

@@ -57,6 +57,8 @@ const requestSchema = z
       .max(25, "requestsPerSecond above 25 only earns throttling (CloudWatch allows about 5 per account)")
       .optional(),
     ingestionDelaySeconds: z.number().int().min(0).max(3600).optional(),
+    bytesPerSecond: z.number().positive("bytesPerSecond must be above 0").optional(),
+    perStreamBytesPerSecond: z.number().positive("perStreamBytesPerSecond must be above 0").optional(),
     slicesPerPart: positiveInt("slicesPerPart", 200).optional(),
     maxEventsPerChunk: positiveInt("maxEventsPerChunk", 50_000).optional(),
     maxPagesPerInvocation: positiveInt("maxPagesPerInvocation", 1000).optional(),
@@ -90,6 +92,9 @@ export interface BackfillRequest {
   concurrency: number;
   requestsPerSecond: number;
   ingestionDelayMs: number;
+  /** Pace of the replay into Loki, whole run (default: pacing.ts, half of Loki's default tenant rate). */
+  bytesPerSecond?: number;
+  perStreamBytesPerSecond?: number;
   slicesPerPart: number;
   maxEventsPerChunk: number;
   maxPagesPerInvocation: number;
@@ -186,6 +191,8 @@ export function parseBackfillRequest(input: unknown, options: { now?: number } =
     concurrency: request.concurrency ?? DEFAULT_CONCURRENCY,
     requestsPerSecond: request.requestsPerSecond ?? DEFAULT_REQUESTS_PER_SECOND,
     ingestionDelayMs,
+    ...(request.bytesPerSecond ? { bytesPerSecond: request.bytesPerSecond } : {}),
+    ...(request.perStreamBytesPerSecond ? { perStreamBytesPerSecond: request.perStreamBytesPerSecond } : {}),
     slicesPerPart: request.slicesPerPart ?? DEFAULT_SLICES_PER_PART,
     maxEventsPerChunk: request.maxEventsPerChunk ?? 5000,
     maxPagesPerInvocation: request.maxPagesPerInvocation ?? 50,

@@ -32,6 +32,21 @@ describe("time ranges", () => {
 describe("parseBackfillRequest", () => {
   const valid = { logGroupNames: ["/aws/lambda/a"], range: "2026-11-22T00:00Z..2026-11-23T00:00Z" };
 
+  it("takes the replay pace of a tenant with raised limits, and refuses a pace of zero", () => {
+    const request = parseBackfillRequest(
+      { ...valid, bytesPerSecond: 50 * 1_048_576, perStreamBytesPerSecond: 10 * 1_048_576 },
+      { now: NOW },
+    );
+    expect(request).toMatchObject({
+      bytesPerSecond: 50 * 1_048_576,
+      perStreamBytesPerSecond: 10 * 1_048_576,
+    });
+    expect(parseBackfillRequest(valid, { now: NOW }).bytesPerSecond).toBeUndefined();
+    expect(() => parseBackfillRequest({ ...valid, bytesPerSecond: 0 }, { now: NOW })).toThrow(
+      "Invalid backfill request: bytesPerSecond: bytesPerSecond must be above 0",
+    );
+  });
+
   it("normalises a request with defaults", () => {
     const request = parseBackfillRequest({ ...valid, filterPattern: "ERROR" }, { now: NOW });
     expect(request).toMatchObject({

@@ -20,6 +20,7 @@ interface LinkOptions {
   filterName: string;
   filterPattern?: string;
   tag?: string[];
+  exclude?: string[];
   dryRun?: boolean;
 }
 
@@ -40,6 +41,10 @@ export function registerLink(program: Command, context: CommandContext): void {
       .option("--filter-name <name>", "name of the subscription filter this tool owns", "loki-shipper")
       .option("--filter-pattern <pattern>", "CloudWatch Logs filter pattern (default: every event)")
       .option("--tag <key=value...>", "tags to set on the linked log groups (link only)")
+      .option(
+        "--exclude <log-group...>",
+        "log groups never to link: the pipeline's own (default: LOKI_SHIPPER_OWN_LOG_GROUPS, the stack's OwnLogGroups output)",
+      )
       .option("--dry-run", "show what would change, change nothing")
       .action((options: LinkOptions) => runLink(operation, options, context));
   }
@@ -68,9 +73,15 @@ async function runLink(operation: "link" | "unlink", options: LinkOptions, conte
     ...(options.filterPattern !== undefined ? { filterPattern: options.filterPattern } : {}),
   };
   const { logs } = createAwsClients(context.awsOptions());
+  // Subscribing the pipeline's own log groups would ship its logs into itself, in a loop.
+  const excludedLogGroups =
+    options.exclude ?? (process.env.LOKI_SHIPPER_OWN_LOG_GROUPS ?? "").split(",").filter(Boolean);
   const plan =
     operation === "link"
-      ? await planLink(logs, selection, target, options.tag ? { tags: parseTags(options.tag) } : {})
+      ? await planLink(logs, selection, target, {
+          excludedLogGroups,
+          ...(options.tag ? { tags: parseTags(options.tag) } : {}),
+        })
       : await planUnlink(logs, selection, target);
   if (plan.changes.length === 0)
     throw new InputError(`No log group matches the selection: nothing to ${operation}`);

@@ -127,6 +127,18 @@ describe("loki-shipper CLI", () => {
     expect(await filters()).toEqual([]);
   });
 
+  it("link skips the pipeline's own log groups given by LOKI_SHIPPER_OWN_LOG_GROUPS", async () => {
+    const functionArn = await createDestinationFunction(uniqueName("shipper"));
+    const result = await runCli(
+      ["link", "--log-group", pythonGroup, "--function-arn", functionArn, "--dry-run"],
+      {
+        LOKI_SHIPPER_OWN_LOG_GROUPS: `/aws/lambda/other,${pythonGroup}`,
+      },
+    );
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(new RegExp(`skip\\s+${pythonGroup}: belongs to the shipper itself`));
+  });
+
   it("link: an unknown log group is refused with exit code 2 and nothing changes", async () => {
     const result = await runCli([
       "link",

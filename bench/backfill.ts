@@ -21,6 +21,8 @@ export interface BackfillOptions {
   /** Hours of history the events are spread over (ending one hour ago). */
   hours: number;
   runLabel: string;
+  /** The request's replay pace (bytes/s overall and per stream); absent: the request's default. */
+  pace?: { bytesPerSecond: number; perStreamBytesPerSecond: number };
 }
 
 export interface PagerResult {
@@ -104,6 +106,7 @@ export async function measureBackfill(
       start: new Date(group.startMs).toISOString(),
       end: new Date(group.endMs + 1).toISOString(),
       ingestionDelaySeconds: 0,
+      ...(options.pace ?? {}),
     },
     {
       logs: options.bed.logs,

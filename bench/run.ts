@@ -183,11 +183,20 @@ async function main(): Promise<void> {
       hours: 6,
       runLabel,
     };
+    // Once with the request's default pace (half of Loki's default tenant rate, room for live
+    // shipping), once paced for the raised tenant: what the engine does when the tenant allows it.
+    const raisedPaceOptions = {
+      ...backfillOptions,
+      runLabel: `${runLabel}-paced`,
+      pace: { bytesPerSecond: 1024 ** 3, perStreamBytesPerSecond: 1024 ** 3 },
+    };
     const group = await seedBackfillGroup(backfillOptions);
+    const raisedPaceGroup = await seedBackfillGroup(raisedPaceOptions);
     const pager = await measurePager(bed, group.logGroup, group.startMs, group.endMs + 1);
     const backfill = await measureBackfill(backfillOptions, group);
+    const backfillRaisedPace = await measureBackfill(raisedPaceOptions, raisedPaceGroup);
     const backfillBound = Math.min(pager.eventsPerSecond, raisedCeiling.eventsPerSecond);
-    const backfillText = backfillTable(pager, backfill, raisedCeiling);
+    const backfillText = backfillTable(pager, backfill, backfillRaisedPace, raisedCeiling);
     say(backfillText);
 
     section("5. Peak RSS (fresh child process per run, bundled code, 256 MB Lambda heap flags)");
@@ -234,6 +243,7 @@ async function main(): Promise<void> {
       raisedCeiling,
       defaultCeiling,
       backfill,
+      backfillRaisedPace,
       backfillBound,
       pager,
       memory,
@@ -380,7 +390,12 @@ function pacedEventsPerSecond(ceiling: CeilingResult): { eventsPerSecond: number
   return { eventsPerSecond: DEFAULT_PACING.bytesPerSecond / bytesPerEvent, bytesPerEvent };
 }
 
-function backfillTable(pager: PagerResult, backfill: BackfillResult, ceiling: CeilingResult): string {
+function backfillTable(
+  pager: PagerResult,
+  backfill: BackfillResult,
+  backfillRaisedPace: BackfillResult,
+  ceiling: CeilingResult,
+): string {
   const bound = Math.min(pager.eventsPerSecond, ceiling.eventsPerSecond);
   const paced = pacedEventsPerSecond(ceiling);
   return markdownTable(
@@ -405,15 +420,18 @@ function backfillTable(pager: PagerResult, backfill: BackfillResult, ceiling: Ce
         fmt.int(paced.eventsPerSecond),
         "-",
       ],
-      [
-        `backfill (${backfill.status}: ${fmt.int(backfill.pushed)} pushed, ${backfill.spilled} spilled, ${backfill.refused} refused)`,
-        fmt.int(backfill.exported),
-        backfill.pages,
-        fmt.fixed(backfill.seconds),
-        fmt.fixed(backfill.pages / backfill.seconds, 2),
-        fmt.int(backfill.eventsPerSecond),
-        fmt.ratio(backfill.eventsPerSecond / bound),
-      ],
+      ...[
+        { run: backfill, pace: "default pace" },
+        { run: backfillRaisedPace, pace: "pace raised to 1 GiB/s" },
+      ].map(({ run, pace }) => [
+        `backfill, ${pace} (${run.status}: ${fmt.int(run.pushed)} pushed, ${run.spilled} spilled, ${run.refused} refused)`,
+        fmt.int(run.exported),
+        String(run.pages),
+        fmt.fixed(run.seconds),
+        fmt.fixed(run.pages / run.seconds, 2),
+        fmt.int(run.eventsPerSecond),
+        fmt.ratio(run.eventsPerSecond / bound),
+      ]),
     ],
   );
 }
@@ -464,13 +482,21 @@ interface SummaryInput {
   raisedCeiling: CeilingResult;
   defaultCeiling: CeilingResult;
   backfill: BackfillResult;
+  backfillRaisedPace: BackfillResult;
   backfillBound: number;
   pager: PagerResult;
   memory: MemoryResult[];
   coldStart: ColdStartResult[];
 }
 
-type MissKind = "transform" | "liveRaised" | "liveDefault" | "backfill" | "memory" | "bundle";
+type MissKind =
+  | "transform"
+  | "liveRaised"
+  | "liveDefault"
+  | "backfill"
+  | "backfillDefaultPace"
+  | "memory"
+  | "bundle";
 
 function summarise(input: SummaryInput): { table: string; misses: { kind: MissKind; text: string }[] } {
   const rows: string[][] = [];
@@ -508,13 +534,23 @@ function summarise(input: SummaryInput): { table: string; misses: { kind: MissKi
     defaultRatio >= TARGETS.ratio && lost === 0,
     lost > 0 ? `${lost} events not stored` : `${fmt.ratio(defaultRatio / TARGETS.ratio)} of the target ratio`,
   );
-  const backfillRatio = input.backfill.eventsPerSecond / input.backfillBound;
+  // The bound is only the binding one when the request's pace allows more: the raised-pace run.
+  const backfillRatio = input.backfillRaisedPace.eventsPerSecond / input.backfillBound;
   check(
     "backfill",
-    "backfill ≥ 0.8 of min(moto pager, ceiling)",
-    `${fmt.ratio(backfillRatio)} (${fmt.int(input.backfill.eventsPerSecond)} of ${fmt.int(input.backfillBound)} events/s); ${fmt.ratio(input.backfill.eventsPerSecond / pacedEventsPerSecond(input.raisedCeiling).eventsPerSecond)} of the replay's default pacing`,
-    backfillRatio >= TARGETS.ratio && input.backfill.pushed === input.backfill.events,
+    "backfill ≥ 0.8 of min(moto pager, ceiling), pace raised to the tenant",
+    `${fmt.ratio(backfillRatio)} (${fmt.int(input.backfillRaisedPace.eventsPerSecond)} of ${fmt.int(input.backfillBound)} events/s)`,
+    backfillRatio >= TARGETS.ratio && input.backfillRaisedPace.pushed === input.backfillRaisedPace.events,
     `${fmt.ratio(backfillRatio / TARGETS.ratio)} of the target ratio`,
+  );
+  const pacedRatio =
+    input.backfill.eventsPerSecond / pacedEventsPerSecond(input.raisedCeiling).eventsPerSecond;
+  check(
+    "backfillDefaultPace",
+    "backfill at the request's default pace reaches that pace (2 MiB/s)",
+    `${fmt.ratio(pacedRatio)} of it (${fmt.int(input.backfill.eventsPerSecond)} events/s), ${input.backfill.spilled} spilled`,
+    pacedRatio >= TARGETS.ratio && input.backfill.pushed === input.backfill.events,
+    `${fmt.ratio(pacedRatio / TARGETS.ratio)} of the target ratio`,
   );
   for (const kind of ["shipper", "replay"] as const) {
     const runs = input.memory.filter((result) => result.kind === kind).sort((a, b) => a.events - b.events);
@@ -561,16 +597,21 @@ const FINDINGS: Record<Exclude<MissKind, "transform">, string> = {
     "whether anything is spilled to S3 `spill/` after the last retry (kept for a replay, not lost).",
   ].join("\n"),
   backfill: [
-    "**Backfill.** The backfill replays its chunks paced by `DEFAULT_PACING` (functions/core/pacing.ts):",
-    "2 MiB/s for the whole run (shared among the concurrent slices) and 1 MiB/s per stream, counted as",
-    "line plus structured metadata bytes: about 7,000 events/s of 200-byte lines. That is half of Loki's",
-    "default tenant limit on purpose (room for live shipping), and it, not moto's paging or Loki, binds",
-    "the backfill here: the plain pager, the raised ceiling and the unpaced replay step are all several",
-    "times faster. A backfill request cannot raise it today (a replay request can, with `bytesPerSecond`).",
-    "What would close it: accept `bytesPerSecond` and `perStreamBytesPerSecond` in the backfill request",
-    "and pass them to ReplaySlice as the replay does, so that a tenant with raised limits (or no live",
-    "traffic) is backfilled at its rate; and replay a slice's chunks while its export is still writing",
-    "them (today a slice is exported completely before its replay starts).",
+    "**Backfill.** By default a backfill replays its chunks paced by `DEFAULT_PACING`",
+    "(functions/core/pacing.ts): 2 MiB/s for the run and 1 MiB/s per stream, half of Loki's default tenant",
+    "limit on purpose (room for live shipping); the request's `bytesPerSecond` and",
+    "`perStreamBytesPerSecond` raise it. With the pace raised, the export binds: the run's FilterLogEvents",
+    "budget (4 requests/s by default, under CloudWatch's ~5/s per account) paces the pages, which moto",
+    "serves at about that rate anyway; hour slices cut the pages short (see the pages column against the",
+    "plain pager's); and a slice's chunks are replayed only after the whole slice is exported, so export",
+    "and replay of a slice add up instead of overlapping. What would close it: replay a slice's chunks",
+    "while its export is still writing them (a chunk is final once the export checkpoint has moved past",
+    "it), and longer slices for dense log groups (fewer, fuller pages).",
+  ].join("\n"),
+  backfillDefaultPace: [
+    "**Backfill at the default pace.** The replay's pacer (a token bucket per run share and per stream)",
+    "decides; a shortfall means the slices' shares go unused while fewer slices than the concurrency",
+    "are replaying (the run's tail).",
   ].join("\n"),
   memory: [
     "**Memory.** Peak RSS is measured on bundled code with the heap flags of a 256 MB Lambda; run from",

@@ -781,9 +781,11 @@ ${profileTable(input.liveProfile)}
 
 \`runBackfillLocally\` (the backfill state machine in aws-local-stepfunctions): FilterLogEvents from moto
 into S3 chunks, chunks replayed into Loki, with the request's defaults (4 FilterLogEvents requests/s,
-4 slices at a time, 1-hour slices). The bound is the slower of moto's page rate for a plain pager (no
-budget, no chunks) and the raised ceiling. moto returns 10,000 events per page regardless of the 1 MB
-page limit of CloudWatch, so its page rate flatters the pager for these lines.
+4 slices at a time, 1-hour slices), into the raised tenant: once at the default replay pace (2 MiB/s),
+once with \`bytesPerSecond\` and \`perStreamBytesPerSecond\` raised to 1 GiB/s, each on its own log group of
+the same events. The bound is the slower of moto's page rate for a plain pager (no budget, no chunks)
+and the raised ceiling. moto returns 10,000 events per page regardless of the 1 MB page limit of
+CloudWatch, so its page rate flatters the pager for these lines.
 
 ${input.backfillText}
 

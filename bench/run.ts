@@ -29,9 +29,28 @@ import { openLokiEndpoint } from "./loki-endpoint.ts";
 import { loadAverage, machineInfo } from "./machine.ts";
 import { LAMBDA_256MB_FLAGS, type MemoryResult, measureMemory, writeSliceChunks } from "./memory.ts";
 import { fmt, markdownTable } from "./table.ts";
-import { measureTransform, TRANSFORM_FORMATS, type TransformRow } from "./transform.ts";
+import { measureTransform, TRANSFORM_FORMATS, type TransformRow, transformTable } from "./transform.ts";
 
-const { values: args } = parseArgs({ options: { quick: { type: "boolean", default: false } } });
+const USAGE = `Usage: npm run bench [-- --quick]
+
+Measures the shipper transform, the Loki endpoint's ingest ceiling, live shipping, backfill, memory
+and cold start, prints the tables and writes BENCHMARKS.md (--quick: small sizes, written to .bench-tmp/).
+LOKI_URL (with LOKI_TENANT_RAISED, LOKI_TENANT_DEFAULT) measures another Loki instead of the test server.`;
+
+const { values: args } = (() => {
+  try {
+    return parseArgs({
+      options: { quick: { type: "boolean", default: false }, help: { type: "boolean", default: false } },
+    });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+})();
+if (args.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const quick = args.quick === true;
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const LINE_BYTES = 200;
@@ -293,31 +312,6 @@ async function profileTransform(): Promise<ProfileFrame[]> {
   ]);
   const file = readdirSync(directory).find((name) => name.endsWith(".cpuprofile"));
   return file ? topFrames(join(directory, file), ROOT, 15) : [];
-}
-
-function transformTable(rows: TransformRow[]): string {
-  return markdownTable(
-    [
-      "events",
-      "line B",
-      "format",
-      "events/s per core (CPU)",
-      "MB/s per core",
-      "events/s (wall)",
-      "pushes",
-      "wire MB",
-    ],
-    rows.map((row) => [
-      fmt.int(row.events),
-      fmt.int(row.lineBytes),
-      row.format,
-      fmt.int(row.eventsPerCpuSecond),
-      fmt.fixed(row.megabytesPerSecond),
-      fmt.int(row.eventsPerSecond),
-      row.requests,
-      fmt.fixed(row.wireMegabytes, 2),
-    ]),
-  );
 }
 
 function ceilingTable(results: CeilingResult[]): string {

@@ -4,41 +4,14 @@
  * encoding (protobuf + snappy, or JSON + gzip). No network. `npm run bench` runs the same
  * measurement (section 1) with the rest; this runs it alone: `npx node bench/shipper-transform.ts`.
  */
-import { fmt, markdownTable } from "./table.ts";
-import { measureTransform, TRANSFORM_FORMATS } from "./transform.ts";
+import { measureTransform, TRANSFORM_FORMATS, type TransformRow, transformTable } from "./transform.ts";
 
 const COUNTS = [1_000, 10_000];
 const LINE_BYTES = [100, 200, 1_024, 10_240];
 
 console.log(`node ${process.version}, ${process.arch}; batches of at most 1 MiB (the shipper's default)`);
-const rows = [];
+const rows: TransformRow[] = [];
 for (const count of COUNTS)
   for (const lineBytes of LINE_BYTES)
-    for (const { name } of TRANSFORM_FORMATS) {
-      const row = measureTransform(count, lineBytes, name);
-      rows.push([
-        fmt.int(row.events),
-        fmt.int(row.lineBytes),
-        row.format,
-        fmt.int(row.eventsPerCpuSecond),
-        fmt.fixed(row.megabytesPerSecond),
-        fmt.int(row.eventsPerSecond),
-        row.requests,
-        fmt.fixed(row.wireMegabytes, 2),
-      ]);
-    }
-console.log(
-  markdownTable(
-    [
-      "events",
-      "line B",
-      "format",
-      "events/s per core (CPU)",
-      "MB/s per core",
-      "events/s (wall)",
-      "pushes",
-      "wire MB",
-    ],
-    rows,
-  ),
-);
+    for (const { name } of TRANSFORM_FORMATS) rows.push(measureTransform(count, lineBytes, name));
+console.log(transformTable(rows));

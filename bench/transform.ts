@@ -4,6 +4,7 @@ import type { LokiLimits } from "../functions/core/loki-client.ts";
 import { encodePush, type PushFormat } from "../functions/core/loki-push.ts";
 import { decodeSubscriptionData } from "../functions/core/subscription.ts";
 import { lambdaLogStreamName, logEvents, subscriptionPayload } from "./payloads.ts";
+import { fmt, markdownTable } from "./table.ts";
 
 /**
  * The live shipper's CPU work per invocation, without network: decode (base64, gunzip, JSON,
@@ -114,4 +115,30 @@ export function measureTransform(count: number, lineBytes: number, format: strin
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] as number;
+}
+
+/** Section 1 as a Markdown table. */
+export function transformTable(rows: TransformRow[]): string {
+  return markdownTable(
+    [
+      "events",
+      "line B",
+      "format",
+      "events/s per core (CPU)",
+      "MB/s per core",
+      "events/s (wall)",
+      "pushes",
+      "wire MB",
+    ],
+    rows.map((row) => [
+      fmt.int(row.events),
+      fmt.int(row.lineBytes),
+      row.format,
+      fmt.int(row.eventsPerCpuSecond),
+      fmt.fixed(row.megabytesPerSecond),
+      fmt.int(row.eventsPerSecond),
+      row.requests,
+      fmt.fixed(row.wireMegabytes, 2),
+    ]),
+  );
 }

@@ -45,6 +45,20 @@ export async function createTaggedLogGroup(prefix: string, tags: Record<string, 
   return name;
 }
 
+/** The shipper's environment for one test tenant (a short deadline reserve keeps drills quick). */
+export function shipperEnv(
+  target: { bucket: string; lokiUrl: string; tenant: string },
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    BUCKET_NAME: target.bucket,
+    LOKI_URL: target.lokiUrl,
+    LOKI_TENANT: target.tenant,
+    SHIPPER_DEADLINE_RESERVE: "1s",
+    ...extra,
+  };
+}
+
 export function shipperConfig(env: Record<string, string>): ShipperConfig {
   return parseShipperConfig({ AWS_REGION: TEST_REGION, ...env });
 }

@@ -20,6 +20,7 @@ import {
   readChunks,
   shipperConfig,
   shipperDeps,
+  shipperEnv,
   tenantName,
 } from "./harness.ts";
 
@@ -39,15 +40,8 @@ afterAll(async () => {
   await loki?.close();
 });
 
-function envFor(tenant: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    BUCKET_NAME: bucket,
-    LOKI_URL: loki.url,
-    LOKI_TENANT: tenant,
-    SHIPPER_DEADLINE_RESERVE: "1s",
-    ...extra,
-  };
-}
+const envFor = (tenant: string, extra: Record<string, string> = {}) =>
+  shipperEnv({ bucket, lokiUrl: loki.url, tenant }, extra);
 
 function lines(events: { message: string }[]): string[] {
   return events.map((event) => event.message).sort();

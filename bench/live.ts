@@ -39,6 +39,8 @@ export interface LiveResult {
   refused: number;
   retries: number;
   requests: number;
+  /** Push requests per GB of lines shipped: every push carries one stream (splitIntoRequests). */
+  pushesPerGb: number;
   seconds: number;
   /** Events per CPU second of this process over the whole run: the shipper's full cost per event. */
   eventsPerCpuSecond: number;
@@ -137,6 +139,7 @@ export async function measureLive(
     eventsPerSecond: rateEvents / seconds,
     lineMegabytesPerSecond: (rateEvents * options.lineBytes) / 1e6 / seconds,
     ...totals,
+    pushesPerGb: totals.requests / ((totals.pushed * options.lineBytes) / 1e9),
     seconds: (lastDone - started) / 1000,
     eventsPerCpuSecond: totals.pushed / ((cpu.user + cpu.system) / 1e6),
   };

@@ -357,6 +357,7 @@ function liveTable(rows: { result: LiveResult; ceiling: CeilingResult }[]): stri
       "refused",
       "retries",
       "pushes",
+      "pushes per GB",
     ],
     rows.map(({ result, ceiling }) => [
       result.tenant,
@@ -372,6 +373,7 @@ function liveTable(rows: { result: LiveResult; ceiling: CeilingResult }[]): stri
       result.refused,
       result.retries,
       result.requests,
+      fmt.int(result.pushesPerGb),
     ]),
   );
 }

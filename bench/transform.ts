@@ -1,4 +1,4 @@
-import { buildStreams, precheckEvent, splitIntoBatches } from "../functions/core/batching.ts";
+import { buildStreams, precheckEvent, splitIntoRequests } from "../functions/core/batching.ts";
 import { defaultLabelOptions, resolveGroupLabels } from "../functions/core/labels.ts";
 import type { LokiLimits } from "../functions/core/loki-client.ts";
 import { encodePush, type PushFormat } from "../functions/core/loki-push.ts";
@@ -50,9 +50,9 @@ export function transformPayload(data: string, format: PushFormat, nowMs = Date.
   });
   const events = message.events.filter((event) => precheckEvent(event, LIMITS, nowMs) === undefined);
   const streams = buildStreams([{ logGroup: message.logGroup, labels, events, eventLabels }]);
-  const requests = splitIntoBatches(streams, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES);
+  const requests = splitIntoRequests(streams, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES);
   let wireBytes = 0;
-  for (const request of requests) wireBytes += encodePush(request, format).body.length;
+  for (const request of requests) wireBytes += encodePush([request], format).body.length;
   return { requests: requests.length, wireBytes };
 }
 

@@ -151,42 +151,33 @@ export function buildStreams(
 }
 
 /**
- * Cuts streams into push requests of at most `maxBytes` decoded bytes and `maxEntries` entries.
- * A stream may span several requests; its entries stay in timestamp order.
+ * Cuts streams into push requests of ONE stream each, at most `maxBytes` decoded bytes and
+ * `maxEntries` entries. Loki answers a multi-stream push with the error of its last stream only
+ * (Loki 3.4 `instance.Push` keeps a single `appendErr`): a refusal of an earlier stream (active
+ * stream limit, per-stream rate limit) would come back as 204 and its entries would be lost
+ * without a trace. One stream per request makes every answer about every entry it carries.
+ * A long stream is cut into several requests, in timestamp order.
  */
-export function splitIntoBatches(
+export function splitIntoRequests(
   streams: TrackedStream[],
   maxBytes: number,
   maxEntries: number,
-): TrackedStream[][] {
-  const batches: TrackedStream[][] = [];
-  let current: TrackedStream[] = [];
-  let bytes = 0;
-  let count = 0;
-  const close = () => {
-    if (current.length > 0) batches.push(current);
-    current = [];
-    bytes = 0;
-    count = 0;
-  };
+): TrackedStream[] {
+  const requests: TrackedStream[] = [];
   for (const stream of streams) {
     const labelBytes = stream.key.length;
     let part: TrackedStream | undefined;
+    let bytes = 0;
     for (const entry of stream.entries) {
-      if (count > 0 && (bytes + entry.size + (part ? 0 : labelBytes) > maxBytes || count + 1 > maxEntries)) {
-        close();
-        part = undefined;
-      }
+      if (part && (bytes + entry.size > maxBytes || part.entries.length + 1 > maxEntries)) part = undefined;
       if (!part) {
         part = { key: stream.key, labels: stream.labels, entries: [] };
-        current.push(part);
-        bytes += labelBytes;
+        requests.push(part);
+        bytes = labelBytes;
       }
       part.entries.push(entry);
       bytes += entry.size;
-      count += 1;
     }
   }
-  close();
-  return batches;
+  return requests;
 }

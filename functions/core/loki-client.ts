@@ -27,6 +27,8 @@ export interface LokiPushClient {
   readonly limits: LokiLimits;
   readonly maxBatchBytes: number;
   readonly maxBatchEntries: number;
+  /** Streams pushed at once by a delivery (each push carries one stream); default 4. */
+  readonly pushConcurrency?: number;
   /** Sends one push request. Resolves with any HTTP status; rejects with LokiUnreachableError. */
   push(streams: PushStream[], options?: { timeoutMs?: number }): Promise<PushAttempt>;
 }
@@ -40,6 +42,7 @@ export interface GotLokiPushClientOptions {
   limits: LokiLimits;
   maxBatchBytes: number;
   maxBatchEntries: number;
+  pushConcurrency: number;
   requestTimeoutMs: number;
 }
 
@@ -59,6 +62,7 @@ export function createGotLokiPushClient(options: GotLokiPushClientOptions): Loki
     limits: options.limits,
     maxBatchBytes: options.maxBatchBytes,
     maxBatchEntries: options.maxBatchEntries,
+    pushConcurrency: options.pushConcurrency,
     async push(streams, pushOptions = {}) {
       const encoded = encodePush(streams, options.format);
       const started = performance.now();

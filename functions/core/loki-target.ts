@@ -24,6 +24,8 @@ export interface LokiTarget {
   /** Decoded bytes per push; Loki fails pushes over 4 MiB with a 500, so stay well below. */
   maxBatchBytes: number;
   maxBatchEntries: number;
+  /** Streams pushed in parallel; every push carries one stream (see splitIntoRequests). */
+  pushConcurrency: number;
   requestTimeoutMs: number;
 }
 
@@ -101,6 +103,7 @@ const targetSchema = z.object({
     .min(1)
     .max(100_000)
     .default(10_000),
+  LOKI_PUSH_CONCURRENCY: z.coerce.number({ message: "expected a number" }).int().min(1).max(32).default(4),
   LOKI_TIMEOUT: duration("request timeout").default(10_000),
 });
 
@@ -156,6 +159,7 @@ export function parseLokiTarget(env: Record<string, string | undefined>): LokiTa
     },
     maxBatchBytes: parsed.LOKI_BATCH_MAX_BYTES,
     maxBatchEntries: parsed.LOKI_BATCH_MAX_ENTRIES,
+    pushConcurrency: parsed.LOKI_PUSH_CONCURRENCY,
     requestTimeoutMs: parsed.LOKI_TIMEOUT,
   };
 }
@@ -236,6 +240,7 @@ export async function createLokiPushClient(
     limits: target.limits,
     maxBatchBytes: target.maxBatchBytes,
     maxBatchEntries: target.maxBatchEntries,
+    pushConcurrency: target.pushConcurrency,
     requestTimeoutMs: target.requestTimeoutMs,
   });
   if (target.auth.kind === "none") return client;

@@ -4,7 +4,7 @@ import {
   lambdaRequestId,
   PRECHECK_MARGIN_MS,
   precheckEvent,
-  splitIntoBatches,
+  splitIntoRequests,
 } from "../../functions/core/batching.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { cloudWatchEventId, lambdaLines } from "../fixtures/subscription.ts";
@@ -73,22 +73,41 @@ describe("buildStreams", () => {
   });
 });
 
-describe("splitIntoBatches", () => {
+describe("splitIntoRequests", () => {
   it("bounds every request in bytes and entries and keeps each stream's order", () => {
     const now = Date.now();
     const events = Array.from({ length: 1000 }, (_, index) => event(now + index, "x".repeat(1000)));
     const streams = buildStreams([{ logGroup: "/g", labels: { a: "b" }, events }]);
 
-    const batches = splitIntoBatches(streams, 100_000, 50);
+    const requests = splitIntoRequests(streams, 100_000, 50);
 
-    expect(batches.flat().flatMap((stream) => stream.entries)).toHaveLength(1000);
-    for (const batch of batches) {
-      const entries = batch.flatMap((stream) => stream.entries);
-      expect(entries.length).toBeLessThanOrEqual(50);
-      expect(entries.reduce((sum, entry) => sum + entry.size, 0)).toBeLessThanOrEqual(100_000);
+    expect(requests.flatMap((request) => request.entries)).toHaveLength(1000);
+    for (const request of requests) {
+      expect(request.entries.length).toBeLessThanOrEqual(50);
+      expect(request.entries.reduce((sum, entry) => sum + entry.size, 0)).toBeLessThanOrEqual(100_000);
     }
-    const order = batches.flat().flatMap((stream) => stream.entries.map((entry) => entry.ns));
+    const order = requests.flatMap((request) => request.entries.map((entry) => entry.ns));
     expect(order).toEqual([...order].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+
+  it("never puts two streams in one request, however small they are", () => {
+    const hour = 3_600_000;
+    const start = Date.parse("2026-11-25T10:30:00Z");
+    // Three hours of two small groups: six streams that would all fit one request by size.
+    const events = Array.from({ length: 6 }, (_, index) =>
+      event(start + index * (hour / 2), `line ${index}`),
+    );
+    const streams = buildStreams([
+      { logGroup: "/a", labels: { group: "a" }, events },
+      { logGroup: "/b", labels: { group: "b" }, events },
+    ]);
+
+    const requests = splitIntoRequests(streams, 1024 * 1024, 10_000);
+
+    expect(streams).toHaveLength(8);
+    expect(requests).toHaveLength(8);
+    expect(new Set(requests.map((request) => request.key)).size).toBe(8);
+    expect(requests.flatMap((request) => request.entries)).toHaveLength(12);
   });
 });
 

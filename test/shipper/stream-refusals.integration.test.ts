@@ -1,0 +1,196 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DeliveryReport } from "../../functions/core/deliver.ts";
+import { runReplayLocally } from "../../functions/core/local-workflow.ts";
+import type { LogEvent } from "../../functions/core/log-event.ts";
+import { getChunk } from "../../functions/core/run-store.ts";
+import {
+  chunkRecords,
+  createTestBucket,
+  expectedEntries,
+  HOUR,
+  listKeys,
+  logs,
+  s3,
+  seedLogGroup,
+  shipLive,
+} from "../backfill/harness.ts";
+import { cloudWatchEventId } from "../fixtures/subscription.ts";
+import { uniqueName } from "../helpers/aws.ts";
+import {
+  EXTERNAL_LOKI_SKIP_REASON,
+  externalLoki,
+  queryRangeAll,
+  startTestLoki,
+  type TestLoki,
+} from "../helpers/loki.ts";
+
+/**
+ * Loki answers a push of several streams with the error of its LAST stream only (Loki 3.4.6
+ * `instance.Push` keeps one `appendErr`): an earlier stream refused for the active-stream limit or
+ * its per-stream rate comes back as 204 and its entries are gone. These tests put the refused
+ * stream first and last, ship through the live shipper's own code and replay the spill, then
+ * audit: every event is in Loki exactly once, or in spill/ or rejected/ with Loki's reason, and
+ * the reports count exactly what Loki holds.
+ *
+ * The tenant limits are set on the Loki test server (setTenantLimits), hence skipped against an
+ * external Loki.
+ */
+let loki: TestLoki;
+const now = Date.now();
+/** Hours that are whole, in the past, and within Loki's one-week window. */
+const hourStart = (hoursAgo: number) => Math.floor((now - hoursAgo * HOUR) / HOUR) * HOUR;
+
+beforeAll(async () => {
+  loki = await startTestLoki();
+});
+afterAll(async () => {
+  await loki?.close();
+});
+
+function eventsAt(startMs: number, count: number, label: string, lineBytes = 0): LogEvent[] {
+  return Array.from({ length: count }, (_, index) => {
+    const timestamp = startMs + 60_000 * (index + 1);
+    const text = `${label} ${index}`;
+    const message = lineBytes > 0 ? text.padEnd(lineBytes, ".") : text;
+    return { id: cloudWatchEventId(timestamp), timestamp, message, logStream: "2026/11/26/[$LATEST]abc" };
+  });
+}
+
+interface Audit {
+  inLoki: string[];
+  spilled: LogEvent[];
+  rejected: LogEvent[];
+}
+
+/** Where each event is: in the tenant's Loki, spill/ or rejected/. */
+async function audit(name: string, bucket: string, tenant: string): Promise<Audit> {
+  const segment = encodeURIComponent(name);
+  const streams = await queryRangeAll(loki.url, tenant, `{log_group="${name}"}`, {
+    start: BigInt(now - 30 * HOUR) * 1_000_000n,
+    end: BigInt(now + HOUR) * 1_000_000n,
+  });
+  return {
+    inLoki: streams.flatMap((stream) => stream.values.map(([ns, line]) => `${ns} ${line}`)).sort(),
+    spilled: await chunkRecords(bucket, `spill/${segment}/`),
+    rejected: await chunkRecords(bucket, `rejected/${segment}/`),
+  };
+}
+
+/** Every event exactly once in Loki or kept in S3, and nothing else anywhere. */
+function expectAccountedFor(found: Audit, events: LogEvent[]): void {
+  const kept = [...found.spilled, ...found.rejected];
+  const keptIds = new Set(kept.map((event) => event.id));
+  expect(kept).toHaveLength(keptIds.size);
+  const expectedInLoki = expectedEntries(events.filter((event) => !keptIds.has(event.id)));
+  expect(found.inLoki).toEqual(expectedInLoki);
+  expect([...keptIds].every((id) => events.some((event) => event.id === id))).toBe(true);
+}
+
+const sum = (reports: DeliveryReport[], key: "pushed" | "spilled") =>
+  reports.reduce((total, report) => total + report[key], 0);
+
+describe.skipIf(externalLoki)(`a tenant at its active-stream limit (${EXTERNAL_LOKI_SKIP_REASON})`, () => {
+  // The batch holds a new hour stream and an existing one; the stream key order (by time_shard)
+  // puts the earlier hour first, so "new first" is the order in which Loki used to hide the refusal.
+  it.each([
+    { order: "new stream first", existingHoursAgo: 6, newHoursAgo: 12 },
+    { order: "new stream last", existingHoursAgo: 12, newHoursAgo: 6 },
+  ])("spills the new stream with Loki's reason and stores the other ($order)", async (hours) => {
+    const bucket = await createTestBucket();
+    const name = `/aws/lambda/${uniqueName("streamcap")}`;
+    const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap") };
+    loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 1 });
+    await seedLogGroup(name, { name: "streamcap" }, []);
+    const first = eventsAt(hourStart(hours.existingHoursAgo), 1, "existing-before");
+    await shipLive(name, first, env, bucket);
+
+    const existing = eventsAt(hourStart(hours.existingHoursAgo) + 30 * 60_000, 1, "existing");
+    const fresh = eventsAt(hourStart(hours.newHoursAgo), 2, "new");
+    const reports = await shipLive(name, [...fresh, ...existing], env, bucket);
+
+    expect({ pushed: sum(reports, "pushed"), spilled: sum(reports, "spilled") }).toEqual({
+      pushed: 1,
+      spilled: 2,
+    });
+    const found = await audit(name, bucket, env.LOKI_TENANT);
+    expect(found.spilled.map((event) => event.message).sort()).toEqual(["new 0", "new 1"]);
+    expectAccountedFor(found, [...first, ...existing, ...fresh]);
+    const [chunkKey] = await listKeys(bucket, `spill/${encodeURIComponent(name)}/`);
+    const chunk = await getChunk({ s3, bucket }, chunkKey as string);
+    expect(chunk?.chunk.header.reason).toMatch(/^Loki answered 429: Maximum active stream limit exceeded/);
+
+    // Once the limit allows the stream, the drain replays the spill: exactly once, spill/ empty.
+    loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 10 });
+    const drain = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
+    expect(drain.totals.pushed).toBe(2);
+    expect(await listKeys(bucket, "spill/")).toEqual([]);
+    expect((await audit(name, bucket, env.LOKI_TENANT)).inLoki).toEqual(
+      expectedEntries([...first, ...existing, ...fresh]),
+    );
+  });
+
+  it("replays a spill chunk that straddles a new and an existing hour at the limit: the new hour is kept, not lost", async () => {
+    const bucket = await createTestBucket();
+    const name = `/aws/lambda/${uniqueName("straddle")}`;
+    const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap") };
+    loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 1 });
+    await seedLogGroup(name, { name: "straddle" }, []);
+    const early = eventsAt(hourStart(10), 3, "early");
+    const late = eventsAt(hourStart(4), 3, "late");
+    // The late hour's stream exists and takes the tenant's only stream.
+    await shipLive(name, late.slice(0, 1), env, bucket);
+    // Loki down: the early hour and the rest of the late hour go to spill/ together.
+    await loki.stop();
+    try {
+      await shipLive(name, [...early, ...late.slice(1)], env, bucket, 2_000);
+    } finally {
+      await loki.restart();
+    }
+    expect(await chunkRecords(bucket, "spill/")).toHaveLength(5);
+
+    const atLimit = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
+
+    expect(atLimit.totals.pushed).toBe(2);
+    const found = await audit(name, bucket, env.LOKI_TENANT);
+    expect(found.spilled.map((event) => event.message).sort()).toEqual(["early 0", "early 1", "early 2"]);
+    expectAccountedFor(found, [...early, ...late]);
+
+    loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 10 });
+    const drained = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
+    expect(drained.totals.pushed).toBe(3);
+    expect((await audit(name, bucket, env.LOKI_TENANT)).inLoki).toEqual(expectedEntries([...early, ...late]));
+  });
+});
+
+describe.skipIf(externalLoki)(
+  `a stream over its per-stream rate limit (${EXTERNAL_LOKI_SKIP_REASON})`,
+  () => {
+    it.each([
+      { order: "busy stream first", busyHoursAgo: 12, quietHoursAgo: 6 },
+      { order: "busy stream last", busyHoursAgo: 6, quietHoursAgo: 12 },
+    ])("stores what the rate allows and spills the rest with Loki's reason ($order)", async (hours) => {
+      const bucket = await createTestBucket();
+      const name = `/aws/lambda/${uniqueName("busy")}`;
+      const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("rate") };
+      // 1 kB/s per stream: a 1,200-byte line never fits; 300-byte lines do, one push at a time.
+      loki.setTenantLimits(env.LOKI_TENANT, { perStreamRateLimit: 1000, perStreamRateLimitBurst: 1000 });
+      await seedLogGroup(name, { name: "busy" }, []);
+      const busy = [
+        ...eventsAt(hourStart(hours.busyHoursAgo), 1, "huge", 1200),
+        ...eventsAt(hourStart(hours.busyHoursAgo) + 120_000, 1, "small", 300),
+      ];
+      const quiet = eventsAt(hourStart(hours.quietHoursAgo), 2, "quiet");
+
+      const reports = await shipLive(name, [...busy, ...quiet], env, bucket);
+
+      const found = await audit(name, bucket, env.LOKI_TENANT);
+      expect(found.spilled.map((event) => event.message)).toEqual([busy[0]?.message]);
+      expectAccountedFor(found, [...busy, ...quiet]);
+      expect({ pushed: sum(reports, "pushed"), spilled: sum(reports, "spilled") }).toEqual({
+        pushed: 3,
+        spilled: 1,
+      });
+      expect(found.inLoki).toHaveLength(3);
+    });
+  },
+);

@@ -1,7 +1,7 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { FilterLogEventsCommand } from "@aws-sdk/client-cloudwatch-logs";
-import { runBackfillLocally } from "../functions/core/local-workflow.ts";
-import type { RunReport } from "../functions/core/run-report.ts";
+import { runBackfillLocally } from "../cli/local-workflow.ts";
+import type { RunReport } from "../functions/core/workflow/run-report.ts";
 import { type AwsBed, createTaggedLogGroup, putLogEvents } from "./aws-bed.ts";
 import { lambdaLogStreamName, logEvents } from "./payloads.ts";
 

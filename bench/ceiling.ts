@@ -2,7 +2,7 @@ import http from "node:http";
 import https from "node:https";
 import { gzipSync } from "node:zlib";
 import snappy from "snappyjs";
-import { encodePushRequestProtobuf } from "../functions/core/loki-push.ts";
+import { encodePushRequestProtobuf } from "../functions/core/loki/loki-push.ts";
 import { logLine } from "./payloads.ts";
 
 /**

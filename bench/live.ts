@@ -1,8 +1,8 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";
-import { LogGroupTagCache } from "../functions/core/log-group-tags.ts";
-import { createLokiPushClient } from "../functions/core/loki-target.ts";
-import { parseShipperConfig, shipSubscriptionEvent } from "../functions/core/ship-subscription.ts";
+import { LogGroupTagCache } from "../functions/core/labels/log-group-tags.ts";
+import { createLokiPushClient } from "../functions/core/loki/loki-target.ts";
+import { parseShipperConfig, shipSubscriptionEvent } from "../functions/shipper/ship-subscription.ts";
 import { type AwsBed, createTaggedLogGroup, REGION } from "./aws-bed.ts";
 import { lambdaLogStreamName, logEvents, subscriptionPayload } from "./payloads.ts";
 

@@ -1,12 +1,12 @@
 import { readFileSync } from "node:fs";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";
-import { logGroupKeySegment } from "../functions/core/chunk-format.ts";
-import { LogGroupTagCache } from "../functions/core/log-group-tags.ts";
-import { createLokiPushClient } from "../functions/core/loki-target.ts";
-import { runKeys } from "../functions/core/run-store.ts";
-import { parseShipperConfig, shipSubscriptionEvent } from "../functions/core/ship-subscription.ts";
-import { createWorkflowTasks } from "../functions/core/workflow-tasks.ts";
+import { LogGroupTagCache } from "../functions/core/labels/log-group-tags.ts";
+import { createLokiPushClient } from "../functions/core/loki/loki-target.ts";
+import { logGroupKeySegment } from "../functions/core/storage/chunk-format.ts";
+import { runKeys } from "../functions/core/storage/run-store.ts";
+import { createWorkflowTasks } from "../functions/core/workflow/workflow-tasks.ts";
+import { parseShipperConfig, shipSubscriptionEvent } from "../functions/shipper/ship-subscription.ts";
 import { awsBed, REGION } from "./aws-bed.ts";
 import { lambdaLogStreamName, logEvents, subscriptionPayload } from "./payloads.ts";
 

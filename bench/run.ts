@@ -10,7 +10,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
-import { DEFAULT_PACING } from "../functions/core/pacing.ts";
+import { DEFAULT_PACING } from "../functions/core/delivery/pacing.ts";
 import { startMotoServer } from "../scripts/moto-server.ts";
 import { awsBed, createBucket, createTaggedLogGroup } from "./aws-bed.ts";
 import {
@@ -594,7 +594,7 @@ const FINDINGS: Record<Exclude<MissKind, "transform">, string> = {
   ].join("\n"),
   backfill: [
     "**Backfill.** By default a backfill replays its chunks paced by `DEFAULT_PACING`",
-    "(functions/core/pacing.ts): 2 MiB/s for the run and 1 MiB/s per stream, half of Loki's default tenant",
+    "(functions/core/delivery/pacing.ts): 2 MiB/s for the run and 1 MiB/s per stream, half of Loki's default tenant",
     "limit on purpose (room for live shipping); the request's `bytesPerSecond` and",
     "`perStreamBytesPerSecond` raise it. With the pace raised, the export binds: the run's FilterLogEvents",
     "budget (4 requests/s by default, under CloudWatch's ~5/s per account) paces the pages, which moto",

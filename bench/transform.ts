@@ -1,8 +1,8 @@
-import { buildStreams, precheckEvent, splitIntoRequests } from "../functions/core/batching.ts";
-import { defaultLabelOptions, resolveGroupLabels } from "../functions/core/labels.ts";
-import type { LokiLimits } from "../functions/core/loki-client.ts";
-import { encodePush, type PushFormat } from "../functions/core/loki-push.ts";
-import { decodeSubscriptionData } from "../functions/core/subscription.ts";
+import { buildStreams, precheckEvent, splitIntoRequests } from "../functions/core/delivery/batching.ts";
+import { defaultLabelOptions, resolveGroupLabels } from "../functions/core/labels/labels.ts";
+import type { LokiLimits } from "../functions/core/loki/loki-client.ts";
+import { encodePush, type PushFormat } from "../functions/core/loki/loki-push.ts";
+import { decodeSubscriptionData } from "../functions/shipper/subscription.ts";
 import { lambdaLogStreamName, logEvents, subscriptionPayload } from "./payloads.ts";
 import { fmt, markdownTable } from "./table.ts";
 

@@ -1,5 +1,5 @@
 import cliProgress from "cli-progress";
-import type { WorkflowProgress } from "../functions/core/local-workflow.ts";
+import type { WorkflowProgress } from "./local-workflow.ts";
 import type { Output } from "./output.ts";
 
 /**

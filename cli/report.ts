@@ -1,4 +1,4 @@
-import type { RunReport } from "../functions/core/run-report.ts";
+import type { RunReport } from "../functions/core/workflow/run-report.ts";
 import { formatTable, type Output } from "./output.ts";
 
 /** The end-of-run report as a table, then what the operator can do about refused or kept events. */

@@ -2,7 +2,6 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { CloudWatchLogsClient, ListTagsForResourceCommand } from "@aws-sdk/client-cloudwatch-logs";
 import type { CloudFormationCustomResourceEvent, EventBridgeEvent } from "aws-lambda";
 import { z } from "zod";
-import { ConfigError, InputError } from "./core/errors.ts";
 import {
   applyPlan,
   describePlan,
@@ -13,7 +12,8 @@ import {
   type RegistryPlan,
   type SubscriptionTarget,
   selectionIncludes,
-} from "./core/log-group-registry.ts";
+} from "./core/cloudwatch/log-group-registry.ts";
+import { ConfigError, InputError } from "./core/errors.ts";
 
 /**
  * Subscribes log groups to the shipper. Two triggers:

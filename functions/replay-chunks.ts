@@ -1,6 +1,6 @@
 import type { Context } from "aws-lambda";
-import { workflowTasksFromEnv } from "./core/workflow-env.ts";
-import type { ReplayChunksEvent } from "./core/workflow-tasks.ts";
+import { workflowTasksFromEnv } from "./core/workflow/workflow-env.ts";
+import type { ReplayChunksEvent } from "./core/workflow/workflow-tasks.ts";
 
 // Parsed at cold start: a configuration mistake fails the first invocation, naming the variable.
 const tasks = workflowTasksFromEnv(process.env);

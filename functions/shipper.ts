@@ -1,9 +1,9 @@
 import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import { S3Client } from "@aws-sdk/client-s3";
 import type { CloudWatchLogsEvent, Context } from "aws-lambda";
-import { createLokiPushClient } from "./core/loki-target.ts";
-import { createObservability } from "./core/observability.ts";
-import { parseShipperConfig, type ShipResult, shipSubscriptionEvent } from "./core/ship-subscription.ts";
+import { createLokiPushClient } from "./core/loki/loki-target.ts";
+import { createObservability } from "./shipper/observability.ts";
+import { parseShipperConfig, type ShipResult, shipSubscriptionEvent } from "./shipper/ship-subscription.ts";
 
 /**
  * Live shipper: a CloudWatch Logs subscription filter invokes it with a batch of events of one

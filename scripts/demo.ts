@@ -18,11 +18,11 @@ import {
   TagResourceCommand,
 } from "@aws-sdk/client-cloudwatch-logs";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { runBackfillLocally } from "../functions/core/local-workflow.ts";
+import { runBackfillLocally } from "../cli/local-workflow.ts";
 import type { LogEvent } from "../functions/core/log-event.ts";
-import { createLokiPushClient } from "../functions/core/loki-target.ts";
-import { createObservability } from "../functions/core/observability.ts";
-import { parseShipperConfig, shipSubscriptionEvent } from "../functions/core/ship-subscription.ts";
+import { createLokiPushClient } from "../functions/core/loki/loki-target.ts";
+import { createObservability } from "../functions/shipper/observability.ts";
+import { parseShipperConfig, shipSubscriptionEvent } from "../functions/shipper/ship-subscription.ts";
 import { type LokiTestServer, startLokiTestServer } from "../loki-test-server/index.ts";
 import { SAMPLE_FUNCTIONS, type SampleFunction } from "./demo/sample-functions.ts";
 import { subscriptionEvent } from "./demo/subscription-payload.ts";

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
+import { selectLogGroups } from "../../functions/core/cloudwatch/log-group-registry.ts";
 import { InputError } from "../../functions/core/errors.ts";
-import { explainLabels, parseLabelOptions } from "../../functions/core/labels.ts";
-import { selectLogGroups } from "../../functions/core/log-group-registry.ts";
-import { getLogGroupTags, LogGroupTagCache } from "../../functions/core/log-group-tags.ts";
+import { explainLabels, parseLabelOptions } from "../../functions/core/labels/labels.ts";
+import { getLogGroupTags, LogGroupTagCache } from "../../functions/core/labels/log-group-tags.ts";
 import { createAwsClients } from "../aws.ts";
 import { formatTable } from "../output.ts";
 import type { CommandContext } from "../program.ts";

@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { ConfigError, InputError } from "../../functions/core/errors.ts";
 import {
   applyPlan,
   describePlan,
@@ -8,7 +7,8 @@ import {
   planLink,
   planUnlink,
   type SubscriptionTarget,
-} from "../../functions/core/log-group-registry.ts";
+} from "../../functions/core/cloudwatch/log-group-registry.ts";
+import { ConfigError, InputError } from "../../functions/core/errors.ts";
 import { createAwsClients } from "../aws.ts";
 import type { CommandContext } from "../program.ts";
 

@@ -1,8 +1,8 @@
 import { DescribeExecutionCommand } from "@aws-sdk/client-sfn";
 import type { Command } from "commander";
 import { ConfigError, InputError } from "../../functions/core/errors.ts";
-import type { RunReport } from "../../functions/core/run-report.ts";
-import { getJson, listPrefixes, runKeys } from "../../functions/core/run-store.ts";
+import { getJson, listPrefixes, runKeys } from "../../functions/core/storage/run-store.ts";
+import type { RunReport } from "../../functions/core/workflow/run-report.ts";
 import { createAwsClients } from "../aws.ts";
 import { formatTable } from "../output.ts";
 import type { CommandContext } from "../program.ts";

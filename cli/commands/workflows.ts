@@ -1,11 +1,11 @@
 import { DescribeExecutionCommand, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import type { Command } from "commander";
-import { parseBackfillRequest } from "../../functions/core/backfill-request.ts";
 import { ConfigError } from "../../functions/core/errors.ts";
-import { runBackfillLocally, runReplayLocally } from "../../functions/core/local-workflow.ts";
-import { parseReplayRequest } from "../../functions/core/replay-plan.ts";
-import type { RunReport } from "../../functions/core/run-report.ts";
+import { parseBackfillRequest } from "../../functions/core/workflow/backfill-request.ts";
+import { parseReplayRequest } from "../../functions/core/workflow/replay-plan.ts";
+import type { RunReport } from "../../functions/core/workflow/run-report.ts";
 import { createAwsClients } from "../aws.ts";
+import { runBackfillLocally, runReplayLocally } from "../local-workflow.ts";
 import type { CommandContext } from "../program.ts";
 import { createProgressDisplay } from "../progress.ts";
 import { printRunReport } from "../report.ts";

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runBackfillLocally } from "../../functions/core/local-workflow.ts";
+import { runBackfillLocally } from "../../cli/local-workflow.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
-import type { RunReport } from "../../functions/core/run-report.ts";
-import { getJson, runKeys } from "../../functions/core/run-store.ts";
+import { getJson, runKeys } from "../../functions/core/storage/run-store.ts";
+import type { RunReport } from "../../functions/core/workflow/run-report.ts";
 import { uniqueName } from "../helpers/aws.ts";
 import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
 import {

@@ -11,12 +11,12 @@ import {
   TagResourceCommand,
 } from "@aws-sdk/client-cloudwatch-logs";
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import type { DeliveryReport } from "../../functions/core/deliver.ts";
+import type { DeliveryReport } from "../../functions/core/delivery/deliver.ts";
+import { eventNanoseconds } from "../../functions/core/delivery/timestamps.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
-import { createLokiPushClient } from "../../functions/core/loki-target.ts";
-import { getChunk } from "../../functions/core/run-store.ts";
-import { parseShipperConfig, shipSubscriptionEvent } from "../../functions/core/ship-subscription.ts";
-import { eventNanoseconds } from "../../functions/core/timestamps.ts";
+import { createLokiPushClient } from "../../functions/core/loki/loki-target.ts";
+import { getChunk } from "../../functions/core/storage/run-store.ts";
+import { parseShipperConfig, shipSubscriptionEvent } from "../../functions/shipper/ship-subscription.ts";
 import { awsClientConfig, TEST_ACCOUNT, TEST_REGION, uniqueName } from "../helpers/aws.ts";
 import type { TestLoki } from "../helpers/loki.ts";
 

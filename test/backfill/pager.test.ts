@@ -1,9 +1,12 @@
 import type { CloudWatchLogsClient, FilterLogEventsCommand } from "@aws-sdk/client-cloudwatch-logs";
 import { describe, expect, it } from "vitest";
-import { CloudWatchThrottledError, readFilterPage } from "../../functions/core/cloudwatch-pager.ts";
-import { RateBudget } from "../../functions/core/rate-budget.ts";
-import { putJson, runKeys } from "../../functions/core/run-store.ts";
-import { exportSlice } from "../../functions/core/slice-export.ts";
+import {
+  CloudWatchThrottledError,
+  readFilterPage,
+} from "../../functions/core/cloudwatch/cloudwatch-pager.ts";
+import { RateBudget } from "../../functions/core/cloudwatch/rate-budget.ts";
+import { putJson, runKeys } from "../../functions/core/storage/run-store.ts";
+import { exportSlice } from "../../functions/core/workflow/slice-export.ts";
 import { uniqueName } from "../helpers/aws.ts";
 import { chunkRecords, createTestBucket, s3 } from "./harness.ts";
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { splitIntoSlices } from "../../functions/core/backfill-plan.ts";
-import { parseBackfillRequest } from "../../functions/core/backfill-request.ts";
 import { InputError } from "../../functions/core/errors.ts";
-import { parseTimeRange } from "../../functions/core/time-range.ts";
+import { splitIntoSlices } from "../../functions/core/workflow/backfill-plan.ts";
+import { parseBackfillRequest } from "../../functions/core/workflow/backfill-request.ts";
+import { parseTimeRange } from "../../functions/core/workflow/time-range.ts";
 
 const NOW = Date.parse("2026-11-25T15:30:00Z");
 

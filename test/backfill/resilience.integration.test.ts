@@ -1,10 +1,10 @@
 import { CloudWatchLogsClient, FilterLogEventsCommand } from "@aws-sdk/client-cloudwatch-logs";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runBackfillLocally, WorkflowFailedError } from "../../cli/local-workflow.ts";
 import { InputError } from "../../functions/core/errors.ts";
-import { runBackfillLocally, WorkflowFailedError } from "../../functions/core/local-workflow.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
-import { getJson, runKeys } from "../../functions/core/run-store.ts";
+import { getJson, runKeys } from "../../functions/core/storage/run-store.ts";
 import { awsClientConfig, uniqueName } from "../helpers/aws.ts";
 import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
 import {

@@ -1,8 +1,8 @@
 import { App } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
-import { defaultLabelOptions, resolveGroupLabels } from "../../functions/core/labels.ts";
-import { matchesTagSelector, parseTagSelector } from "../../functions/core/tag-selector.ts";
+import { matchesTagSelector, parseTagSelector } from "../../functions/core/cloudwatch/tag-selector.ts";
+import { defaultLabelOptions, resolveGroupLabels } from "../../functions/core/labels/labels.ts";
 import { DemoStack } from "../../infra/stacks/demo-stack.ts";
 import { logicalIdOf, TEST_ENV, unacknowledgedNagFindings } from "./cdk-helpers.ts";
 

@@ -8,7 +8,6 @@ import {
   PutSubscriptionFilterCommand,
 } from "@aws-sdk/client-cloudwatch-logs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { InputError } from "../../functions/core/errors.ts";
 import {
   applyPlan,
   describePlan,
@@ -17,7 +16,8 @@ import {
   type SubscriptionTarget,
   selectionIncludes,
   selectLogGroups,
-} from "../../functions/core/log-group-registry.ts";
+} from "../../functions/core/cloudwatch/log-group-registry.ts";
+import { InputError } from "../../functions/core/errors.ts";
 import { awsClientConfig, TEST_ACCOUNT, uniqueName } from "../helpers/aws.ts";
 import { createDestinationFunction } from "./moto-functions.ts";
 

@@ -4,8 +4,8 @@ import { Key } from "aws-cdk-lib/aws-kms";
 import { Secret } from "aws-cdk-lib/aws-secretsmanager";
 import { StringParameter } from "aws-cdk-lib/aws-ssm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { parseLabelOptions } from "../../functions/core/labels.ts";
-import { parseLokiTarget } from "../../functions/core/loki-target.ts";
+import { parseLabelOptions } from "../../functions/core/labels/labels.ts";
+import { parseLokiTarget } from "../../functions/core/loki/loki-target.ts";
 import { LokiShipper, type LokiShipperProps } from "../../infra/constructs/loki-shipper.ts";
 import {
   expectRoleStatements,

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { InputError } from "../../functions/core/errors.ts";
 import {
   formatTagSelector,
   matchesTagSelector,
   parseTagSelector,
-} from "../../functions/core/tag-selector.ts";
+} from "../../functions/core/cloudwatch/tag-selector.ts";
+import { InputError } from "../../functions/core/errors.ts";
 
 describe("parseTagSelector", () => {
   it("reads bare and LogQL-style selectors alike", () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runReplayLocally } from "../../functions/core/local-workflow.ts";
+import { runReplayLocally } from "../../cli/local-workflow.ts";
 import {
   createTestBucket,
   entryKeys,

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { perBranchRate, RateBudget } from "../../functions/core/cloudwatch/rate-budget.ts";
+import { Pacer } from "../../functions/core/delivery/pacing.ts";
 import { InputError } from "../../functions/core/errors.ts";
-import { Pacer } from "../../functions/core/pacing.ts";
-import { perBranchRate, RateBudget } from "../../functions/core/rate-budget.ts";
-import { parseReplayRequest, readyUrl } from "../../functions/core/replay-plan.ts";
-import { withinPayloadLimit } from "../../functions/core/workflow-tasks.ts";
+import { parseReplayRequest, readyUrl } from "../../functions/core/workflow/replay-plan.ts";
+import { withinPayloadLimit } from "../../functions/core/workflow/workflow-tasks.ts";
 
 /** A clock that only moves when the code under test sleeps: pacing measured without waiting. */
 function fakeClock() {

@@ -1,15 +1,11 @@
 import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { logGroupKeySegment } from "../../functions/core/chunk-format.ts";
-import {
-  runBackfillLocally,
-  runReplayLocally,
-  WorkflowFailedError,
-} from "../../functions/core/local-workflow.ts";
+import { runBackfillLocally, runReplayLocally, WorkflowFailedError } from "../../cli/local-workflow.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
-import type { LokiPushClient } from "../../functions/core/loki-client.ts";
-import { createLokiPushClient, parseLokiTarget } from "../../functions/core/loki-target.ts";
-import { SPILL_LOCK_KEY } from "../../functions/core/replay-plan.ts";
+import type { LokiPushClient } from "../../functions/core/loki/loki-client.ts";
+import { createLokiPushClient, parseLokiTarget } from "../../functions/core/loki/loki-target.ts";
+import { logGroupKeySegment } from "../../functions/core/storage/chunk-format.ts";
+import { SPILL_LOCK_KEY } from "../../functions/core/workflow/replay-plan.ts";
 import {
   createTestBucket,
   entryKeys,

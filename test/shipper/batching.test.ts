@@ -5,7 +5,7 @@ import {
   PRECHECK_MARGIN_MS,
   precheckEvent,
   splitIntoRequests,
-} from "../../functions/core/batching.ts";
+} from "../../functions/core/delivery/batching.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { cloudWatchEventId, lambdaLines } from "../fixtures/subscription.ts";
 

@@ -1,8 +1,8 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { deliverEvents } from "../../functions/core/deliver.ts";
-import { createLokiPushClient, parseLokiTarget } from "../../functions/core/loki-target.ts";
+import { deliverEvents } from "../../functions/core/delivery/deliver.ts";
+import { createLokiPushClient, parseLokiTarget } from "../../functions/core/loki/loki-target.ts";
 import { cloudWatchEventId } from "../fixtures/subscription.ts";
 import { createBucket, readChunks, s3 } from "./harness.ts";
 

@@ -1,11 +1,11 @@
 import { type AddressInfo, createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Chunk } from "../../functions/core/chunk-format.ts";
-import { deliverEvents } from "../../functions/core/deliver.ts";
+import { deliverEvents } from "../../functions/core/delivery/deliver.ts";
+import { eventNanoseconds } from "../../functions/core/delivery/timestamps.ts";
 import { ConfigError } from "../../functions/core/errors.ts";
-import { createLokiPushClient } from "../../functions/core/loki-target.ts";
-import { type ShipResult, shipSubscriptionEvent } from "../../functions/core/ship-subscription.ts";
-import { eventNanoseconds } from "../../functions/core/timestamps.ts";
+import { createLokiPushClient } from "../../functions/core/loki/loki-target.ts";
+import type { Chunk } from "../../functions/core/storage/chunk-format.ts";
+import { type ShipResult, shipSubscriptionEvent } from "../../functions/shipper/ship-subscription.ts";
 import {
   dataMessage,
   type FixtureLogEvent,

@@ -6,14 +6,14 @@ import {
   TagResourceCommand,
 } from "@aws-sdk/client-cloudwatch-logs";
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import { type Chunk, decodeChunk } from "../../functions/core/chunk-format.ts";
-import { LogGroupTagCache } from "../../functions/core/log-group-tags.ts";
-import { createLokiPushClient } from "../../functions/core/loki-target.ts";
+import { LogGroupTagCache } from "../../functions/core/labels/log-group-tags.ts";
+import { createLokiPushClient } from "../../functions/core/loki/loki-target.ts";
+import { type Chunk, decodeChunk } from "../../functions/core/storage/chunk-format.ts";
 import {
   parseShipperConfig,
   type ShipperConfig,
   type ShipperDeps,
-} from "../../functions/core/ship-subscription.ts";
+} from "../../functions/shipper/ship-subscription.ts";
 import { awsClientConfig, TEST_ACCOUNT, TEST_REGION, uniqueName } from "../helpers/aws.ts";
 import { queryRangeAll } from "../helpers/loki.ts";
 

@@ -6,7 +6,7 @@ import {
   parseLabelOptions,
   resolveGroupLabels,
   sanitizeLabelName,
-} from "../../functions/core/labels.ts";
+} from "../../functions/core/labels/labels.ts";
 
 const context = { accountId: "123456789012", region: "eu-central-1" };
 

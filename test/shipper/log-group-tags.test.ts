@@ -1,6 +1,10 @@
 import { CloudWatchLogsClient, TagResourceCommand } from "@aws-sdk/client-cloudwatch-logs";
 import { describe, expect, it } from "vitest";
-import { getLogGroupTags, LogGroupTagCache, logGroupArn } from "../../functions/core/log-group-tags.ts";
+import {
+  getLogGroupTags,
+  LogGroupTagCache,
+  logGroupArn,
+} from "../../functions/core/labels/log-group-tags.ts";
 import { awsClientConfig, TEST_ACCOUNT, TEST_REGION } from "../helpers/aws.ts";
 import { createTaggedLogGroup } from "./harness.ts";
 

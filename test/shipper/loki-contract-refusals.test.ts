@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import type { PushEntry } from "../../functions/core/loki-push.ts";
-import { attributeRefusals } from "../../functions/core/loki-response.ts";
+import type { PushEntry } from "../../functions/core/loki/loki-push.ts";
+import { attributeRefusals } from "../../functions/core/loki/loki-response.ts";
 
 /**
  * The response parser against the 400 bodies real Loki 3.4.6 gave in the contract cases

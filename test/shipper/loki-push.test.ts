@@ -1,7 +1,7 @@
 import { gunzipSync } from "node:zlib";
 import snappy from "snappyjs";
 import { describe, expect, it } from "vitest";
-import { encodePush, encodePushRequestProtobuf, formatLabels } from "../../functions/core/loki-push.ts";
+import { encodePush, encodePushRequestProtobuf, formatLabels } from "../../functions/core/loki/loki-push.ts";
 
 describe("encodePushRequestProtobuf", () => {
   it("produces the bytes Loki's own Go code produces (contract case c17, captured bytes)", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { PushEntry } from "../../functions/core/loki-push.ts";
-import { attributeRefusals, parseGoTime } from "../../functions/core/loki-response.ts";
+import type { PushEntry } from "../../functions/core/loki/loki-push.ts";
+import { attributeRefusals, parseGoTime } from "../../functions/core/loki/loki-response.ts";
 
 /** Bodies in the exact formats real Loki 3.4.6 answered in the contract cases (c05, c07, c09, c10, c24, c27). */
 const stream = `{case="c", run="r", service_name="unknown_service"}`;

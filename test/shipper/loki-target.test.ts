@@ -2,10 +2,10 @@ import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secre
 import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { ConfigError } from "../../functions/core/errors.ts";
-import { parseRetryAfter } from "../../functions/core/loki-client.ts";
-import { authorizationHeader, parseLokiTarget } from "../../functions/core/loki-target.ts";
-import { clearSecretCache } from "../../functions/core/secrets.ts";
-import { parseShipperConfig } from "../../functions/core/ship-subscription.ts";
+import { parseRetryAfter } from "../../functions/core/loki/loki-client.ts";
+import { authorizationHeader, parseLokiTarget } from "../../functions/core/loki/loki-target.ts";
+import { clearSecretCache } from "../../functions/core/loki/secrets.ts";
+import { parseShipperConfig } from "../../functions/shipper/ship-subscription.ts";
 import { awsClientConfig, uniqueName } from "../helpers/aws.ts";
 
 const secretsManager = new SecretsManagerClient(awsClientConfig());

@@ -1,6 +1,6 @@
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import { describe, expect, it } from "vitest";
-import { recordDelivery } from "../../functions/core/observability.ts";
+import { recordDelivery } from "../../functions/shipper/observability.ts";
 
 describe("recordDelivery", () => {
   it("turns a delivery report into EMF metrics", () => {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deliverEvents, type GroupBatch } from "../../functions/core/deliver.ts";
+import { deliverEvents, type GroupBatch } from "../../functions/core/delivery/deliver.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
-import type { LokiPushClient } from "../../functions/core/loki-client.ts";
-import { createLokiPushClient, parseLokiTarget } from "../../functions/core/loki-target.ts";
+import type { LokiPushClient } from "../../functions/core/loki/loki-client.ts";
+import { createLokiPushClient, parseLokiTarget } from "../../functions/core/loki/loki-target.ts";
 import { cloudWatchEventId, lineOfBytes } from "../fixtures/subscription.ts";
 import { externalLoki, startTestLoki, type TestLoki } from "../helpers/loki.ts";
 import { createBucket, queryAll, readChunks, s3, tenantName } from "./harness.ts";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { shipSubscriptionEvent } from "../../functions/core/ship-subscription.ts";
-import { eventNanoseconds } from "../../functions/core/timestamps.ts";
+import { eventNanoseconds } from "../../functions/core/delivery/timestamps.ts";
+import { shipSubscriptionEvent } from "../../functions/shipper/ship-subscription.ts";
 import {
   dataMessage,
   type FixtureLogEvent,

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { DeliveryReport } from "../../functions/core/deliver.ts";
-import { runReplayLocally } from "../../functions/core/local-workflow.ts";
+import { runReplayLocally } from "../../cli/local-workflow.ts";
+import type { DeliveryReport } from "../../functions/core/delivery/deliver.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
-import { getChunk } from "../../functions/core/run-store.ts";
+import { getChunk } from "../../functions/core/storage/run-store.ts";
 import {
   chunkRecords,
   createTestBucket,

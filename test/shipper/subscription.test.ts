@@ -1,6 +1,6 @@
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { decodeSubscriptionData, MalformedPayloadError } from "../../functions/core/subscription.ts";
+import { decodeSubscriptionData, MalformedPayloadError } from "../../functions/shipper/subscription.ts";
 import { controlMessage, dataMessage, logEvent, subscriptionEvent } from "../fixtures/subscription.ts";
 
 function stageOf(data: unknown): string | undefined {

@@ -4,7 +4,7 @@ import {
   eventNanoseconds,
   nanosToMillis,
   timeShard,
-} from "../../functions/core/timestamps.ts";
+} from "../../functions/core/delivery/timestamps.ts";
 import { cloudWatchEventId } from "../fixtures/subscription.ts";
 
 describe("eventNanoseconds", () => {

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { StateMachine } from "aws-local-stepfunctions";
 import { describe, expect, it } from "vitest";
-import { loadDefinition } from "../../functions/core/local-workflow.ts";
+import { loadDefinition } from "../../cli/local-workflow.ts";
 
 const require = createRequire(import.meta.url);
 const aslValidator = require("asl-validator") as (definition: unknown) => {

@@ -1,0 +1,252 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { Logger } from "@aws-lambda-powertools/logger";
+import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { StateMachine } from "aws-local-stepfunctions";
+import { RateBudget } from "../functions/core/cloudwatch/rate-budget.ts";
+import { Pacer } from "../functions/core/delivery/pacing.ts";
+import { ConfigError, InputError, LokiShipperError } from "../functions/core/errors.ts";
+import type { LokiPushClient } from "../functions/core/loki/loki-client.ts";
+import { getJson, runKeys } from "../functions/core/storage/run-store.ts";
+import { parseBackfillRequest } from "../functions/core/workflow/backfill-request.ts";
+import { parseReplayRequest } from "../functions/core/workflow/replay-plan.ts";
+import type { RunReport } from "../functions/core/workflow/run-report.ts";
+import { createWorkflowTasks } from "../functions/core/workflow/workflow-tasks.ts";
+
+/**
+ * Runs statemachines/backfill.asl.json and replay.asl.json on a laptop or in tests with the
+ * `aws-local-stepfunctions` interpreter: the same definitions as in AWS, every Task bound to the
+ * same task code as the Lambda handlers, in-process. Child executions of a large backfill run as
+ * nested local executions of the same definition.
+ */
+
+/** The run failed; `report` holds what the run did up to the failure, when it got that far. */
+export class WorkflowFailedError extends LokiShipperError {
+  readonly report: RunReport | undefined;
+  constructor(message: string, report: RunReport | undefined, options?: { cause?: unknown }) {
+    super(message, options);
+    this.report = report;
+  }
+}
+
+export interface LocalWorkflowDeps {
+  logs: CloudWatchLogsClient;
+  s3: S3Client;
+  bucket: string;
+  /** `LOKI_*` and `LABEL_*` settings, as a Lambda function's environment would hold them. */
+  env: Record<string, string | undefined>;
+  logger?: Logger;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  lokiClient?: (env: Record<string, string | undefined>) => Promise<LokiPushClient>;
+  lokiReady?: (env: Record<string, string | undefined>) => Promise<boolean>;
+  /** What a Lambda invocation may spend before returning "continue" (default 10 minutes). */
+  invocationBudgetMs?: number;
+  /** Pause before a Retry, instead of the definition's intervals (tests use a few ms). */
+  retryPauseMs?: number;
+  /** Wraps the task code of each Task state, keyed by state name (fault injection in tests). */
+  wrapTask?: (
+    stateName: string,
+    task: (input: unknown) => Promise<unknown>,
+  ) => (input: unknown) => Promise<unknown>;
+}
+
+export interface WorkflowProgress {
+  /** Events exported from CloudWatch into chunks so far. */
+  exported: number;
+  /** Events Loki accepted so far. */
+  pushed: number;
+  /** FilterLogEvents answers that were throttled. */
+  throttled: number;
+}
+
+const DEFINITIONS = {
+  backfill: new URL("../statemachines/backfill.asl.json", import.meta.url),
+  replay: new URL("../statemachines/replay.asl.json", import.meta.url),
+};
+
+/** The definition with every `${Placeholder}` replaced by a local stand-in ARN. */
+export function loadDefinition(kind: keyof typeof DEFINITIONS): Record<string, unknown> {
+  const text = readFileSync(DEFINITIONS[kind], "utf8").replace(/\$\{(\w+)\}/g, (_, name: string) =>
+    name.endsWith("StateMachineArn")
+      ? `arn:aws:states:eu-central-1:000000000000:stateMachine:local-${kind}`
+      : `arn:aws:lambda:eu-central-1:000000000000:function:local-${name.replace(/FunctionArn$/, "")}`,
+  );
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
+export async function runBackfillLocally(
+  request: unknown,
+  deps: LocalWorkflowDeps,
+  onProgress?: (progress: WorkflowProgress) => void,
+): Promise<RunReport> {
+  const now = deps.now ?? Date.now;
+  // Refuse bad input before anything starts; the plan step checks it again with the log groups.
+  const parsed = parseBackfillRequest(request, { now: now() });
+  const runId = parsed.runId ?? newRunId("backfill", now());
+  const progress: WorkflowProgress = { exported: 0, pushed: 0, throttled: 0 };
+  const tasks = createWorkflowTasks({
+    ...taskDeps(deps),
+    // All branches run in this process: one FilterLogEvents budget for all of them.
+    sharedRateBudget: new RateBudget(parsed.requestsPerSecond, {
+      burst: 1,
+      ...(deps.sleep ? { sleep: deps.sleep } : {}),
+    }),
+    onProgress: (delta) => report(progress, delta, onProgress),
+  });
+  const machine = new StateMachine(loadDefinition("backfill") as never, {
+    validationOptions: { checkArn: false },
+  });
+  const budget = deps.invocationBudgetMs ?? 10 * 60_000;
+  const handlers: Record<string, (input: unknown) => Promise<unknown>> = {
+    Plan: async (input) => ({ Payload: await tasks.planBackfill(payloadOf(input)) }),
+    LoadPart: async (input) => ({ Payload: await tasks.planBackfill(payloadOf(input)) }),
+    ExportSlice: async (input) => ({ Payload: await tasks.exportSlice(payloadOf(input), budget) }),
+    ReplaySlice: async (input) => ({ Payload: await tasks.replayChunks(payloadOf(input), budget) }),
+    FinishRun: async (input) => ({ Payload: await tasks.finishRun(payloadOf(input)) }),
+    RecordFailure: async (input) => ({ Payload: await tasks.finishRun(payloadOf(input)) }),
+    // startExecution.sync:2 answers with the child's output as JSON (not a string).
+    RunPart: async (input) => {
+      const { Input } = input as { Input: Record<string, unknown> };
+      const part = (Input.loadPart as { partIndex: number }).partIndex;
+      const output = await execute(machine, Input, `${runId}-part-${part}`, overrides(handlers, deps), runId);
+      return { Status: "SUCCEEDED", Output: output };
+    },
+  };
+  return finish(execute(machine, request, runId, overrides(handlers, deps), runId), deps, runId);
+}
+
+export async function runReplayLocally(
+  request: unknown,
+  deps: LocalWorkflowDeps,
+  onProgress?: (progress: WorkflowProgress) => void,
+): Promise<RunReport> {
+  const now = deps.now ?? Date.now;
+  const parsed = parseReplayRequest(request);
+  const runId = parsed.runId ?? newRunId(`replay-${parsed.source}`, now());
+  const progress: WorkflowProgress = { exported: 0, pushed: 0, throttled: 0 };
+  const tasks = createWorkflowTasks({
+    ...taskDeps(deps),
+    // One pacer for all branches of this process: the tenant's limits hold for their sum.
+    sharedPacer: new Pacer(
+      {
+        bytesPerSecond: parsed.options.bytesPerSecond * parsed.options.concurrency,
+        perStreamBytesPerSecond: parsed.options.perStreamBytesPerSecond,
+      },
+      deps.sleep ? { sleep: deps.sleep } : {},
+    ),
+    onProgress: (delta) => report(progress, delta, onProgress),
+  });
+  const machine = new StateMachine(loadDefinition("replay") as never, {
+    validationOptions: { checkArn: false },
+  });
+  const budget = deps.invocationBudgetMs ?? 10 * 60_000;
+  const handlers: Record<string, (input: unknown) => Promise<unknown>> = {
+    PlanReplay: async (input) => ({ Payload: await tasks.planReplay(payloadOf(input)) }),
+    ReplayChunks: async (input) => ({ Payload: await tasks.replayChunks(payloadOf(input), budget) }),
+    FinishRun: async (input) => ({ Payload: await tasks.finishRun(payloadOf(input)) }),
+    RecordFailure: async (input) => ({ Payload: await tasks.finishRun(payloadOf(input)) }),
+  };
+  return finish(execute(machine, request, runId, overrides(handlers, deps), runId), deps, runId);
+}
+
+/** lambda:invoke hands the function `Parameters.Payload`; the override receives the whole `Parameters`. */
+function payloadOf(input: unknown): never {
+  return (input as { Payload: unknown }).Payload as never;
+}
+
+function taskDeps(deps: LocalWorkflowDeps) {
+  return {
+    logs: deps.logs,
+    s3: deps.s3,
+    bucket: deps.bucket,
+    env: deps.env,
+    ...(deps.logger ? { logger: deps.logger } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+    ...(deps.lokiClient ? { lokiClient: deps.lokiClient } : {}),
+    ...(deps.lokiReady ? { lokiReady: deps.lokiReady } : {}),
+  };
+}
+
+type Overrides = {
+  taskResourceLocalHandlers: Record<string, (input: unknown) => Promise<unknown>>;
+  retryIntervalOverrides?: Record<string, number>;
+};
+
+function overrides(
+  handlers: Record<string, (input: unknown) => Promise<unknown>>,
+  deps: LocalWorkflowDeps,
+): Overrides {
+  const bound: Record<string, (input: unknown) => Promise<unknown>> = {};
+  for (const [name, handler] of Object.entries(handlers))
+    bound[name] = deps.wrapTask ? deps.wrapTask(name, handler) : handler;
+  const result: Overrides = { taskResourceLocalHandlers: bound };
+  if (deps.retryPauseMs !== undefined) {
+    result.retryIntervalOverrides = Object.fromEntries(
+      Object.keys(handlers).map((name) => [name, deps.retryPauseMs as number]),
+    );
+  }
+  return result;
+}
+
+async function execute(
+  machine: StateMachine,
+  input: unknown,
+  executionName: string,
+  runOverrides: Overrides,
+  runId: string,
+): Promise<unknown> {
+  const execution = machine.run(input as never, {
+    overrides: runOverrides as never,
+    context: {
+      Execution: {
+        Id: `arn:aws:states:eu-central-1:000000000000:execution:local:${executionName}`,
+        Name: executionName,
+        Input: input,
+        StartTime: new Date().toISOString(),
+      },
+      StateMachine: { Id: `local:${runId}`, Name: "local" },
+    } as never,
+  });
+  return execution.result;
+}
+
+async function finish(running: Promise<unknown>, deps: LocalWorkflowDeps, runId: string): Promise<RunReport> {
+  try {
+    return (await running) as RunReport;
+  } catch (error) {
+    const cause = (error as { cause?: unknown }).cause ?? error;
+    const name = (cause as Error).name;
+    const message = (cause as Error).message;
+    const report = await getJson<RunReport>(
+      { s3: deps.s3, bucket: deps.bucket },
+      runKeys.report(runId),
+    ).catch(() => undefined);
+    // Bad input stays an input error for the caller (the CLI prints it and exits accordingly).
+    if (name === "InputError") throw new InputError(message, { cause });
+    if (name === "ConfigError") throw new ConfigError(message, { cause });
+    throw new WorkflowFailedError(
+      `Run ${runId} failed: ${name}: ${message}${report?.message ? ` (${report.message})` : ""}`,
+      report,
+      { cause },
+    );
+  }
+}
+
+function report(
+  progress: WorkflowProgress,
+  delta: { exported?: number; pushed?: number; throttled?: number },
+  onProgress?: (progress: WorkflowProgress) => void,
+): void {
+  progress.exported += delta.exported ?? 0;
+  progress.pushed += delta.pushed ?? 0;
+  progress.throttled += delta.throttled ?? 0;
+  onProgress?.({ ...progress });
+}
+
+function newRunId(prefix: string, now: number): string {
+  const stamp = new Date(now).toISOString().replace(/[-:]/g, "").slice(0, 15);
+  return `${prefix}-${stamp}-${randomBytes(3).toString("hex")}`;
+}

@@ -1,0 +1,271 @@
+import type { Logger } from "@aws-lambda-powertools/logger";
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { EventLabelOptions } from "../labels/labels.ts";
+import type { LogEvent } from "../log-event.ts";
+import type { LokiLimits, LokiPushClient } from "../loki/loki-client.ts";
+import { cutBody } from "../loki/loki-errors.ts";
+import { attributeRefusals, type RefusalKind } from "../loki/loki-response.ts";
+import {
+  buildStreams,
+  precheckEvent,
+  splitIntoRequests,
+  type TrackedEntry,
+  type TrackedStream,
+} from "./batching.ts";
+import { keepUndelivered } from "./keep-undelivered.ts";
+import { DEFAULT_RETRY, type PushOutcome, PushSession, type RetryOptions } from "./push-session.ts";
+
+export { DEFAULT_RETRY, type RetryOptions } from "./push-session.ts";
+
+/**
+ * Delivery of events to Loki with nothing lost: when it resolves, every event is stored in Loki,
+ * or kept in S3 under `rejected/` (refused by Loki, with the reason) or `spill/` (Loki
+ * unreachable, throttling past the deadline, retries exhausted, stream limit). Shared by the live
+ * shipper, backfill and replay. If S3 fails too, it throws (SpillError).
+ *
+ * Every push carries one stream (see splitIntoRequests), so that Loki's answer tells the fate of
+ * every entry in it; different streams are pushed in parallel, a stream's parts one after another.
+ */
+
+export interface GroupBatch {
+  logGroup: string;
+  /** Group-level labels, no time_shard. */
+  labels: Record<string, string>;
+  events: LogEvent[];
+  /** Per-entry label choices (log stream as label, structured metadata); defaults: off, on. */
+  eventLabels?: EventLabelOptions;
+}
+
+export interface DeliveryDeps {
+  loki: LokiPushClient;
+  s3: S3Client;
+  bucket: string;
+  /** Epoch ms: stop retrying and spill before it. */
+  deadline: number;
+  logger?: Logger;
+  now?: () => number;
+  runId?: string;
+  retry?: Partial<RetryOptions>;
+  sleep?: (ms: number) => Promise<void>;
+  /** Called after each push attempt (metrics). */
+  onPushAttempt?: (attempt: { status: number | "network_error"; durationMs: number }) => void;
+}
+
+export interface DeliveryReport {
+  received: number;
+  pushed: number;
+  /** Refused events by reason kind (too_old, too_new, line_too_long, invalid_labels...). */
+  refused: Record<string, number>;
+  spilled: number;
+  retries: number;
+  bytes: number;
+  requests: number;
+  /** S3 keys of the spill/ and rejected/ chunks written. */
+  chunkKeys: string[];
+}
+
+/** An event Loki refused (or would refuse), kept under rejected/ with the reason. */
+export interface Refused {
+  entry: LogEvent;
+  logGroup: string;
+  labels: Record<string, string>;
+  kind: RefusalKind;
+  reason: string;
+}
+
+/** An entry Loki did not take (yet), kept under spill/ for replay. */
+export interface Spilled {
+  entry: TrackedEntry;
+  reason: string;
+}
+
+/** Streams pushed at once when the client does not say (LOKI_PUSH_CONCURRENCY). */
+const DEFAULT_PUSH_CONCURRENCY = 4;
+
+export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): Promise<DeliveryReport> {
+  const now = deps.now ?? Date.now;
+  const report: DeliveryReport = {
+    received: 0,
+    pushed: 0,
+    refused: {},
+    spilled: 0,
+    retries: 0,
+    bytes: 0,
+    requests: 0,
+    chunkKeys: [],
+  };
+  const { pushable, refused } = precheckBatches(batches, deps.loki.limits, now());
+  for (const group of batches) report.received += group.events.length;
+  const session = new PushSession(
+    {
+      loki: deps.loki,
+      deadline: deps.deadline,
+      now,
+      sleep: deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))),
+      retry: { ...DEFAULT_RETRY, ...deps.retry },
+      ...(deps.logger ? { logger: deps.logger } : {}),
+      ...(deps.onPushAttempt ? { onPushAttempt: deps.onPushAttempt } : {}),
+    },
+    report,
+  );
+  const delivery = new StreamDelivery(session, report, refused, deps.logger);
+  const requests = splitIntoRequests(
+    buildStreams(pushable),
+    deps.loki.maxBatchBytes,
+    deps.loki.maxBatchEntries,
+  );
+  await forEachLimited(
+    byStream(requests),
+    deps.loki.pushConcurrency ?? DEFAULT_PUSH_CONCURRENCY,
+    async (parts) => {
+      for (const part of parts) await delivery.deliver(part);
+    },
+  );
+
+  const eventLabelsByGroup = new Map(
+    batches.flatMap((group) => (group.eventLabels ? [[group.logGroup, group.eventLabels] as const] : [])),
+  );
+  await keepUndelivered({ refused, spilled: delivery.spilled }, deps, report, eventLabelsByGroup);
+  return report;
+}
+
+/** Splits off the events Loki would refuse (too old, too new, line too long) before pushing. */
+function precheckBatches(
+  batches: GroupBatch[],
+  limits: LokiLimits,
+  nowMs: number,
+): { pushable: GroupBatch[]; refused: Refused[] } {
+  const refused: Refused[] = [];
+  const pushable = batches.map((group) => {
+    const events = group.events.filter((event) => {
+      const refusal = precheckEvent(event, limits, nowMs);
+      if (refusal) {
+        refused.push({
+          entry: event,
+          logGroup: group.logGroup,
+          labels: group.labels,
+          kind: refusal.kind,
+          reason: refusal.reason,
+        });
+      }
+      return !refusal;
+    });
+    return { ...group, events };
+  });
+  return { pushable, refused };
+}
+
+/**
+ * Delivers one push request (one stream) and learns the fate of each entry: stored, refused
+ * (attributed from Loki's 400, or found by halving), or spilled with the reason.
+ */
+class StreamDelivery {
+  readonly spilled: Spilled[] = [];
+  readonly #session: PushSession;
+  readonly #report: DeliveryReport;
+  readonly #refused: Refused[];
+  readonly #logger: Logger | undefined;
+
+  constructor(session: PushSession, report: DeliveryReport, refused: Refused[], logger: Logger | undefined) {
+    this.#session = session;
+    this.#report = report;
+    this.#refused = refused;
+    this.#logger = logger;
+  }
+
+  async deliver(request: TrackedStream): Promise<void> {
+    if (request.entries.length === 0) return;
+    if (this.#session.circuitOpen) return this.#spill(request.entries, this.#session.circuitOpen);
+    const outcome = await this.#session.push(request);
+    switch (outcome.kind) {
+      case "stored":
+        this.#report.pushed += request.entries.length;
+        return;
+      case "undeliverable":
+        return this.#spill(request.entries, outcome.reason);
+      case "metadata_disallowed":
+        return this.#withoutMetadata(request, outcome.body);
+      case "too_large":
+        if (request.entries.length === 1) {
+          const reason = `Loki cannot take this entry in one push: ${cutBody(outcome.body).trim()}`;
+          return this.#refuse(request.entries[0] as TrackedEntry, "line_too_long", reason);
+        }
+        return this.#deliverHalves(request);
+      case "refused":
+        return this.#attribute(request, outcome);
+    }
+  }
+
+  async #withoutMetadata(request: TrackedStream, body: string): Promise<void> {
+    if (this.#session.withoutMetadata)
+      return this.#spill(request.entries, `Loki answered 400: ${cutBody(body).trim()}`);
+    // A setting of the tenant (limits_config.allow_structured_metadata), not of the entries: the
+    // lines themselves still hold the request id; only the log stream name is left out.
+    this.#session.withoutMetadata = true;
+    this.#logger?.warn(
+      "Loki does not accept structured metadata for this tenant; pushing without it (allow it in Loki, or set LABEL_STRUCTURED_METADATA=false)",
+      { body: cutBody(body) },
+    );
+    return this.deliver(request);
+  }
+
+  /** A 400 for one stream: attribute it to entries when Loki's body says exactly which, else halve. */
+  async #attribute(
+    request: TrackedStream,
+    outcome: Extract<PushOutcome, { kind: "refused" }>,
+  ): Promise<void> {
+    const attribution = attributeRefusals(request.entries, outcome.body);
+    if (attribution) {
+      request.entries.forEach((entry, index) => {
+        const refusal = attribution.get(index);
+        if (refusal) this.#refuse(entry, refusal.kind, refusal.reason);
+        else this.#report.pushed += 1;
+      });
+      return;
+    }
+    if (request.entries.length === 1) {
+      return this.#refuse(request.entries[0] as TrackedEntry, "other", cutBody(outcome.body).trim());
+    }
+    return this.#deliverHalves(request);
+  }
+
+  async #deliverHalves(request: TrackedStream): Promise<void> {
+    const middle = Math.ceil(request.entries.length / 2);
+    await this.deliver({ ...request, entries: request.entries.slice(0, middle) });
+    await this.deliver({ ...request, entries: request.entries.slice(middle) });
+  }
+
+  #spill(entries: TrackedEntry[], reason: string): void {
+    for (const entry of entries) this.spilled.push({ entry, reason });
+  }
+
+  #refuse(entry: TrackedEntry, kind: RefusalKind, reason: string): void {
+    this.#refused.push({
+      entry: entry.event,
+      logGroup: entry.logGroup,
+      labels: entry.groupLabels,
+      kind,
+      reason,
+    });
+  }
+}
+
+/** The requests of each stream, in order (splitIntoRequests puts a stream's parts together). */
+function byStream(requests: TrackedStream[]): TrackedStream[][] {
+  const lanes = new Map<string, TrackedStream[]>();
+  for (const request of requests) {
+    const lane = lanes.get(request.key);
+    if (lane) lane.push(request);
+    else lanes.set(request.key, [request]);
+  }
+  return [...lanes.values()];
+}
+
+/** Runs `work` on every item, at most `limit` at a time. */
+async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

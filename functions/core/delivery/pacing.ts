@@ -1,0 +1,53 @@
+import { RateBudget } from "../cloudwatch/rate-budget.ts";
+
+/**
+ * Paces pushes to a Loki tenant's limits: Loki refuses a whole request with 429 when the tenant
+ * goes over `ingestion_rate_mb` (default 4 MB/s, burst 6) or a stream over `per_stream_rate_limit`
+ * (default 3 MB/s), counting line bytes
+ * (https://grafana.com/docs/loki/latest/configure/#limits_config). A replay stays below both, so
+ * that live shipping keeps room and the replay does not spend its time in retries.
+ */
+export interface PacingLimits {
+  bytesPerSecond: number;
+  perStreamBytesPerSecond: number;
+}
+
+/** Below Loki's defaults, leaving room for live traffic. */
+export const DEFAULT_PACING: PacingLimits = {
+  bytesPerSecond: 2 * 1024 * 1024,
+  perStreamBytesPerSecond: 1024 * 1024,
+};
+
+export class Pacer {
+  readonly limits: PacingLimits;
+  private readonly overall: RateBudget;
+  private readonly streams = new Map<string, RateBudget>();
+  private readonly options: { now?: () => number; sleep?: (ms: number) => Promise<void> };
+
+  constructor(
+    limits: PacingLimits,
+    options: { now?: () => number; sleep?: (ms: number) => Promise<void> } = {},
+  ) {
+    this.limits = limits;
+    this.options = options;
+    this.overall = new RateBudget(limits.bytesPerSecond, { burst: limits.bytesPerSecond, ...options });
+  }
+
+  /** Waits until `bytesByStream` (line bytes per stream key) may be pushed. */
+  async take(bytesByStream: Map<string, number>): Promise<void> {
+    let total = 0;
+    for (const [stream, bytes] of bytesByStream) {
+      total += bytes;
+      let budget = this.streams.get(stream);
+      if (!budget) {
+        budget = new RateBudget(this.limits.perStreamBytesPerSecond, {
+          burst: this.limits.perStreamBytesPerSecond,
+          ...this.options,
+        });
+        this.streams.set(stream, budget);
+      }
+      await budget.take(bytes);
+    }
+    if (total > 0) await this.overall.take(total);
+  }
+}

@@ -1,0 +1,317 @@
+import { z } from "zod";
+import { ConfigError } from "../errors.ts";
+
+/**
+ * Loki stream labels of a log group: fixed labels (source, log group, account, region, static ones)
+ * plus the log group's AWS tags that the allow/deny lists and the prefix let through, sanitised
+ * into valid label names and kept within Loki's label count limit.
+ */
+
+/** Loki's `max_label_names_per_series` default (limits_config); `time_shard` counts towards it. */
+export const LOKI_MAX_LABEL_NAMES = 15;
+/** Every stream the shipper writes also carries this label (see timestamps.ts). */
+export const TIME_SHARD_LABEL = "time_shard";
+export const LOG_STREAM_LABEL = "log_stream";
+const VALID_LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+/** Loki's `max_label_value_length` default. */
+const MAX_LABEL_VALUE_LENGTH = 2048;
+
+export interface LabelOptions {
+  /** Glob patterns (`*` only) on tag keys; a tag becomes a label only if one matches. */
+  allow: string[];
+  /** Glob patterns on tag keys that never become labels; wins over `allow`. */
+  deny: string[];
+  /** When set, only tags whose key starts with it are considered, and it is removed from the name. */
+  prefix?: string;
+  logGroupLabel: boolean;
+  accountLabel: boolean;
+  regionLabel: boolean;
+  /** The log stream name as a label: one stream per Lambda instance, so off by default. */
+  logStreamLabel: boolean;
+  /** Log stream name and Lambda request id as structured metadata (not labels). */
+  structuredMetadata: boolean;
+  staticLabels: Record<string, string>;
+  /** Label names a stream may carry, including `time_shard`. */
+  maxLabelNames: number;
+}
+
+/** Per-entry choices the delivery applies (the group labels cannot express them). */
+export interface EventLabelOptions {
+  logStreamLabel: boolean;
+  structuredMetadata: boolean;
+}
+
+export const DEFAULT_EVENT_LABEL_OPTIONS: EventLabelOptions = {
+  logStreamLabel: false,
+  structuredMetadata: true,
+};
+
+export interface LabelContext {
+  accountId?: string;
+  region?: string;
+}
+
+export interface TagDecision {
+  tag: string;
+  value: string;
+  /** The label name the tag maps to (after prefix removal and sanitising), if it has one. */
+  label?: string;
+  kept: boolean;
+  reason: string;
+}
+
+export interface ResolvedLabels {
+  labels: Record<string, string>;
+  dropped: { key: string; reason: string }[];
+  eventLabels: EventLabelOptions;
+}
+
+export interface LabelExplanation extends ResolvedLabels {
+  fixed: Record<string, string>;
+  tags: TagDecision[];
+  /** Labels every entry adds on top: always `time_shard`, `log_stream` when asked for. */
+  perEntryLabels: string[];
+  structuredMetadata: string[];
+  warnings: string[];
+}
+
+const booleanText = z
+  .enum(["true", "false", "1", "0", "yes", "no"], { message: "expected true or false" })
+  .transform((value) => value === "true" || value === "1" || value === "yes");
+
+/** Comma-separated list; "none" is the empty list (an empty variable means "use the default"). */
+const listText = z.string().transform((value) =>
+  (value.trim() === "none" ? "" : value)
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0),
+);
+
+const labelEnvSchema = z.object({
+  LABEL_TAG_ALLOW: listText.default(["*"]),
+  LABEL_TAG_DENY: listText.default(["aws:*"]),
+  LABEL_TAG_PREFIX: z.string().optional(),
+  LABEL_LOG_GROUP: booleanText.default(true),
+  LABEL_ACCOUNT: booleanText.default(true),
+  LABEL_REGION: booleanText.default(true),
+  LABEL_LOG_STREAM: booleanText.default(false),
+  LABEL_STRUCTURED_METADATA: booleanText.default(true),
+  LABEL_STATIC: z
+    .string()
+    .default("")
+    .transform((value, ctx) => {
+      const labels: Record<string, string> = {};
+      for (const pair of value
+        .split(",")
+        .map((item) => item.trim())
+        .filter(Boolean)) {
+        const separator = pair.indexOf("=");
+        const name = pair.slice(0, separator).trim();
+        const labelValue = pair.slice(separator + 1).trim();
+        if (separator <= 0 || !VALID_LABEL_NAME.test(name) || name.startsWith("__") || labelValue === "") {
+          ctx.addIssue({
+            code: "custom",
+            message: `expected name=value pairs with names matching [a-zA-Z_][a-zA-Z0-9_]*, got ${JSON.stringify(pair)}`,
+          });
+          continue;
+        }
+        labels[name] = labelValue;
+      }
+      return labels;
+    }),
+  LABEL_MAX_COUNT: z.coerce
+    .number({ message: "expected a number" })
+    .int("expected a whole number")
+    .min(2, "must leave room for source and time_shard (at least 2)")
+    .default(LOKI_MAX_LABEL_NAMES),
+});
+
+/** Parses the `LABEL_*` environment variables; throws one ConfigError listing every mistake. */
+export function parseLabelOptions(env: Record<string, string | undefined>): LabelOptions {
+  const result = labelEnvSchema.safeParse(emptyToUndefined(env, Object.keys(labelEnvSchema.shape)));
+  if (!result.success) throw configErrorFrom(result.error, env);
+  const parsed = result.data;
+  return {
+    allow: parsed.LABEL_TAG_ALLOW,
+    deny: parsed.LABEL_TAG_DENY,
+    ...(parsed.LABEL_TAG_PREFIX ? { prefix: parsed.LABEL_TAG_PREFIX } : {}),
+    logGroupLabel: parsed.LABEL_LOG_GROUP,
+    accountLabel: parsed.LABEL_ACCOUNT,
+    regionLabel: parsed.LABEL_REGION,
+    logStreamLabel: parsed.LABEL_LOG_STREAM,
+    structuredMetadata: parsed.LABEL_STRUCTURED_METADATA,
+    staticLabels: parsed.LABEL_STATIC,
+    maxLabelNames: parsed.LABEL_MAX_COUNT,
+  };
+}
+
+/** Default options, as with no `LABEL_*` variable set. */
+export function defaultLabelOptions(): LabelOptions {
+  return parseLabelOptions({});
+}
+
+/**
+ * A tag key as a valid Loki label name (`[a-zA-Z_][a-zA-Z0-9_]*`): every other character becomes
+ * `_`, and a leading digit gets a `_` in front. An invalid name would make Loki refuse the whole
+ * push request ("couldn't parse labels").
+ */
+export function sanitizeLabelName(key: string): string {
+  const replaced = key.replace(/[^a-zA-Z0-9_]/g, "_");
+  return /^[0-9]/.test(replaced) ? `_${replaced}` : replaced;
+}
+
+export function resolveGroupLabels(
+  logGroup: string,
+  tags: Record<string, string>,
+  options: LabelOptions,
+  context: LabelContext,
+): ResolvedLabels {
+  const { labels, dropped, eventLabels } = explainLabels(logGroup, tags, options, context);
+  return { labels, dropped, eventLabels };
+}
+
+/** What `resolveGroupLabels` decides, with the reason for every tag: what the CLI's `labels` command prints. */
+export function explainLabels(
+  logGroup: string,
+  tags: Record<string, string>,
+  options: LabelOptions,
+  context: LabelContext,
+): LabelExplanation {
+  const fixed: Record<string, string> = { source: "cloudwatch" };
+  if (options.logGroupLabel) fixed.log_group = logGroup;
+  if (options.accountLabel && context.accountId) fixed.account = context.accountId;
+  if (options.regionLabel && context.region) fixed.region = context.region;
+  for (const [name, value] of Object.entries(options.staticLabels)) fixed[name] ??= value;
+
+  const reserved = new Set([TIME_SHARD_LABEL, ...Object.keys(fixed)]);
+  if (options.logStreamLabel) reserved.add(LOG_STREAM_LABEL);
+
+  const decisions: TagDecision[] = [];
+  const candidates = new Map<string, TagDecision>();
+  for (const key of Object.keys(tags).sort()) {
+    const value = tags[key] ?? "";
+    const decide = (kept: boolean, reason: string, label?: string) => {
+      const decision: TagDecision = { tag: key, value, kept, reason, ...(label ? { label } : {}) };
+      decisions.push(decision);
+      return decision;
+    };
+    if (options.prefix !== undefined && !key.startsWith(options.prefix)) {
+      decide(false, `key does not start with the prefix ${JSON.stringify(options.prefix)}`);
+      continue;
+    }
+    const denied = options.deny.find((pattern) => globMatches(pattern, key));
+    if (denied) {
+      decide(false, `denied by ${JSON.stringify(denied)}`);
+      continue;
+    }
+    if (!options.allow.some((pattern) => globMatches(pattern, key))) {
+      decide(false, "not in the allow list");
+      continue;
+    }
+    const label = sanitizeLabelName(options.prefix ? key.slice(options.prefix.length) : key);
+    if (label === "" || label === "_") {
+      decide(false, "empty label name after prefix removal and sanitising");
+      continue;
+    }
+    if (label.startsWith("__")) {
+      decide(false, `label name ${label} starts with "__", which Loki reserves`, label);
+      continue;
+    }
+    if (value === "") {
+      decide(false, "empty value (Loki drops empty labels)", label);
+      continue;
+    }
+    if (value.length > MAX_LABEL_VALUE_LENGTH) {
+      decide(false, `value longer than Loki's max_label_value_length (${MAX_LABEL_VALUE_LENGTH})`, label);
+      continue;
+    }
+    if (reserved.has(label)) {
+      decide(false, `label ${label} is set by the shipper itself`, label);
+      continue;
+    }
+    const earlier = candidates.get(label);
+    if (earlier) {
+      decide(false, `label ${label} already comes from tag ${JSON.stringify(earlier.tag)}`, label);
+      continue;
+    }
+    const decision = decide(true, label === key ? "allowed" : `allowed, renamed to ${label}`, label);
+    candidates.set(label, decision);
+  }
+
+  // Deterministic limit: fixed labels first, then tag labels by name; the rest is dropped.
+  const perEntryLabels = [TIME_SHARD_LABEL, ...(options.logStreamLabel ? [LOG_STREAM_LABEL] : [])];
+  const room = options.maxLabelNames - perEntryLabels.length;
+  const warnings: string[] = [];
+  const labels: Record<string, string> = {};
+  const fixedNames = Object.keys(fixed);
+  for (const name of fixedNames.slice(0, Math.max(room, 0))) labels[name] = fixed[name] as string;
+  if (fixedNames.length > room) {
+    warnings.push(`fixed and static labels exceed the limit of ${options.maxLabelNames} label names`);
+  }
+  const tagLabels = [...candidates.keys()].sort();
+  let left = room - Object.keys(labels).length;
+  for (const label of tagLabels) {
+    const decision = candidates.get(label) as TagDecision;
+    if (left > 0) {
+      labels[label] = decision.value;
+      left -= 1;
+    } else {
+      decision.kept = false;
+      decision.reason = `over Loki's limit of ${options.maxLabelNames} label names per stream (tags are kept in label name order)`;
+    }
+  }
+  const dropped = decisions
+    .filter((decision) => !decision.kept)
+    .map(({ tag, reason }) => ({ key: tag, reason }));
+  const overLimit = decisions.filter((decision) => decision.reason.startsWith("over Loki's limit"));
+  if (overLimit.length > 0) {
+    warnings.push(
+      `${overLimit.length} tag(s) of ${logGroup} dropped over the label limit: ${overLimit.map((d) => d.tag).join(", ")}`,
+    );
+  }
+  const structuredMetadata = options.structuredMetadata
+    ? [...(options.logStreamLabel ? [] : [LOG_STREAM_LABEL]), "request_id"]
+    : [];
+  return {
+    labels,
+    dropped,
+    eventLabels: { logStreamLabel: options.logStreamLabel, structuredMetadata: options.structuredMetadata },
+    fixed,
+    tags: decisions,
+    perEntryLabels,
+    structuredMetadata,
+    warnings,
+  };
+}
+
+function globMatches(pattern: string, key: string): boolean {
+  if (!pattern.includes("*")) return pattern === key;
+  const source = pattern
+    .split("*")
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+    .join(".*");
+  return new RegExp(`^${source}$`).test(key);
+}
+
+/** Treats variables set to an empty string as unset (CloudFormation cannot omit a variable easily). */
+export function emptyToUndefined(
+  env: Record<string, string | undefined>,
+  names: string[],
+): Record<string, string | undefined> {
+  const picked: Record<string, string | undefined> = {};
+  for (const name of names) {
+    const value = env[name];
+    picked[name] = value === undefined || value.trim() === "" ? undefined : value;
+  }
+  return picked;
+}
+
+/** One ConfigError whose message has a line per mistake, naming the variable and its value. */
+export function configErrorFrom(error: z.ZodError, env: Record<string, string | undefined>): ConfigError {
+  const lines = error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? "configuration");
+    const value = env[name];
+    return `${name}: ${issue.message}${value === undefined ? " (not set)" : ` (got ${JSON.stringify(value)})`}`;
+  });
+  return new ConfigError(`Invalid configuration:\n- ${lines.join("\n- ")}`);
+}

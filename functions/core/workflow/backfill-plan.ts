@@ -1,0 +1,330 @@
+import {
+  type CloudWatchLogsClient,
+  type LogGroup,
+  paginateDescribeLogGroups,
+} from "@aws-sdk/client-cloudwatch-logs";
+import { matchesTagSelector, parseTagSelector } from "../cloudwatch/tag-selector.ts";
+import { InputError } from "../errors.ts";
+import { parseLabelOptions, resolveGroupLabels } from "../labels/labels.ts";
+import { getLogGroupTags, LogGroupTagCache, logGroupArn } from "../labels/log-group-tags.ts";
+import { logGroupKeySegment } from "../storage/chunk-format.ts";
+import { getJson, putJson, runKeys, type Store } from "../storage/run-store.ts";
+import type { BackfillRequest } from "./backfill-request.ts";
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+/** Child executions one parent starts; each holds `slicesPerPart` slices. */
+const MAX_PARTS = 1000;
+
+export interface PlannedGroup {
+  logGroup: string;
+  arn: string;
+  tags: Record<string, string>;
+  labels: Record<string, string>;
+  droppedTags: { key: string; reason: string }[];
+  retentionInDays?: number;
+}
+
+/**
+ * One unit of export work: one log group over one slice of time, aligned to whole UTC hours. It
+ * travels through the state machine, so it holds no labels (those are in
+ * `runs/<runId>/groups/<group>.json`): a part of many slices stays far below the 256 KiB payload limit.
+ */
+export interface SliceTask {
+  logGroup: string;
+  /** UTC start hour of the slice window, e.g. 20261122T14: unique per group within a run. */
+  sliceId: string;
+  startMs: number;
+  /** Exclusive. */
+  endMs: number;
+}
+
+/** Settings every slice of a run shares (the state machine passes them to each branch). */
+export interface RunOptions {
+  filterPattern?: string;
+  logStreamNames?: string[];
+  logStreamNamePrefix?: string;
+  requestsPerSecond: number;
+  concurrency: number;
+  maxEventsPerChunk: number;
+  maxPagesPerInvocation: number;
+  loki: Record<string, string>;
+  /** `LABEL_*` overrides: the replay applies the same per-entry choices (log stream label, metadata). */
+  labels: Record<string, string>;
+  /** Replay pace for the whole run, shared by the concurrent slices, and per stream. */
+  bytesPerSecond?: number;
+  perStreamBytesPerSecond?: number;
+}
+
+export interface BackfillPlan {
+  runId: string;
+  createdAt: string;
+  request: BackfillRequest;
+  groups: PlannedGroup[];
+  sliceCount: number;
+  partCount: number;
+  options: RunOptions;
+}
+
+export interface PlanPart {
+  runId: string;
+  partIndex: number;
+  options: RunOptions;
+  slices: SliceTask[];
+}
+
+/** What the plan step hands to the state machine: keys and counts, slices inline only for one part. */
+export interface PlanOutput {
+  run: {
+    runId: string;
+    planKey: string;
+    dryRun: boolean;
+    isChild: boolean;
+    sliceCount: number;
+    partCount: number;
+    parts: { runId: string; partIndex: number }[];
+  };
+  part: { options: RunOptions; slices: SliceTask[] };
+}
+
+export interface PlanDeps {
+  logs: CloudWatchLogsClient;
+  store: Store;
+  /** The function's environment: `LABEL_*` defaults that the request's `labels` override. */
+  env: Record<string, string | undefined>;
+  now?: () => number;
+}
+
+/**
+ * Splits `[startMs, endMs)` at multiples of `sliceHours` UTC hours, so that a slice never spans two
+ * time shards' worth of boundaries: its entries land in the same `time_shard` streams however the
+ * slices are ordered or retried.
+ */
+export function splitIntoSlices(
+  startMs: number,
+  endMs: number,
+  sliceHours: number,
+): { sliceId: string; startMs: number; endMs: number }[] {
+  const length = sliceHours * HOUR_MS;
+  const slices: { sliceId: string; startMs: number; endMs: number }[] = [];
+  for (let boundary = Math.floor(startMs / length) * length; boundary < endMs; boundary += length) {
+    slices.push({
+      sliceId: sliceIdOf(boundary),
+      startMs: Math.max(startMs, boundary),
+      endMs: Math.min(endMs, boundary + length),
+    });
+  }
+  return slices;
+}
+
+function sliceIdOf(boundaryMs: number): string {
+  // 2026-11-22T14:00:00.000Z -> 20261122T14
+  return new Date(boundaryMs).toISOString().slice(0, 13).replace(/-/g, "");
+}
+
+/**
+ * Resolves the log groups a request names (names, prefix or tag selector), checks that each exists
+ * and still holds the range (retention), and resolves its labels as the live shipper does.
+ */
+export async function resolveLogGroups(
+  request: BackfillRequest,
+  deps: Pick<PlanDeps, "logs" | "env" | "now">,
+): Promise<PlannedGroup[]> {
+  const { selector } = request;
+  const found = new Map<string, LogGroup>();
+  const describe = async (prefix?: string) => {
+    const pages = paginateDescribeLogGroups(
+      { client: deps.logs },
+      prefix ? { logGroupNamePrefix: prefix } : {},
+    );
+    for await (const page of pages)
+      for (const group of page.logGroups ?? []) if (group.logGroupName) found.set(group.logGroupName, group);
+  };
+  const problems: string[] = [];
+  let chosen: LogGroup[];
+  if (selector.names) {
+    for (const name of selector.names) await describe(name);
+    const missing = selector.names.filter((name) => !found.has(name));
+    if (missing.length > 0) {
+      problems.push(
+        `unknown log group(s) ${missing.map((name) => JSON.stringify(name)).join(", ")}: check the name and the region (${await regionOf(deps.logs)})`,
+      );
+    }
+    chosen = selector.names.flatMap((name) => found.get(name) ?? []);
+  } else {
+    await describe(selector.prefix);
+    chosen = [...found.values()];
+    if (chosen.length === 0 && selector.prefix) {
+      problems.push(
+        `no log group starts with ${JSON.stringify(selector.prefix)} in ${await regionOf(deps.logs)}`,
+      );
+    }
+  }
+  const region = await regionOf(deps.logs);
+  const tagCache = new LogGroupTagCache();
+  const withTags: { group: LogGroup; arn: string; tags: Record<string, string> }[] = [];
+  for (const group of chosen) {
+    const arn = logGroupArn(group.arn ?? group.logGroupName ?? "", {
+      accountId: accountOf(group.arn),
+      region,
+    });
+    const { tags } = await getLogGroupTags(
+      deps.logs,
+      arn,
+      { accountId: accountOf(group.arn), region },
+      tagCache,
+    );
+    withTags.push({ group, arn, tags });
+  }
+  let selected = withTags;
+  if (selector.tagSelector !== undefined) {
+    const matchers = parseTagSelector(selector.tagSelector);
+    selected = withTags.filter(({ tags }) => matchesTagSelector(tags, matchers));
+    if (selected.length === 0 && problems.length === 0) {
+      problems.push(
+        `no log group${selector.prefix ? ` starting with ${JSON.stringify(selector.prefix)}` : ""} has tags matching ${JSON.stringify(selector.tagSelector)}: check the tags with the CLI's labels command`,
+      );
+    }
+  }
+  const now = (deps.now ?? Date.now)();
+  for (const { group } of selected) {
+    if (group.retentionInDays === undefined) continue;
+    const keptSince = now - group.retentionInDays * DAY_MS;
+    if (request.startMs < keptSince) {
+      problems.push(
+        `${group.logGroupName} keeps events for ${group.retentionInDays} days, so nothing before ${new Date(keptSince).toISOString()} exists: start the range at or after that`,
+      );
+    }
+  }
+  if (problems.length > 0) throw new InputError(`Cannot plan the backfill: ${problems.join("; ")}`);
+
+  const labelOptions = parseLabelOptions({ ...deps.env, ...request.labels });
+  return selected
+    .map(({ group, arn, tags }) => {
+      const name = group.logGroupName as string;
+      const resolved = resolveGroupLabels(name, tags, labelOptions, {
+        accountId: accountOf(group.arn),
+        region,
+      });
+      return {
+        logGroup: name,
+        arn,
+        tags,
+        labels: resolved.labels,
+        droppedTags: resolved.dropped,
+        ...(group.retentionInDays !== undefined ? { retentionInDays: group.retentionInDays } : {}),
+      };
+    })
+    .sort((a, b) => a.logGroup.localeCompare(b.logGroup));
+}
+
+/**
+ * Plans a run and writes it to S3: `runs/<runId>/plan.json` (what the report needs) and one
+ * `runs/<runId>/parts/<n>.json` per child execution (the slices it exports).
+ */
+export async function planBackfill(
+  request: BackfillRequest,
+  runId: string,
+  deps: PlanDeps,
+): Promise<PlanOutput> {
+  const groups = await resolveLogGroups(request, deps);
+  const windows = splitIntoSlices(request.startMs, request.endMs, request.sliceHours);
+  const slices: SliceTask[] = groups.flatMap((group) =>
+    windows.map((window) => ({ logGroup: group.logGroup, ...window })),
+  );
+  const partCount = Math.max(1, Math.ceil(slices.length / request.slicesPerPart));
+  if (partCount > MAX_PARTS) {
+    throw new InputError(
+      `The backfill has ${slices.length} slices, more than ${MAX_PARTS * request.slicesPerPart} one run can hold: raise sliceHours, shorten the range or split the log groups into several runs`,
+    );
+  }
+  const options: RunOptions = {
+    ...(request.filterPattern ? { filterPattern: request.filterPattern } : {}),
+    ...(request.logStreamNames ? { logStreamNames: request.logStreamNames } : {}),
+    ...(request.logStreamNamePrefix ? { logStreamNamePrefix: request.logStreamNamePrefix } : {}),
+    requestsPerSecond: request.requestsPerSecond,
+    concurrency: request.concurrency,
+    maxEventsPerChunk: request.maxEventsPerChunk,
+    maxPagesPerInvocation: request.maxPagesPerInvocation,
+    loki: request.loki,
+    labels: request.labels,
+    // Each slice's replay paces itself to its share of the run's rate.
+    ...(request.bytesPerSecond ? { bytesPerSecond: request.bytesPerSecond / request.concurrency } : {}),
+    ...(request.perStreamBytesPerSecond ? { perStreamBytesPerSecond: request.perStreamBytesPerSecond } : {}),
+  };
+  const plan: BackfillPlan = {
+    runId,
+    createdAt: new Date((deps.now ?? Date.now)()).toISOString(),
+    request,
+    groups,
+    sliceCount: slices.length,
+    partCount,
+    options,
+  };
+  const parts: PlanPart[] = [];
+  for (let partIndex = 0; partIndex < partCount; partIndex++) {
+    const partSlices = slices.slice(
+      partIndex * request.slicesPerPart,
+      (partIndex + 1) * request.slicesPerPart,
+    );
+    parts.push({ runId, partIndex, options, slices: partSlices });
+  }
+  // A resumed run (same runId) keeps its first plan: its checkpoints refer to those slices. A dry
+  // run's plan is only a preview: running it for real plans again.
+  const earlier = await getJson<BackfillPlan>(deps.store, runKeys.plan(runId));
+  if (earlier && !earlier.request.dryRun) return loadPlanOutput(deps.store, runId, 0, false, request.dryRun);
+  await putJson(deps.store, runKeys.plan(runId), plan);
+  for (const group of groups)
+    await putJson(deps.store, runKeys.group(runId, logGroupKeySegment(group.logGroup)), group);
+  if (!request.dryRun)
+    for (const part of parts) await putJson(deps.store, runKeys.part(runId, part.partIndex), part);
+  return {
+    run: {
+      runId,
+      planKey: runKeys.plan(runId),
+      dryRun: request.dryRun,
+      isChild: false,
+      sliceCount: slices.length,
+      partCount,
+      parts: parts.map((part) => ({ runId, partIndex: part.partIndex })),
+    },
+    part: partCount === 1 && !request.dryRun ? { options, slices } : { options, slices: [] },
+  };
+}
+
+/** The plan output for one part of an existing plan: what a child execution (or a resumed run) works on. */
+export async function loadPlanOutput(
+  store: Store,
+  runId: string,
+  partIndex: number,
+  isChild: boolean,
+  dryRun = false,
+): Promise<PlanOutput> {
+  const plan = await getJson<BackfillPlan>(store, runKeys.plan(runId));
+  if (!plan) throw new InputError(`Run ${runId} has no plan at s3://${store.bucket}/${runKeys.plan(runId)}`);
+  const part = dryRun ? undefined : await getJson<PlanPart>(store, runKeys.part(runId, partIndex));
+  if (!part && !dryRun) throw new InputError(`Run ${runId} has no part ${partIndex}`);
+  const loadAll = !isChild && plan.partCount > 1;
+  return {
+    run: {
+      runId,
+      planKey: runKeys.plan(runId),
+      dryRun,
+      isChild,
+      sliceCount: plan.sliceCount,
+      partCount: isChild ? 1 : plan.partCount,
+      parts: Array.from({ length: plan.partCount }, (_, index) => ({ runId, partIndex: index })),
+    },
+    part: { options: plan.options, slices: loadAll || !part ? [] : part.slices },
+  };
+}
+
+async function regionOf(logs: CloudWatchLogsClient): Promise<string> {
+  const region = logs.config.region;
+  return typeof region === "function" ? await region() : String(region);
+}
+
+function accountOf(arn: string | undefined): string {
+  // arn:aws:logs:<region>:<account>:log-group:<name>:*
+  return arn?.split(":")[4] ?? "";
+}

@@ -1,0 +1,201 @@
+import { z } from "zod";
+import { parseTagSelector } from "../cloudwatch/tag-selector.ts";
+import { InputError } from "../errors.ts";
+import { parseLabelOptions } from "../labels/labels.ts";
+import { requestErrorFrom } from "./request-errors.ts";
+import { parseStartEnd, parseTimeRange } from "./time-range.ts";
+
+/**
+ * What a backfill (or a gap re-read from CloudWatch) is asked to do, as the CLI, the state
+ * machine's input and the local runner give it. {@link parseBackfillRequest} checks everything that
+ * can be checked without AWS, so a caller can refuse bad input before starting anything; the plan
+ * step then checks the log groups themselves (existence, retention).
+ */
+
+/** FilterLogEvents may not show an event until minutes after its timestamp (ingestion delay). */
+export const DEFAULT_INGESTION_DELAY_SECONDS = 300;
+/** Leaves one request per second of CloudWatch's ~5/s account budget to everything else. */
+export const DEFAULT_REQUESTS_PER_SECOND = 4;
+export const DEFAULT_CONCURRENCY = 4;
+/** Slices per child execution: keeps one execution far below the 25,000-event history limit. */
+export const DEFAULT_SLICES_PER_PART = 100;
+
+const positiveInt = (what: string, max: number) =>
+  z
+    .number({ message: `${what} must be a number` })
+    .int(`${what} must be a whole number`)
+    .min(1, `${what} must be at least 1`)
+    .max(max, `${what} must be at most ${max}`);
+
+const envRecord = z.record(z.string(), z.string(), { message: "expected an object of NAME: value strings" });
+
+const requestSchema = z
+  .object({
+    runId: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/, "runId may hold letters, digits, - and _ (at most 80)")
+      .optional(),
+    logGroupNames: z.array(z.string().min(1, "a log group name cannot be empty")).optional(),
+    logGroupNamePrefix: z.string().min(1, "logGroupNamePrefix cannot be empty").optional(),
+    tagSelector: z.string().optional(),
+    range: z.string().optional(),
+    start: z.string().optional(),
+    end: z.string().optional(),
+    filterPattern: z.string().optional(),
+    logStreamNames: z
+      .array(z.string().min(1))
+      .max(100, "FilterLogEvents takes at most 100 logStreamNames")
+      .optional(),
+    logStreamNamePrefix: z.string().min(1).optional(),
+    loki: envRecord.optional(),
+    labels: envRecord.optional(),
+    sliceHours: positiveInt("sliceHours", 24).optional(),
+    concurrency: positiveInt("concurrency", 40).optional(),
+    requestsPerSecond: z
+      .number({ message: "requestsPerSecond must be a number" })
+      .positive("requestsPerSecond must be above 0")
+      .max(25, "requestsPerSecond above 25 only earns throttling (CloudWatch allows about 5 per account)")
+      .optional(),
+    ingestionDelaySeconds: z.number().int().min(0).max(3600).optional(),
+    bytesPerSecond: z.number().positive("bytesPerSecond must be above 0").optional(),
+    perStreamBytesPerSecond: z.number().positive("perStreamBytesPerSecond must be above 0").optional(),
+    slicesPerPart: positiveInt("slicesPerPart", 200).optional(),
+    maxEventsPerChunk: positiveInt("maxEventsPerChunk", 50_000).optional(),
+    maxPagesPerInvocation: positiveInt("maxPagesPerInvocation", 1000).optional(),
+    dryRun: z.boolean().optional(),
+  })
+  .strict();
+
+export type BackfillRequestInput = z.input<typeof requestSchema>;
+
+export interface LogGroupSelector {
+  names?: string[];
+  prefix?: string;
+  tagSelector?: string;
+}
+
+export interface BackfillRequest {
+  runId?: string;
+  selector: LogGroupSelector;
+  startMs: number;
+  /** Exclusive; already moved back from `requestedEndMs` by the ingestion delay when needed. */
+  endMs: number;
+  requestedEndMs: number;
+  filterPattern?: string;
+  logStreamNames?: string[];
+  logStreamNamePrefix?: string;
+  /** `LOKI_*` settings that override the function's environment for this run. */
+  loki: Record<string, string>;
+  /** `LABEL_*` settings that override the function's environment for this run. */
+  labels: Record<string, string>;
+  sliceHours: number;
+  concurrency: number;
+  requestsPerSecond: number;
+  ingestionDelayMs: number;
+  /** Pace of the replay into Loki, whole run (default: pacing.ts, half of Loki's default tenant rate). */
+  bytesPerSecond?: number;
+  perStreamBytesPerSecond?: number;
+  slicesPerPart: number;
+  maxEventsPerChunk: number;
+  maxPagesPerInvocation: number;
+  dryRun: boolean;
+}
+
+/** Checks a backfill request; throws one {@link InputError} that lists every mistake. */
+export function parseBackfillRequest(input: unknown, options: { now?: number } = {}): BackfillRequest {
+  const now = options.now ?? Date.now();
+  const parsed = requestSchema.safeParse(input);
+  if (!parsed.success) throw requestErrorFrom("backfill request", parsed.error);
+  const request = parsed.data;
+  const problems: string[] = [];
+
+  const selector: LogGroupSelector = {};
+  if (request.logGroupNames && request.logGroupNames.length > 0)
+    selector.names = [...new Set(request.logGroupNames)];
+  if (request.logGroupNamePrefix) selector.prefix = request.logGroupNamePrefix;
+  if (request.tagSelector !== undefined) {
+    try {
+      parseTagSelector(request.tagSelector);
+      selector.tagSelector = request.tagSelector;
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  if (!selector.names && !selector.prefix && request.tagSelector === undefined) {
+    problems.push(
+      "choose log groups: give logGroupNames, logGroupNamePrefix or tagSelector (e.g. team=payments)",
+    );
+  }
+  if (selector.names && (selector.prefix || selector.tagSelector)) {
+    problems.push(
+      "logGroupNames cannot be combined with logGroupNamePrefix or tagSelector: use one way to choose",
+    );
+  }
+  if (request.logStreamNames?.length && request.logStreamNamePrefix) {
+    problems.push(
+      "logStreamNames and logStreamNamePrefix are mutually exclusive in FilterLogEvents: give only one of them",
+    );
+  }
+
+  let startMs = 0;
+  let requestedEndMs = 0;
+  try {
+    if (request.range !== undefined && (request.start !== undefined || request.end !== undefined)) {
+      throw new InputError("give either range or start/end, not both");
+    }
+    if (request.range === undefined && request.start === undefined) {
+      throw new InputError('give a time range: range ("7d", "2026-11-01..2026-11-08") or start (and end)');
+    }
+    const range =
+      request.range !== undefined
+        ? parseTimeRange(request.range, now)
+        : parseStartEnd(request.start as string, request.end, now);
+    startMs = range.startMs;
+    requestedEndMs = range.endMs;
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+
+  const ingestionDelayMs = (request.ingestionDelaySeconds ?? DEFAULT_INGESTION_DELAY_SECONDS) * 1000;
+  const endMs = Math.min(requestedEndMs, now - ingestionDelayMs);
+  if (requestedEndMs > now + 60_000) {
+    problems.push(
+      `the range ends in the future (${new Date(requestedEndMs).toISOString()}): end it at now or earlier`,
+    );
+  } else if (problems.length === 0 && endMs <= startMs) {
+    problems.push(
+      `the range lies within the last ${ingestionDelayMs / 1000} s, which CloudWatch may not show yet (ingestion delay): start it earlier or lower ingestionDelaySeconds`,
+    );
+  }
+  if (request.labels) {
+    try {
+      parseLabelOptions(request.labels);
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  if (problems.length > 0) throw new InputError(`Invalid backfill request: ${problems.join("; ")}`);
+
+  return {
+    ...(request.runId ? { runId: request.runId } : {}),
+    selector,
+    startMs,
+    endMs,
+    requestedEndMs,
+    ...(request.filterPattern ? { filterPattern: request.filterPattern } : {}),
+    ...(request.logStreamNames?.length ? { logStreamNames: request.logStreamNames } : {}),
+    ...(request.logStreamNamePrefix ? { logStreamNamePrefix: request.logStreamNamePrefix } : {}),
+    loki: request.loki ?? {},
+    labels: request.labels ?? {},
+    sliceHours: request.sliceHours ?? 1,
+    concurrency: request.concurrency ?? DEFAULT_CONCURRENCY,
+    requestsPerSecond: request.requestsPerSecond ?? DEFAULT_REQUESTS_PER_SECOND,
+    ingestionDelayMs,
+    ...(request.bytesPerSecond ? { bytesPerSecond: request.bytesPerSecond } : {}),
+    ...(request.perStreamBytesPerSecond ? { perStreamBytesPerSecond: request.perStreamBytesPerSecond } : {}),
+    slicesPerPart: request.slicesPerPart ?? DEFAULT_SLICES_PER_PART,
+    maxEventsPerChunk: request.maxEventsPerChunk ?? 5000,
+    maxPagesPerInvocation: request.maxPagesPerInvocation ?? 50,
+    dryRun: request.dryRun ?? false,
+  };
+}

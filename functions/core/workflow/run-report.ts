@@ -1,0 +1,227 @@
+import { getJson, listKeys, putJson, runKeys, type Store } from "../storage/run-store.ts";
+import type { BackfillPlan } from "./backfill-plan.ts";
+import type { ReplayCheckpoint } from "./replay-engine.ts";
+import type { ExportCheckpoint } from "./slice-export.ts";
+
+/** What a run did, per log group: written to `runs/<runId>/report.json` and returned by the workflow. */
+export interface GroupReport {
+  logGroup: string;
+  /** Events read from CloudWatch into chunks (backfill). */
+  exported: number;
+  /** Events read from chunks and handed to Loki (replay). */
+  received: number;
+  pushed: number;
+  refused: Record<string, number>;
+  spilled: number;
+  /** Push attempts repeated after 429, 5xx or network errors. */
+  retries: number;
+  /** Compressed chunk bytes written (backfill) plus bytes pushed to Loki. */
+  chunkBytes: number;
+  pushedBytes: number;
+  slices: number;
+  pages: number;
+  throttled: number;
+  durationMs: number;
+  /** Events per second over `durationMs` (exported for a backfill, pushed for a replay). */
+  eventsPerSecond: number;
+}
+
+export interface RunReport {
+  runId: string;
+  kind: "backfill" | "replay";
+  status: "succeeded" | "incomplete" | "planned" | "skipped" | "failed";
+  message?: string;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  groups: GroupReport[];
+  totals: Omit<GroupReport, "logGroup">;
+  /** What the operator can do about refused or kept events. */
+  hints: string[];
+  reportKey: string;
+}
+
+export interface FinishInput {
+  runId: string;
+  kind: "backfill" | "replay";
+  startedAt?: string;
+  /** A replay that did not run (Loki not ready, lock held) or a failure caught by the workflow. */
+  status?: RunReport["status"];
+  message?: string;
+  error?: { Error?: string; Cause?: string };
+}
+
+/** Adds up the run's checkpoints into the report and stores it. */
+export async function buildRunReport(store: Store, input: FinishInput, now: number): Promise<RunReport> {
+  const { runId } = input;
+  const plan = await getJson<BackfillPlan & { createdAt: string }>(store, runKeys.plan(runId));
+  const startedAt = input.startedAt ?? plan?.createdAt ?? new Date(now).toISOString();
+  const groups = new Map<string, GroupReport & { firstMs: number; lastMs: number }>();
+  const groupOf = (logGroup: string) => {
+    let group = groups.get(logGroup);
+    if (!group) {
+      group = {
+        logGroup,
+        ...zeroCounts(),
+        firstMs: Number.POSITIVE_INFINITY,
+        lastMs: 0,
+      };
+      groups.set(logGroup, group);
+    }
+    return group;
+  };
+  if (input.kind === "backfill") for (const planned of plan?.groups ?? []) groupOf(planned.logGroup);
+  const span = (group: { firstMs: number; lastMs: number }, from: string, to: string) => {
+    group.firstMs = Math.min(group.firstMs, Date.parse(from));
+    group.lastMs = Math.max(group.lastMs, Date.parse(to));
+  };
+  let incomplete = 0;
+  const stopped: string[] = [];
+  for (const key of await listKeys(store, runKeys.exportCheckpoints(runId))) {
+    const checkpoint = await getJson<ExportCheckpoint>(store, key);
+    if (!checkpoint) continue;
+    const group = groupOf(checkpoint.logGroup);
+    group.exported += checkpoint.events;
+    group.chunkBytes += checkpoint.bytes;
+    group.slices += 1;
+    group.pages += checkpoint.pages;
+    group.throttled += checkpoint.throttled;
+    if (!checkpoint.done) incomplete += 1;
+    span(group, checkpoint.startedAt, checkpoint.updatedAt);
+  }
+  for (const key of await listKeys(store, runKeys.replayCheckpoints(runId))) {
+    const checkpoint = await getJson<ReplayCheckpoint>(store, key);
+    if (!checkpoint) continue;
+    const group = groupOf(checkpoint.logGroup);
+    group.received += checkpoint.received;
+    group.pushed += checkpoint.pushed;
+    group.spilled += checkpoint.spilled;
+    group.retries += checkpoint.retries;
+    group.pushedBytes += checkpoint.bytes;
+    for (const [reason, count] of Object.entries(checkpoint.refused)) {
+      group.refused[reason] = (group.refused[reason] ?? 0) + count;
+    }
+    if (!checkpoint.done) incomplete += 1;
+    if (checkpoint.stoppedBecause) stopped.push(`${checkpoint.logGroup}: ${checkpoint.stoppedBecause}`);
+    span(group, checkpoint.startedAt, checkpoint.updatedAt);
+  }
+  const groupReports: GroupReport[] = [...groups.values()]
+    .sort((a, b) => a.logGroup.localeCompare(b.logGroup))
+    .map(({ firstMs, lastMs, ...group }) => {
+      const durationMs = Number.isFinite(firstMs) ? Math.max(0, lastMs - firstMs) : 0;
+      const events = input.kind === "backfill" ? group.exported : group.pushed;
+      return {
+        ...group,
+        durationMs,
+        eventsPerSecond: durationMs > 0 ? round((events * 1000) / durationMs) : 0,
+      };
+    });
+  const totals = sumGroups(groupReports);
+  const finishedAt = new Date(now).toISOString();
+  const durationMs = Math.max(0, now - Date.parse(startedAt));
+  totals.durationMs = durationMs;
+  totals.eventsPerSecond =
+    durationMs > 0
+      ? round(((input.kind === "backfill" ? totals.exported : totals.pushed) * 1000) / durationMs)
+      : 0;
+  let status: RunReport["status"] = input.status ?? "succeeded";
+  if (input.error) status = "failed";
+  else if (status === "succeeded" && (incomplete > 0 || stopped.length > 0)) status = "incomplete";
+  const request = plan?.request;
+  const cutShort =
+    input.kind === "backfill" && request && request.endMs < request.requestedEndMs
+      ? `the range ends at ${new Date(request.endMs).toISOString()} instead of ${new Date(request.requestedEndMs).toISOString()}: CloudWatch can show events minutes after their timestamp, so the last ${Math.round(request.ingestionDelayMs / 1000)} s are left to the live shipper (or a later run)`
+      : undefined;
+  const messages = [
+    input.message,
+    cutShort,
+    input.error ? `${input.error.Error ?? "Error"}: ${input.error.Cause ?? ""}` : undefined,
+    ...stopped,
+  ].filter((text): text is string => Boolean(text));
+  const report: RunReport = {
+    runId,
+    kind: input.kind,
+    status,
+    ...(messages.length > 0 ? { message: messages.join("; ") } : {}),
+    startedAt,
+    finishedAt,
+    durationMs,
+    groups: groupReports,
+    totals,
+    hints: hintsFor(totals),
+    reportKey: runKeys.report(runId),
+  };
+  await putJson(store, runKeys.report(runId), report);
+  return report;
+}
+
+function zeroCounts(): Omit<GroupReport, "logGroup"> {
+  return {
+    exported: 0,
+    received: 0,
+    pushed: 0,
+    refused: {},
+    spilled: 0,
+    retries: 0,
+    chunkBytes: 0,
+    pushedBytes: 0,
+    slices: 0,
+    pages: 0,
+    throttled: 0,
+    durationMs: 0,
+    eventsPerSecond: 0,
+  };
+}
+
+function sumGroups(groups: GroupReport[]): Omit<GroupReport, "logGroup"> {
+  const totals = zeroCounts();
+  for (const group of groups) {
+    totals.exported += group.exported;
+    totals.received += group.received;
+    totals.pushed += group.pushed;
+    totals.spilled += group.spilled;
+    totals.retries += group.retries;
+    totals.chunkBytes += group.chunkBytes;
+    totals.pushedBytes += group.pushedBytes;
+    totals.slices += group.slices;
+    totals.pages += group.pages;
+    totals.throttled += group.throttled;
+    for (const [reason, count] of Object.entries(group.refused))
+      totals.refused[reason] = (totals.refused[reason] ?? 0) + count;
+  }
+  return totals;
+}
+
+/** Tells the operator which Loki setting refused events and how to bring them in afterwards. */
+export function hintsFor(totals: Pick<GroupReport, "refused" | "spilled">): string[] {
+  const hints: string[] = [];
+  for (const [reason, count] of Object.entries(totals.refused)) {
+    if (/too_old|too old|reject_old/i.test(reason)) {
+      hints.push(
+        `${count} event(s) refused as too old (${reason}): raise Loki's limits_config.reject_old_samples_max_age (and LOKI_REJECT_OLD_SAMPLES_MAX_AGE of the shipper) above their age, then replay with {"source":"rejected"}`,
+      );
+    } else if (/too_new|too new|creation_grace/i.test(reason)) {
+      hints.push(
+        `${count} event(s) refused as too new (${reason}): check the clocks, or raise limits_config.creation_grace_period, then replay with {"source":"rejected"}`,
+      );
+    } else if (/line_too_long|line too long|max_line_size/i.test(reason)) {
+      hints.push(
+        `${count} event(s) refused as too long (${reason}): raise limits_config.max_line_size (or set max_line_size_truncate), then replay with {"source":"rejected"}`,
+      );
+    } else {
+      hints.push(
+        `${count} event(s) refused: ${reason}; they are kept under rejected/ and can be replayed with {"source":"rejected"}`,
+      );
+    }
+  }
+  if (totals.spilled > 0) {
+    hints.push(
+      `${totals.spilled} event(s) could not be delivered and wait under spill/: replay with {"source":"spill"} once Loki is back`,
+    );
+  }
+  return hints;
+}
+
+function round(value: number): number {
+  return Math.round(value * 10) / 10;
+}

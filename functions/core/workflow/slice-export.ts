@@ -1,0 +1,270 @@
+import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
+import { type FilterPage, readFilterPage } from "../cloudwatch/cloudwatch-pager.ts";
+import type { RateBudget } from "../cloudwatch/rate-budget.ts";
+import { InputError, LokiShipperError } from "../errors.ts";
+import type { LogEvent } from "../log-event.ts";
+import { CHUNK_FORMAT, logGroupKeySegment } from "../storage/chunk-format.ts";
+import {
+  deleteKeys,
+  getJson,
+  listKeys,
+  putChunk,
+  putJson,
+  runKeys,
+  type Store,
+} from "../storage/run-store.ts";
+import type { PlannedGroup, RunOptions, SliceTask } from "./backfill-plan.ts";
+
+/** A slice needed more invocations than a run allows: something keeps it from finishing. */
+export class ExportLoopLimitError extends LokiShipperError {}
+
+/**
+ * Invocations one slice may take. Each reads up to `maxPagesPerInvocation` pages; the cap keeps a
+ * stuck slice from filling the execution's 25,000-event history (each loop costs ~7 events).
+ */
+export const MAX_EXPORT_INVOCATIONS_PER_SLICE = 200;
+/** Uncompressed message bytes per chunk, so a chunk is always a bounded read for the replay. */
+export const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** Saved after every chunk write: a retried or timed-out export resumes from here. */
+export interface ExportCheckpoint {
+  logGroup: string;
+  sliceId: string;
+  startMs: number;
+  endMs: number;
+  /** FilterLogEvents token of the first page not yet in a chunk (absent: start of the slice). */
+  nextToken?: string;
+  /** Sequence number the next chunk gets; chunks with a higher or equal number are leftovers. */
+  nextSeq: number;
+  pages: number;
+  events: number;
+  bytes: number;
+  throttled: number;
+  invocations: number;
+  done: boolean;
+  startedAt: string;
+  updatedAt: string;
+  /** Time spent exporting, summed over invocations. */
+  exportMs: number;
+  /** Times the slice was started again because its FilterLogEvents token had expired. */
+  restarted?: number;
+}
+
+export interface ReplayUnit {
+  unitId: string;
+  source: "backfill" | "spill" | "rejected" | "run";
+  /** Chunks under this prefix are replayed in key order. */
+  prefix: string;
+  logGroup: string;
+}
+
+export interface ExportResult {
+  status: "continue" | "done";
+  invocations: number;
+  events: number;
+  replayUnit: ReplayUnit;
+}
+
+export interface ExportDeps {
+  logs: CloudWatchLogsClient;
+  store: Store;
+  budget: RateBudget;
+  /** Epoch ms after which no further page is read (the Lambda's remaining time minus a margin). */
+  deadline: number;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  onEvents?: (count: number) => void;
+  onThrottle?: (attempt: number, waitMs: number) => void;
+}
+
+/**
+ * Exports one slice from FilterLogEvents into chunk objects
+ * `runs/<runId>/chunks/<group>/<slice>/<seq>.ndjson.gz`, a bounded number of pages per call.
+ *
+ * Exactly-once in S3: chunks are written only at page boundaries and the checkpoint (nextToken,
+ * nextSeq) follows each write, so an invocation that dies between the two leaves chunks numbered
+ * nextSeq and above, which the next invocation deletes before it reads the same pages again.
+ */
+export async function exportSlice(
+  runId: string,
+  slice: SliceTask,
+  options: RunOptions,
+  deps: ExportDeps,
+): Promise<ExportResult> {
+  const now = deps.now ?? Date.now;
+  const started = now();
+  const groupSegment = logGroupKeySegment(slice.logGroup);
+  const checkpointKey = runKeys.exportCheckpoint(runId, groupSegment, slice.sliceId);
+  const chunkPrefix = runKeys.sliceChunks(runId, groupSegment, slice.sliceId);
+  const replayUnit: ReplayUnit = {
+    unitId: `backfill-${groupSegment}-${slice.sliceId}`,
+    source: "backfill",
+    prefix: chunkPrefix,
+    logGroup: slice.logGroup,
+  };
+  const checkpoint: ExportCheckpoint = (await getJson<ExportCheckpoint>(deps.store, checkpointKey)) ?? {
+    logGroup: slice.logGroup,
+    sliceId: slice.sliceId,
+    startMs: slice.startMs,
+    endMs: slice.endMs,
+    nextSeq: 0,
+    pages: 0,
+    events: 0,
+    bytes: 0,
+    throttled: 0,
+    invocations: 0,
+    done: false,
+    startedAt: new Date(started).toISOString(),
+    updatedAt: new Date(started).toISOString(),
+    exportMs: 0,
+  };
+  if (checkpoint.done)
+    return { status: "done", invocations: checkpoint.invocations, events: checkpoint.events, replayUnit };
+  if (checkpoint.invocations >= MAX_EXPORT_INVOCATIONS_PER_SLICE) {
+    throw new ExportLoopLimitError(
+      `Slice ${slice.sliceId} of ${slice.logGroup} is not exported after ${checkpoint.invocations} invocations: use shorter slices (sliceHours) or more pages per invocation`,
+    );
+  }
+  checkpoint.invocations += 1;
+  const group = await getJson<PlannedGroup>(deps.store, runKeys.group(runId, groupSegment));
+  if (!group) {
+    throw new InputError(
+      `Run ${runId} has no planned group ${slice.logGroup} (${runKeys.group(runId, groupSegment)})`,
+    );
+  }
+  const { labels } = group;
+
+  const leftovers = (await listKeys(deps.store, chunkPrefix)).filter(
+    (key) => chunkSeq(key) >= checkpoint.nextSeq,
+  );
+  if (leftovers.length > 0) await deleteKeys(deps.store, leftovers);
+
+  let buffer: LogEvent[] = [];
+  let bufferPages = 0;
+  let token = checkpoint.nextToken;
+  let finished = false;
+  let pagesThisCall = 0;
+  const save = async () => {
+    const chunks = splitIntoChunks(buffer, options.maxEventsPerChunk);
+    for (const records of chunks) {
+      const key = runKeys.chunk(runId, groupSegment, slice.sliceId, checkpoint.nextSeq);
+      checkpoint.bytes += await putChunk(deps.store, key, {
+        header: {
+          format: CHUNK_FORMAT,
+          kind: "backfill",
+          logGroup: slice.logGroup,
+          labels,
+          createdAt: new Date(now()).toISOString(),
+          runId,
+        },
+        records,
+      });
+      checkpoint.nextSeq += 1;
+    }
+    checkpoint.events += buffer.length;
+    checkpoint.pages += bufferPages;
+    if (token) checkpoint.nextToken = token;
+    else delete checkpoint.nextToken;
+    checkpoint.done = finished;
+    checkpoint.updatedAt = new Date(now()).toISOString();
+    checkpoint.exportMs += now() - (lastSave ?? started);
+    lastSave = now();
+    await putJson(deps.store, checkpointKey, checkpoint);
+    deps.onEvents?.(buffer.length);
+    buffer = [];
+    bufferPages = 0;
+  };
+  let lastSave: number | undefined;
+
+  while (!finished) {
+    if (pagesThisCall >= options.maxPagesPerInvocation || now() >= deps.deadline) break;
+    const query = {
+      logGroupName: slice.logGroup,
+      startMs: slice.startMs,
+      endMs: slice.endMs,
+      ...(options.filterPattern ? { filterPattern: options.filterPattern } : {}),
+      ...(options.logStreamNames ? { logStreamNames: options.logStreamNames } : {}),
+      ...(options.logStreamNamePrefix ? { logStreamNamePrefix: options.logStreamNamePrefix } : {}),
+    };
+    const pagerOptions = {
+      budget: deps.budget,
+      ...(deps.sleep ? { sleep: deps.sleep } : {}),
+      ...(deps.onThrottle ? { onThrottle: deps.onThrottle } : {}),
+    };
+    let page: FilterPage;
+    try {
+      page = await readFilterPage(deps.logs, query, token, pagerOptions);
+    } catch (error) {
+      if (!(token && isExpiredToken(error) && buffer.length === 0 && bufferPages === 0)) throw error;
+      // A run resumed after more than 24 h holds an expired token. Nothing of this slice has been
+      // pushed yet (its replay follows its export), so start the slice again from a clean state.
+      await deleteKeys(deps.store, await listKeys(deps.store, chunkPrefix));
+      Object.assign(checkpoint, {
+        nextSeq: 0,
+        pages: 0,
+        events: 0,
+        bytes: 0,
+        restarted: (checkpoint.restarted ?? 0) + 1,
+      });
+      delete checkpoint.nextToken;
+      token = undefined;
+      await putJson(deps.store, checkpointKey, checkpoint);
+      continue;
+    }
+    pagesThisCall += 1;
+    bufferPages += 1;
+    checkpoint.throttled += page.throttled;
+    for (const event of page.events) buffer.push(event);
+    token = page.nextToken;
+    finished = token === undefined;
+    if (finished || buffer.length >= options.maxEventsPerChunk || bufferBytes(buffer) >= MAX_CHUNK_BYTES)
+      await save();
+  }
+  if (!finished && (buffer.length > 0 || bufferPages > 0)) await save();
+  else if (!finished) {
+    checkpoint.updatedAt = new Date(now()).toISOString();
+    await putJson(deps.store, checkpointKey, checkpoint);
+  }
+  return {
+    status: finished ? "done" : "continue",
+    invocations: checkpoint.invocations,
+    events: checkpoint.events,
+    replayUnit,
+  };
+}
+
+/** FilterLogEvents tokens expire after 24 hours (InvalidParameterException). */
+function isExpiredToken(error: unknown): boolean {
+  const cause = (error as { cause?: { name?: string; message?: string } })?.cause;
+  return cause?.name === "InvalidParameterException" && /token/i.test(cause.message ?? "");
+}
+
+function chunkSeq(key: string): number {
+  const name = key.slice(key.lastIndexOf("/") + 1);
+  return Number.parseInt(name, 10);
+}
+
+function bufferBytes(events: LogEvent[]): number {
+  let bytes = 0;
+  for (const event of events) bytes += Buffer.byteLength(event.message);
+  return bytes;
+}
+
+/** Consecutive pieces of at most `maxEvents` events and {@link MAX_CHUNK_BYTES} bytes. */
+function splitIntoChunks(events: LogEvent[], maxEvents: number): LogEvent[][] {
+  const chunks: LogEvent[][] = [];
+  let current: LogEvent[] = [];
+  let bytes = 0;
+  for (const event of events) {
+    const size = Buffer.byteLength(event.message);
+    if (current.length > 0 && (current.length >= maxEvents || bytes + size > MAX_CHUNK_BYTES)) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(event);
+    bytes += size;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}

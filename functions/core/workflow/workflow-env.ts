@@ -1,0 +1,31 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
+import { S3Client } from "@aws-sdk/client-s3";
+import { z } from "zod";
+import { ConfigError } from "../errors.ts";
+import { parseLabelOptions } from "../labels/labels.ts";
+import { parseLokiTarget } from "../loki/loki-target.ts";
+import { createWorkflowTasks, type WorkflowTasks } from "./workflow-tasks.ts";
+
+const envSchema = z.object({
+  BUCKET_NAME: z.string({ message: "BUCKET_NAME must name the bucket for chunks, spill/ and runs/" }).min(3),
+});
+
+/**
+ * The workflow tasks of a Lambda function, from its environment (BUCKET_NAME, LOKI_*, LABEL_*),
+ * built at cold start so that a configuration mistake fails the first invocation with one clear
+ * message naming the variable.
+ */
+export function workflowTasksFromEnv(env: Record<string, string | undefined>): WorkflowTasks {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => issue.message).join("; "));
+  parseLokiTarget(env);
+  parseLabelOptions(env);
+  return createWorkflowTasks({
+    logs: new CloudWatchLogsClient({}),
+    s3: new S3Client({}),
+    bucket: parsed.data.BUCKET_NAME,
+    env,
+    logger: new Logger({ serviceName: env.POWERTOOLS_SERVICE_NAME ?? "loki-shipper-workflow" }),
+  });
+}

@@ -1,0 +1,278 @@
+import type { Logger } from "@aws-lambda-powertools/logger";
+import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { perBranchRate, RateBudget } from "../cloudwatch/rate-budget.ts";
+import { deliverEvents } from "../delivery/deliver.ts";
+import { DEFAULT_PACING, Pacer } from "../delivery/pacing.ts";
+import { InputError } from "../errors.ts";
+import { parseLabelOptions } from "../labels/labels.ts";
+import type { LokiPushClient } from "../loki/loki-client.ts";
+import { authorizationHeader, createLokiPushClient, parseLokiTarget } from "../loki/loki-target.ts";
+import type { Store } from "../storage/run-store.ts";
+import {
+  loadPlanOutput,
+  type PlanOutput,
+  planBackfill,
+  type RunOptions,
+  type SliceTask,
+} from "./backfill-plan.ts";
+import { parseBackfillRequest } from "./backfill-request.ts";
+import { DEFAULT_REPLAY_OPTIONS, type DeliverBatch, type ReplayResult, replayUnit } from "./replay-engine.ts";
+import {
+  checkLokiReady,
+  parseReplayRequest,
+  planReplay,
+  type ReplayPlanOutput,
+  releaseLock,
+} from "./replay-plan.ts";
+import { buildRunReport, type FinishInput, type RunReport } from "./run-report.ts";
+import { type ExportResult, exportSlice, type ReplayUnit } from "./slice-export.ts";
+
+/**
+ * The work behind every Task state of statemachines/backfill.asl.json and replay.asl.json, over
+ * injected clients: the Lambda handlers (functions/backfill-*.ts, replay-*.ts, finish-run.ts) call
+ * it with the function's clients and environment, the local runner (local-workflow.ts) in-process.
+ */
+export interface WorkflowDeps {
+  logs: CloudWatchLogsClient;
+  s3: S3Client;
+  bucket: string;
+  /** `LOKI_*` and `LABEL_*` settings; a request's `loki`/`labels` fields override them. */
+  env: Record<string, string | undefined>;
+  logger?: Logger;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  /**
+   * One FilterLogEvents budget for all branches (local runs, where the branches share a process).
+   * Without it each invocation takes `requestsPerSecond / concurrency`: in AWS every branch is
+   * its own Lambda, and the shares add up to the account budget the request allows.
+   */
+  sharedRateBudget?: RateBudget;
+  /** One pacer for all replay branches (local runs); without it each takes its share. */
+  sharedPacer?: Pacer;
+  /** Builds the Loki client for a target (tests pass a faulty one); default: createLokiPushClient. */
+  lokiClient?: (env: Record<string, string | undefined>) => Promise<LokiPushClient>;
+  lokiReady?: (env: Record<string, string | undefined>) => Promise<boolean>;
+  onProgress?: (delta: { exported?: number; pushed?: number; throttled?: number }) => void;
+}
+
+/** Time an invocation leaves unused at the end of its budget to save its checkpoint. */
+const SAFETY_MARGIN_MS = 30_000;
+
+export interface PlanBackfillEvent {
+  request?: unknown;
+  executionName?: string;
+  startedAt?: string;
+  loadPart?: { runId: string; partIndex: number };
+}
+
+export interface ExportSliceEvent {
+  runId: string;
+  slice: SliceTask;
+  options: RunOptions;
+}
+
+export interface ReplayChunksEvent {
+  runId: string;
+  unit: ReplayUnit;
+  options: Partial<RunOptions> & {
+    loki?: Record<string, string>;
+    bytesPerSecond?: number;
+    perStreamBytesPerSecond?: number;
+    concurrency?: number;
+    archive?: boolean;
+    maxEventsPerDelivery?: number;
+  };
+}
+
+export interface PlanReplayEvent {
+  request: unknown;
+  executionName?: string;
+  startedAt?: string;
+}
+
+export interface FinishRunEvent extends FinishInput {
+  run?: {
+    status?: string;
+    message?: string;
+    lockKey?: string;
+    startedAt?: string;
+    dryRun?: boolean;
+    sliceCount?: number;
+  };
+}
+
+export interface WorkflowTasks {
+  planBackfill(event: PlanBackfillEvent): Promise<PlanOutput>;
+  exportSlice(event: ExportSliceEvent, remainingMs?: number): Promise<ExportResult>;
+  replayChunks(event: ReplayChunksEvent, remainingMs?: number): Promise<ReplayResult>;
+  planReplay(event: PlanReplayEvent): Promise<ReplayPlanOutput>;
+  finishRun(event: FinishRunEvent): Promise<RunReport>;
+}
+
+export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
+  const now = deps.now ?? Date.now;
+  const store: Store = { s3: deps.s3, bucket: deps.bucket };
+  const lokiClients = new Map<string, Promise<LokiPushClient>>();
+  const lokiEnv = (overrides: Record<string, string> | undefined) => ({ ...deps.env, ...overrides });
+  const lokiFor = (overrides: Record<string, string> | undefined): Promise<LokiPushClient> => {
+    const env = lokiEnv(overrides);
+    const key = JSON.stringify(overrides ?? {});
+    let client = lokiClients.get(key);
+    if (!client) {
+      client = deps.lokiClient ? deps.lokiClient(env) : createLokiPushClient(parseLokiTarget(env));
+      lokiClients.set(key, client);
+      client.catch(() => lokiClients.delete(key));
+    }
+    return client;
+  };
+  const deadlineFrom = (remainingMs: number | undefined) =>
+    now() + Math.max(5_000, (remainingMs ?? 15 * 60_000) - SAFETY_MARGIN_MS);
+
+  return {
+    async planBackfill(event) {
+      if (event.loadPart) return loadPlanOutput(store, event.loadPart.runId, event.loadPart.partIndex, true);
+      const request = parseBackfillRequest(event.request, { now: now() });
+      // The Loki target is checked before anything runs: a typo should not surface after the export.
+      parseLokiTarget(lokiEnv(request.loki));
+      const runId = request.runId ?? event.executionName;
+      if (!runId)
+        throw new InputError("A backfill needs a runId (the execution name is used when none is given)");
+      return planBackfill(request, runId, { logs: deps.logs, store, env: deps.env, now });
+    },
+
+    async exportSlice(event, remainingMs) {
+      const budget =
+        deps.sharedRateBudget ??
+        new RateBudget(perBranchRate(event.options.requestsPerSecond, event.options.concurrency), {
+          burst: 1,
+          ...(deps.sleep ? { sleep: deps.sleep } : {}),
+        });
+      return exportSlice(event.runId, event.slice, event.options, {
+        logs: deps.logs,
+        store,
+        budget,
+        deadline: deadlineFrom(remainingMs),
+        now,
+        ...(deps.sleep ? { sleep: deps.sleep } : {}),
+        onEvents: (count) => deps.onProgress?.({ exported: count }),
+        onThrottle: (attempt, waitMs) => {
+          deps.onProgress?.({ throttled: 1 });
+          deps.logger?.warn("FilterLogEvents throttled, backing off", {
+            attempt,
+            waitMs,
+            logGroup: event.slice.logGroup,
+          });
+        },
+      });
+    },
+
+    async replayChunks(event, remainingMs) {
+      const options = event.options;
+      const concurrency = options.concurrency ?? 1;
+      const loki = await lokiFor(options.loki);
+      const labelOptions = parseLabelOptions({ ...deps.env, ...options.labels });
+      const eventLabels = {
+        logStreamLabel: labelOptions.logStreamLabel,
+        structuredMetadata: labelOptions.structuredMetadata,
+      };
+      const pacer =
+        deps.sharedPacer ??
+        new Pacer({
+          bytesPerSecond: options.bytesPerSecond ?? DEFAULT_PACING.bytesPerSecond / concurrency,
+          perStreamBytesPerSecond: options.perStreamBytesPerSecond ?? DEFAULT_PACING.perStreamBytesPerSecond,
+        });
+      const deliver: DeliverBatch = (batch, deadline) =>
+        deliverEvents([{ eventLabels, ...batch }], {
+          loki,
+          s3: deps.s3,
+          bucket: deps.bucket,
+          deadline,
+          runId: event.runId,
+          now,
+          ...(deps.logger ? { logger: deps.logger } : {}),
+          ...(deps.sleep ? { sleep: deps.sleep } : {}),
+        });
+      return replayUnit(
+        event.runId,
+        event.unit,
+        {
+          archive: options.archive ?? DEFAULT_REPLAY_OPTIONS.archive,
+          maxEventsPerDelivery: options.maxEventsPerDelivery ?? DEFAULT_REPLAY_OPTIONS.maxEventsPerDelivery,
+        },
+        {
+          store,
+          deliver,
+          pacer,
+          deadline: deadlineFrom(remainingMs),
+          now,
+          ...(deps.sleep ? { sleep: deps.sleep } : {}),
+          onPushed: (count) => deps.onProgress?.({ pushed: count }),
+        },
+      );
+    },
+
+    async planReplay(event) {
+      const request = parseReplayRequest(event.request);
+      const env = lokiEnv(request.loki);
+      const target = parseLokiTarget(env);
+      const runId = request.runId ?? event.executionName;
+      if (!runId)
+        throw new InputError("A replay needs a runId (the execution name is used when none is given)");
+      return planReplay(request, runId, {
+        store,
+        now,
+        lokiReady: async () => {
+          if (deps.lokiReady) return deps.lokiReady(env);
+          const authorization = await authorizationHeader(target);
+          return checkLokiReady(target.pushUrl, {
+            ...(target.tenant ? { "X-Scope-OrgID": target.tenant } : {}),
+            ...(authorization ? { Authorization: authorization } : {}),
+          });
+        },
+      });
+    },
+
+    async finishRun(event) {
+      if (event.run?.lockKey) await releaseLock(store, event.run.lockKey, event.runId);
+      const skipped = event.run?.status && event.run.status !== "ready";
+      const planned = event.kind === "backfill" && event.run?.dryRun === true;
+      const report = await buildRunReport(
+        store,
+        {
+          runId: event.runId,
+          kind: event.kind,
+          ...(event.run?.startedAt ? { startedAt: event.run.startedAt } : {}),
+          ...(event.startedAt ? { startedAt: event.startedAt } : {}),
+          ...(skipped ? { status: "skipped" as const } : {}),
+          ...(planned
+            ? {
+                status: "planned" as const,
+                message: `dry run: ${event.run?.sliceCount ?? 0} slice(s) planned, nothing exported`,
+              }
+            : {}),
+          ...(event.run?.message ? { message: event.run.message } : {}),
+          ...(event.status ? { status: event.status } : {}),
+          ...(event.message ? { message: event.message } : {}),
+          ...(event.error ? { error: event.error } : {}),
+        },
+        now(),
+      );
+      return withinPayloadLimit(report);
+    },
+  };
+}
+
+/** Step Functions outputs are limited to 256 KiB: a report over many groups keeps them in S3 only. */
+const MAX_OUTPUT_BYTES = 200 * 1024;
+
+export function withinPayloadLimit(report: RunReport): RunReport {
+  if (Buffer.byteLength(JSON.stringify(report)) <= MAX_OUTPUT_BYTES) return report;
+  return {
+    ...report,
+    groups: [],
+    message: [report.message, `${report.groups.length} groups: per-group counts in s3 ${report.reportKey}`]
+      .filter(Boolean)
+      .join("; "),
+  };
+}

@@ -1,0 +1,244 @@
+import { createHash } from "node:crypto";
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { z } from "zod";
+import { type DeliveryReport, deliverEvents, type RetryOptions } from "../core/delivery/deliver.ts";
+import { keepEventChunk } from "../core/delivery/spill.ts";
+import { ConfigError } from "../core/errors.ts";
+import {
+  configErrorFrom,
+  emptyToUndefined,
+  type LabelOptions,
+  parseLabelOptions,
+  resolveGroupLabels,
+} from "../core/labels/labels.ts";
+import { containerTagCache, getLogGroupTags, type LogGroupTagCache } from "../core/labels/log-group-tags.ts";
+import type { LokiPushClient } from "../core/loki/loki-client.ts";
+import { type LokiTarget, parseDuration, parseLokiTarget } from "../core/loki/loki-target.ts";
+import { recordDelivery, recordPushLatency } from "./observability.ts";
+import { decodeSubscriptionData, MalformedPayloadError } from "./subscription.ts";
+
+/** The live shipper's configuration, parsed once at cold start. */
+export interface ShipperConfig {
+  bucket: string;
+  region: string;
+  loki: LokiTarget;
+  labels: LabelOptions;
+  /** Time kept back from the invocation's timeout for writing spill chunks to S3. */
+  deadlineReserveMs: number;
+}
+
+const shipperEnvSchema = z.object({
+  BUCKET_NAME: z.string({ message: "required: the bucket for spill/, rejected/ and malformed/" }).min(3),
+  AWS_REGION: z.string({ message: "required (set by Lambda)" }).min(1),
+  SHIPPER_DEADLINE_RESERVE: z
+    .string()
+    .default("5s")
+    .transform((value, ctx) => {
+      const ms = parseDuration(value);
+      if (ms === undefined) ctx.addIssue({ code: "custom", message: "expected a duration such as 5s" });
+      return ms ?? 0;
+    }),
+});
+
+/** All mistakes of all sections in one ConfigError, one line each. */
+export function parseShipperConfig(env: Record<string, string | undefined>): ShipperConfig {
+  const problems: string[] = [];
+  const collect = <T>(parse: () => T): T | undefined => {
+    try {
+      return parse();
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.message.split("\n- ").slice(1));
+      return undefined;
+    }
+  };
+  const own = collect(() => {
+    const result = shipperEnvSchema.safeParse(emptyToUndefined(env, Object.keys(shipperEnvSchema.shape)));
+    if (!result.success) throw configErrorFrom(result.error, env);
+    return result.data;
+  });
+  const loki = collect(() => parseLokiTarget(env));
+  const labels = collect(() => parseLabelOptions(env));
+  if (problems.length > 0 || !own || !loki || !labels) {
+    throw new ConfigError(`Invalid configuration:\n- ${problems.join("\n- ")}`);
+  }
+  return {
+    bucket: own.BUCKET_NAME,
+    region: own.AWS_REGION,
+    loki,
+    labels,
+    deadlineReserveMs: own.SHIPPER_DEADLINE_RESERVE,
+  };
+}
+
+export interface ShipperDeps {
+  s3: S3Client;
+  logs: CloudWatchLogsClient;
+  /** The push client (created per invocation: credentials are cached in secrets.ts). */
+  loki: () => Promise<LokiPushClient>;
+  logger: Logger;
+  metrics: Metrics;
+  tagCache?: LogGroupTagCache;
+  now?: () => number;
+  retry?: Partial<RetryOptions>;
+}
+
+export interface InvocationContext {
+  getRemainingTimeInMillis(): number;
+}
+
+export type ShipResult =
+  | { outcome: "control" }
+  | { outcome: "malformed"; key: string; stage: string; error: string }
+  | { outcome: "delivered"; logGroup: string; report: DeliveryReport; labels: Record<string, string> };
+
+/**
+ * Handles one subscription invocation. Resolves when every event is in Loki or in S3; rejects
+ * only when S3 failed too (then Lambda's retry is the last resort). A malformed payload is kept
+ * in `malformed/` and resolves, so that it cannot make the function retry forever.
+ */
+export async function shipSubscriptionEvent(
+  event: unknown,
+  context: InvocationContext,
+  config: ShipperConfig,
+  deps: ShipperDeps,
+): Promise<ShipResult> {
+  const now = deps.now ?? Date.now;
+  const data = (event as { awslogs?: { data?: unknown } } | null)?.awslogs?.data;
+  let message: ReturnType<typeof decodeSubscriptionData>;
+  try {
+    message = decodeSubscriptionData(data);
+  } catch (error) {
+    if (!(error instanceof MalformedPayloadError)) throw error;
+    return keepMalformed(data, event, error, config, deps, now);
+  }
+  if (message.messageType === "CONTROL_MESSAGE") {
+    deps.logger.info("ignoring CONTROL_MESSAGE (sent when a subscription filter is created)");
+    return { outcome: "control" };
+  }
+
+  let tags: Record<string, string> = {};
+  try {
+    const lookup = await getLogGroupTags(
+      deps.logs,
+      message.logGroup,
+      { accountId: message.owner, region: config.region },
+      deps.tagCache ?? containerTagCache,
+    );
+    tags = lookup.tags;
+    if (!lookup.found)
+      deps.logger.warn("log group not found when reading its tags", { logGroup: message.logGroup });
+  } catch (error) {
+    // Shipping with the fixed labels only beats not shipping: the events stay findable by log group.
+    deps.metrics.addMetric("TagLookupFailures", MetricUnit.Count, 1);
+    deps.logger.warn("could not read the log group's tags; shipping with fixed labels only", {
+      logGroup: message.logGroup,
+      error: (error as Error).name,
+    });
+  }
+  const resolved = resolveGroupLabels(message.logGroup, tags, config.labels, {
+    accountId: message.owner,
+    region: config.region,
+  });
+  const overLimit = resolved.dropped.filter((drop) => drop.reason.startsWith("over Loki's limit"));
+  if (overLimit.length > 0) {
+    deps.logger.warn("tags dropped over Loki's label limit", {
+      logGroup: message.logGroup,
+      dropped: overLimit,
+    });
+  }
+
+  let loki: LokiPushClient;
+  try {
+    loki = await deps.loki();
+  } catch (error) {
+    // E.g. the credentials cannot be read: keep the events for a replay rather than fail the
+    // invocation, which Lambda retries twice and then drops.
+    const reason = `no Loki client: ${(error as Error).message}`;
+    const key = await keepEventChunk(
+      deps.s3,
+      config.bucket,
+      { kind: "spill", logGroup: message.logGroup, labels: resolved.labels, reason, records: message.events },
+      now,
+    );
+    deps.logger.error("could not create the Loki client; events kept in S3", {
+      logGroup: message.logGroup,
+      key,
+      reason,
+    });
+    const report: DeliveryReport = {
+      received: message.events.length,
+      pushed: 0,
+      refused: {},
+      spilled: message.events.length,
+      retries: 0,
+      bytes: 0,
+      requests: 0,
+      chunkKeys: [key],
+    };
+    recordDelivery(deps.metrics, report);
+    return { outcome: "delivered", logGroup: message.logGroup, report, labels: resolved.labels };
+  }
+  const deadline = now() + context.getRemainingTimeInMillis() - config.deadlineReserveMs;
+  const report = await deliverEvents(
+    [
+      {
+        logGroup: message.logGroup,
+        labels: resolved.labels,
+        events: message.events,
+        eventLabels: resolved.eventLabels,
+      },
+    ],
+    {
+      loki,
+      s3: deps.s3,
+      bucket: config.bucket,
+      deadline,
+      logger: deps.logger,
+      now,
+      ...(deps.retry ? { retry: deps.retry } : {}),
+      onPushAttempt: ({ durationMs }) => recordPushLatency(deps.metrics, durationMs),
+    },
+  );
+  recordDelivery(deps.metrics, report);
+  const summary = { logGroup: message.logGroup, ...report };
+  if (report.spilled > 0 || Object.keys(report.refused).length > 0)
+    deps.logger.warn("delivery incomplete", summary);
+  else deps.logger.info("delivered", summary);
+  return { outcome: "delivered", logGroup: message.logGroup, report, labels: resolved.labels };
+}
+
+async function keepMalformed(
+  data: unknown,
+  event: unknown,
+  error: MalformedPayloadError,
+  config: ShipperConfig,
+  deps: ShipperDeps,
+  now: () => number,
+): Promise<ShipResult> {
+  const raw = typeof data === "string" ? data : JSON.stringify(event ?? null);
+  const id = `malformed-${createHash("sha256").update(raw).digest("hex").slice(0, 24)}`;
+  const reason = `${error.stage}: ${error.message}`;
+  const key = await keepEventChunk(
+    deps.s3,
+    config.bucket,
+    {
+      kind: "malformed",
+      logGroup: "unknown",
+      labels: {},
+      reason,
+      records: [{ id, timestamp: now(), message: raw, logStream: "", reason }],
+    },
+    now,
+  );
+  deps.metrics.addMetric("MalformedPayloads", MetricUnit.Count, 1);
+  deps.logger.error("malformed subscription payload kept in S3", {
+    stage: error.stage,
+    error: error.message,
+    key,
+  });
+  return { outcome: "malformed", key, stage: error.stage, error: error.message };
+}

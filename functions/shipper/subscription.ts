@@ -1,0 +1,133 @@
+import { gunzipSync } from "node:zlib";
+import { z } from "zod";
+import { InputError } from "../core/errors.ts";
+import type { LogEvent } from "../core/log-event.ts";
+
+/**
+ * CloudWatch Logs subscription payloads: `awslogs.data` is base64 of gzip'd JSON with
+ * `messageType` DATA_MESSAGE (events) or CONTROL_MESSAGE (sent when the filter is created, to be
+ * ignored). https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/SubscriptionFilters.html
+ */
+
+export type MalformedStage = "event" | "base64" | "gzip" | "json" | "shape" | "message_type";
+
+/** A subscription payload that cannot be shipped; it is kept in S3 `malformed/` with this message. */
+export class MalformedPayloadError extends InputError {
+  readonly stage: MalformedStage;
+  constructor(stage: MalformedStage, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.stage = stage;
+  }
+}
+
+export interface DataMessage {
+  messageType: "DATA_MESSAGE";
+  owner: string;
+  logGroup: string;
+  logStream: string;
+  subscriptionFilters: string[];
+  events: LogEvent[];
+}
+
+export type SubscriptionMessage = DataMessage | { messageType: "CONTROL_MESSAGE" };
+
+const dataMessageSchema = z.object({
+  messageType: z.literal("DATA_MESSAGE"),
+  owner: z.string().min(1),
+  logGroup: z.string().min(1),
+  logStream: z.string().min(1),
+  subscriptionFilters: z.array(z.string()).default([]),
+  // Checked by checkLogEvents: a schema object per event is the costliest part of decoding 10,000.
+  logEvents: z.array(z.unknown()),
+});
+
+/** At most this many shape problems are named in the error. */
+const MAX_PROBLEMS = 5;
+
+/** `logEvents[i]` must be `{id: non-empty string, timestamp: whole ms >= 0, message: string}`. */
+function logEventProblems(logEvents: unknown[], problems: string[]): void {
+  for (let index = 0; index < logEvents.length && problems.length < MAX_PROBLEMS; index++) {
+    const event = logEvents[index] as { id?: unknown; timestamp?: unknown; message?: unknown } | null;
+    if (typeof event !== "object" || event === null) {
+      problems.push(`logEvents.${index}: expected an object`);
+      continue;
+    }
+    if (typeof event.id !== "string" || event.id.length === 0) {
+      problems.push(`logEvents.${index}.id: expected a non-empty string`);
+    }
+    if (typeof event.timestamp !== "number" || !Number.isInteger(event.timestamp) || event.timestamp < 0) {
+      problems.push(`logEvents.${index}.timestamp: expected a whole number of milliseconds`);
+    }
+    if (typeof event.message !== "string") problems.push(`logEvents.${index}.message: expected a string`);
+  }
+}
+
+/** Decodes `event.awslogs.data`; throws MalformedPayloadError saying which step failed. */
+export function decodeSubscriptionData(data: unknown): SubscriptionMessage {
+  if (typeof data !== "string" || data.length === 0) {
+    throw new MalformedPayloadError(
+      "event",
+      "the event has no awslogs.data string: not a CloudWatch Logs subscription event",
+    );
+  }
+  // Node's decoder skips characters that are not base64; a decoded length short of what the
+  // input's length implies shows them, without a separate pass over a megabyte of text.
+  const compressed = Buffer.from(data, "base64");
+  const padding = data.endsWith("==") ? 2 : data.endsWith("=") ? 1 : 0;
+  if (data.length % 4 !== 0 || compressed.length !== (data.length / 4) * 3 - padding) {
+    throw new MalformedPayloadError("base64", "awslogs.data is not valid base64");
+  }
+  let json: string;
+  try {
+    json = gunzipSync(compressed).toString("utf8");
+  } catch (error) {
+    throw new MalformedPayloadError("gzip", `awslogs.data is not gzip data: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (error) {
+    throw new MalformedPayloadError("json", `awslogs.data is not JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const messageType = (parsed as { messageType?: unknown } | null)?.messageType;
+  if (messageType === "CONTROL_MESSAGE") return { messageType: "CONTROL_MESSAGE" };
+  if (messageType !== "DATA_MESSAGE") {
+    throw new MalformedPayloadError(
+      "message_type",
+      `unknown messageType ${JSON.stringify(messageType)}: expected DATA_MESSAGE or CONTROL_MESSAGE`,
+    );
+  }
+  const result = dataMessageSchema.safeParse(parsed);
+  const problems = result.success
+    ? []
+    : result.error.issues
+        .slice(0, MAX_PROBLEMS)
+        .map((issue) => `${issue.path.join(".") || "payload"}: ${issue.message}`);
+  const rawEvents = (parsed as { logEvents?: unknown }).logEvents;
+  if (Array.isArray(rawEvents)) logEventProblems(rawEvents, problems);
+  if (!result.success || problems.length > 0) {
+    throw new MalformedPayloadError(
+      "shape",
+      `the DATA_MESSAGE does not have the expected shape: ${problems.join("; ")}`,
+    );
+  }
+  const message = result.data;
+  const logEvents = message.logEvents as { id: string; timestamp: number; message: string }[];
+  return {
+    messageType: "DATA_MESSAGE",
+    owner: message.owner,
+    logGroup: message.logGroup,
+    logStream: message.logStream,
+    subscriptionFilters: message.subscriptionFilters,
+    events: logEvents.map((event) => ({
+      id: event.id,
+      timestamp: event.timestamp,
+      message: event.message,
+      logStream: message.logStream,
+    })),
+  };
+}

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { Socket } from "node:net";
 import { type Fault, FaultInjector } from "./faults.ts";
 import { type RouteContext, route } from "./http-routes.ts";
-import { Ingester } from "./ingest.ts";
+import { DEFAULT_CHUNK_IDLE_PERIOD_MS, Ingester } from "./ingest.ts";
 import { LimitsRegistry, type TenantLimits } from "./limits.ts";
 import { LogStore } from "./store.ts";
 
@@ -23,6 +23,12 @@ export interface LokiTestServerOptions {
    * is what tests of backfill need; set it to reproduce Loki's behaviour.
    */
   queryIngestersWithinMs?: number;
+  /**
+   * Loki's ingester `chunk_idle_period` (30m by default): a stream without pushes for this long is
+   * flushed and no longer counts against `max_global_streams_per_user`. Tests of the active-stream
+   * limit set a short one instead of waiting 30 minutes.
+   */
+  chunkIdlePeriodMs?: number;
 }
 
 export interface LokiTestServer {
@@ -60,7 +66,9 @@ export async function startLokiTestServer(options: LokiTestServerOptions = {}): 
   const context: RouteContext = {
     store,
     limits,
-    ingester: new Ingester(store, limits),
+    ingester: new Ingester(store, limits, {
+      chunkIdlePeriodMs: options.chunkIdlePeriodMs ?? DEFAULT_CHUNK_IDLE_PERIOD_MS,
+    }),
     faults: new FaultInjector(),
     queryIngestersWithinMs: options.queryIngestersWithinMs ?? 0,
   };

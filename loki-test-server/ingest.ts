@@ -9,8 +9,11 @@ import { formatGoTime, formatRfc3339, msToNs, nowNs } from "./time-format.ts";
 const MiB = 1024 * 1024;
 /** Loki's ingester lists at most this many refused entries (`ingester.max-ignored-stream-errors`, 10). */
 const MAX_RETURNED_ERRORS = 10;
-/** Ingester `chunk_idle_period` default: a stream without pushes for this long is flushed and no longer active. */
-const CHUNK_IDLE_PERIOD_MS = 30 * 60_000;
+/**
+ * Ingester `chunk_idle_period` default (30m): a stream without pushes for this long is flushed and no
+ * longer counts as active for `max_global_streams_per_user`.
+ */
+export const DEFAULT_CHUNK_IDLE_PERIOD_MS = 30 * 60_000;
 /** Protobuf overhead of an entry besides line and metadata (timestamp message and field headers). */
 const ENTRY_PROTO_OVERHEAD = 20;
 /** Size of the `detected_level` metadata Loki adds to every entry, in the ingester message. */
@@ -53,6 +56,27 @@ function humanBytes(bytes: number): string {
   return unit === 0 ? `${value} B` : `${value < 10 ? value.toFixed(1) : value.toFixed(0)} ${units[unit]}`;
 }
 
+/** What distributor validation kept of a push, and the sizes the tenant limits are checked on. */
+interface ValidatedPush {
+  valid: ValidStream[];
+  errors: GroupedErrors;
+  bytes: number;
+  lines: number;
+  /** Estimated size of the distributor → ingester message. */
+  messageSize: number;
+}
+
+function metadataBytes(entry: DecodedEntry): number {
+  let bytes = 0;
+  if (entry.metadata) for (const [name, value] of entry.metadata) bytes += name.length + value.length;
+  return bytes;
+}
+
+export interface IngesterOptions {
+  /** Ingester `chunk_idle_period`: how long a stream without pushes stays active (default 30m). */
+  chunkIdlePeriodMs?: number;
+}
+
 /**
  * Applies a decoded push to the store with the rules of Loki 3.4 (distributor validation, tenant
  * rate limit, distributor → ingester message limit, then the ingester's per-stream checks) and
@@ -61,11 +85,13 @@ function humanBytes(bytes: number): string {
 export class Ingester {
   readonly #store: LogStore;
   readonly #limits: LimitsRegistry;
+  readonly #chunkIdlePeriodMs: number;
   readonly #tenantBuckets = new Map<string, { bucket: TokenBucket; version: number }>();
 
-  constructor(store: LogStore, limits: LimitsRegistry) {
+  constructor(store: LogStore, limits: LimitsRegistry, options: IngesterOptions = {}) {
     this.#store = store;
     this.#limits = limits;
+    this.#chunkIdlePeriodMs = options.chunkIdlePeriodMs ?? DEFAULT_CHUNK_IDLE_PERIOD_MS;
   }
 
   push(tenant: string, streams: DecodedStream[]): void {
@@ -73,73 +99,95 @@ export class Ingester {
       throw new HttpError(422, "error at least one valid stream is required for ingestion\n");
     }
     const limits = this.#limits.get(tenant);
-    const validationErrors = new GroupedErrors();
-    const valid: ValidStream[] = [];
-    let validatedBytes = 0;
-    let validatedLines = 0;
-    let messageSize = 0;
+    const validated = this.#validate(streams, limits);
+    if (validated.valid.length === 0) {
+      if (validated.errors.empty) return;
+      throw new HttpError(400, `${validated.errors}\n`);
+    }
+    if (!this.#tenantBucket(tenant, limits).allow(validated.bytes)) {
+      throw new HttpError(
+        429,
+        `Ingestion rate limit exceeded for user ${tenant} (limit: ${Math.trunc(limits.ingestionRateMb * MiB)} bytes/sec) ` +
+          `while attempting to ingest '${validated.lines}' lines totaling '${validated.bytes}' bytes, reduce log volume ` +
+          "or contact your Loki administrator to see if the limit can be increased\n",
+      );
+    }
+    if (validated.messageSize > limits.grpcServerMaxRecvMsgSize) {
+      throw new HttpError(
+        500,
+        "rpc error: code = ResourceExhausted desc = grpc: received message larger than max " +
+          `(${validated.messageSize} vs. ${limits.grpcServerMaxRecvMsgSize})\n`,
+      );
+    }
+    const ingesterError = this.#pushToIngester(tenant, validated.valid, limits);
+    if (ingesterError) throw ingesterError;
+    if (!validated.errors.empty) throw new HttpError(400, `${validated.errors}\n`);
+  }
+
+  /** The distributor's validation: label checks per stream, entry checks (too old, too new, size...). */
+  #validate(streams: DecodedStream[], limits: TenantLimits): ValidatedPush {
+    const result: ValidatedPush = {
+      valid: [],
+      errors: new GroupedErrors(),
+      bytes: 0,
+      lines: 0,
+      messageSize: 0,
+    };
     const now = nowNs();
     const oldestAcceptable = now - msToNs(limits.rejectOldSamplesMaxAgeMs);
     const newestAcceptable = now + msToNs(limits.creationGracePeriodMs);
-
     for (const stream of streams) {
       if (stream.entries.length === 0) continue;
       const labels = withServiceName(stream.labels, limits.discoverServiceName);
       const labelText = formatLabels(labels);
       const labelError = this.#validateLabels(labels, labelText, limits);
       if (labelError) {
-        validationErrors.add(labelError);
+        result.errors.add(labelError);
         continue;
       }
       const accepted: DecodedEntry[] = [];
       for (const entry of stream.entries) {
         const error = validateEntry(entry, labelText, limits, oldestAcceptable, newestAcceptable);
         if (error) {
-          validationErrors.add(error);
+          result.errors.add(error);
           continue;
         }
         accepted.push(entry);
-        let metadataBytes = 0;
-        if (entry.metadata)
-          for (const [name, value] of entry.metadata) metadataBytes += name.length + value.length;
-        const lineBytes = Buffer.byteLength(entry.line);
-        validatedBytes += lineBytes + metadataBytes;
-        validatedLines++;
-        messageSize += lineBytes + metadataBytes + ENTRY_PROTO_OVERHEAD + DETECTED_LEVEL_PROTO_SIZE;
+        const bytes = Buffer.byteLength(entry.line) + metadataBytes(entry);
+        result.bytes += bytes;
+        result.lines++;
+        result.messageSize += bytes + ENTRY_PROTO_OVERHEAD + DETECTED_LEVEL_PROTO_SIZE;
       }
       if (accepted.length > 0) {
-        valid.push({ labels, labelText, entries: accepted });
-        messageSize += labelText.length + 8;
+        result.valid.push({ labels, labelText, entries: accepted });
+        result.messageSize += labelText.length + 8;
       }
     }
+    return result;
+  }
 
-    if (valid.length === 0) {
-      if (validationErrors.empty) return;
-      throw new HttpError(400, `${validationErrors}\n`);
+  /**
+   * The ingester pushes stream after stream and keeps only the last stream's error (Loki 3.4.6
+   * `instance.Push` overwrites one `appendErr`): earlier streams' refusals are dropped silently.
+   */
+  #pushToIngester(tenant: string, streams: ValidStream[], limits: TenantLimits): HttpError | undefined {
+    const activeSinceMs = Date.now() - this.#chunkIdlePeriodMs;
+    let active: number | undefined;
+    let lastError: HttpError | undefined;
+    for (const input of streams) {
+      let stream = this.#store.find(tenant, input.labelText);
+      if (!stream || stream.lastPushMs < activeSinceMs) {
+        active ??= this.#store.countActive(tenant, activeSinceMs);
+        if (limits.maxGlobalStreamsPerUser > 0 && active >= limits.maxGlobalStreamsPerUser) {
+          lastError = streamLimitError(tenant, input.labelText);
+          continue;
+        }
+        active++;
+        stream ??= this.#store.getOrCreate(tenant, input.labelText, input.labels);
+      }
+      lastError = this.#pushStream(tenant, stream, input, limits);
     }
-    if (!this.#tenantBucket(tenant, limits).allow(validatedBytes)) {
-      throw new HttpError(
-        429,
-        `Ingestion rate limit exceeded for user ${tenant} (limit: ${Math.trunc(limits.ingestionRateMb * MiB)} bytes/sec) ` +
-          `while attempting to ingest '${validatedLines}' lines totaling '${validatedBytes}' bytes, reduce log volume ` +
-          "or contact your Loki administrator to see if the limit can be increased\n",
-      );
-    }
-    if (messageSize > limits.grpcServerMaxRecvMsgSize) {
-      throw new HttpError(
-        500,
-        "rpc error: code = ResourceExhausted desc = grpc: received message larger than max " +
-          `(${messageSize} vs. ${limits.grpcServerMaxRecvMsgSize})\n`,
-      );
-    }
-
-    // The ingester pushes stream after stream and keeps only the last stream's error.
-    let ingesterError: HttpError | undefined;
-    for (const stream of valid) {
-      ingesterError = this.#pushStream(tenant, stream, limits);
-    }
-    if (ingesterError) throw ingesterError;
-    if (!validationErrors.empty) throw new HttpError(400, `${validationErrors}\n`);
+    return lastError;
   }
 
   #validateLabels(labels: LabelPairs, labelText: string, limits: TenantLimits): string | undefined {
@@ -173,22 +221,13 @@ export class Ingester {
   }
 
   /** The ingester's per-stream push: out-of-order window moving with the batch, de-dup, stream rate. */
-  #pushStream(tenant: string, input: ValidStream, limits: TenantLimits): HttpError | undefined {
-    const nowMs = Date.now();
-    let stream = this.#store.find(tenant, input.labelText);
-    if (!stream || stream.lastPushMs < nowMs - CHUNK_IDLE_PERIOD_MS) {
-      const active = this.#store.countActive(tenant, nowMs - CHUNK_IDLE_PERIOD_MS);
-      if (limits.maxGlobalStreamsPerUser > 0 && active >= limits.maxGlobalStreamsPerUser) {
-        return new HttpError(
-          429,
-          `Maximum active stream limit exceeded when trying to create stream ${input.labelText}, reduce the number ` +
-            "of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if " +
-            `the limit can be increased, user: '${tenant}'\n`,
-        );
-      }
-      stream ??= this.#store.getOrCreate(tenant, input.labelText, input.labels);
-    }
-    stream.lastPushMs = nowMs;
+  #pushStream(
+    tenant: string,
+    stream: Stream,
+    input: ValidStream,
+    limits: TenantLimits,
+  ): HttpError | undefined {
+    stream.lastPushMs = Date.now();
     const windowNs = msToNs(limits.outOfOrderWindowMs);
     const refused: Array<{ entry: DecodedEntry; reason: string }> = [];
     const toStore: DecodedEntry[] = [];
@@ -279,6 +318,15 @@ function validateEntry(
     }
   }
   return undefined;
+}
+
+function streamLimitError(tenant: string, labelText: string): HttpError {
+  return new HttpError(
+    429,
+    `Maximum active stream limit exceeded when trying to create stream ${labelText}, reduce the number ` +
+      "of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if " +
+      `the limit can be increased, user: '${tenant}'\n`,
+  );
 }
 
 /** Loki's ingester `errorForFailedEntries`: up to 10 refused entries, then a summary line. */

@@ -27,7 +27,8 @@ export interface TenantLimits {
   creationGracePeriodMs: number;
   /**
    * `max_global_streams_per_user`: active streams of a tenant (single ingester, replication 1).
-   * A stream stays active until Loki flushes it, modelled as `chunk_idle_period` (30m) without a push.
+   * A stream stays active until Loki flushes it, modelled as `chunk_idle_period` (server option
+   * `chunkIdlePeriodMs`, 30m) without a push.
    */
   maxGlobalStreamsPerUser: number;
   /** `max_entries_limit_per_query`. */

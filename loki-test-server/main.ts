@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError } from "commander";
 import { startLokiTestServer } from "./index.ts";
+import { DEFAULT_CHUNK_IDLE_PERIOD_MS } from "./ingest.ts";
 import { readOverridesFile } from "./overrides-file.ts";
 import { parseDurationMs } from "./units.ts";
 
@@ -11,12 +12,14 @@ function parsePort(value: string): number {
   return port;
 }
 
-function parseDuration(value: string): number {
-  try {
-    return parseDurationMs(value, "--query-ingesters-within");
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
-  }
+function durationOption(flag: string): (value: string) => number {
+  return (value) => {
+    try {
+      return parseDurationMs(value, flag);
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
+  };
 }
 
 const program = new Command()
@@ -28,7 +31,14 @@ const program = new Command()
   .option(
     "--query-ingesters-within <duration>",
     "hide entries older than this from queries, like Loki's querier.query_ingesters_within (e.g. 3h)",
-    parseDuration,
+    durationOption("--query-ingesters-within"),
+  )
+  .option(
+    "--chunk-idle-period <duration>",
+    "how long a stream without pushes stays active (counts against max_global_streams_per_user), " +
+      "like Loki's ingester chunk_idle_period",
+    durationOption("--chunk-idle-period"),
+    DEFAULT_CHUNK_IDLE_PERIOD_MS,
   )
   .parse();
 
@@ -37,6 +47,7 @@ const options = program.opts<{
   host: string;
   overrides?: string;
   queryIngestersWithin?: number;
+  chunkIdlePeriod: number;
 }>();
 
 try {
@@ -45,6 +56,7 @@ try {
     port: options.port,
     host: options.host,
     overrides,
+    chunkIdlePeriodMs: options.chunkIdlePeriod,
     ...(options.queryIngestersWithin !== undefined
       ? { queryIngestersWithinMs: options.queryIngestersWithin }
       : {}),

@@ -31,6 +31,10 @@ export interface ContractStep {
     body_parts_any_order?: { separator: string; parts: string[]; suffix?: string };
     json?: unknown;
     streams?: unknown;
+    vector?: unknown[];
+    matrix?: unknown[];
+    /** With vector / matrix: the order of the series is compared too (sort, sort_desc). */
+    ordered?: boolean;
   };
 }
 
@@ -38,6 +42,8 @@ export interface ContractCase {
   name: string;
   tenant?: string;
   needs?: string[];
+  /** The case's now is rounded down to a multiple of this duration (metric cases: step grid). */
+  now_align?: string;
   steps: ContractStep[];
 }
 
@@ -91,8 +97,17 @@ function two(n: number): string {
   return String(n).padStart(2, "0");
 }
 
+/** Unix seconds of the ns value truncated to the ms, trailing zeros trimmed (Loki's sample times). */
+function formatSeconds(ns: bigint): string {
+  const ms = ns / 1_000_000n;
+  const fraction = ms % 1000n;
+  const fractionText = fraction === 0n ? "" : `.${fraction.toString().padStart(3, "0").replace(/0+$/, "")}`;
+  return `${ms / 1000n}${fractionText}`;
+}
+
 function formatTimestamp(ns: bigint, format: string): string {
   if (format === "ns") return ns.toString();
+  if (format === "s") return formatSeconds(ns);
   const seconds = ns / 1_000_000_000n;
   const fraction = ns % 1_000_000_000n;
   const date = new Date(Number(seconds) * 1000);
@@ -107,6 +122,7 @@ function formatTimestamp(ns: bigint, format: string): string {
 
 const FORMAT_PATTERN: Record<string, string> = {
   ns: "\\d{1,20}",
+  s: "\\d{1,12}(?:\\.\\d{1,3})?",
   go: "\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d(?:\\.\\d{1,9})? \\+0000 UTC",
   rfc3339: "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ",
   rfc3339nano: "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(?:\\.\\d{1,9})?Z",
@@ -114,6 +130,10 @@ const FORMAT_PATTERN: Record<string, string> = {
 
 function parseTimestamp(text: string, format: string): bigint {
   if (format === "ns") return BigInt(text);
+  if (format === "s") {
+    const [whole = "0", fraction = ""] = text.split(".");
+    return BigInt(whole) * 1_000_000_000n + BigInt(fraction.padEnd(3, "0")) * 1_000_000n;
+  }
   const match = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?/.exec(text);
   if (!match) throw new Error(`cannot parse ${text} as ${format}`);
   const [, y, mo, d, h, mi, s, f] = match;
@@ -145,20 +165,61 @@ export function resolve(text: string, context: Context): string {
   return text.replace(PLACEHOLDER, (_, body: string) => placeholderValue(body, context));
 }
 
+interface GenValues {
+  count: number;
+  ts: string;
+  step?: string;
+  line: string;
+}
+
+interface GenStreams {
+  count: number;
+  first?: number;
+  stream: unknown;
+  values: unknown;
+}
+
+function isGenStreams(value: unknown): value is { $gen_streams: GenStreams } {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && "$gen_streams" in value;
+}
+
+/** `$gen_values`: `count` [ts, line] pairs, ts = EXPR + i*step. */
+function generateValues(generator: GenValues, context: Context): Array<[string, string]> {
+  const base = context.now + offsetNs(generator.ts);
+  const step = durationNs(generator.step ?? "1ns");
+  return Array.from({ length: generator.count }, (_, i) => [
+    (base + BigInt(i) * step).toString(),
+    resolve(generator.line, { ...context, i }),
+  ]);
+}
+
+/** `$gen_streams`: `count` push streams, stream and values resolved with {{i}} = first, first+1, ... */
+function generateStreams(generator: GenStreams, context: Context): unknown[] {
+  const first = generator.first ?? 0;
+  return Array.from({ length: generator.count }, (_, k) => {
+    const streamContext = { ...context, i: first + k };
+    return {
+      stream: resolveValue(generator.stream, streamContext),
+      values: resolveValue(generator.values, streamContext),
+    };
+  });
+}
+
+/**
+ * Resolves placeholders in every string of a JSON value and expands the generators; a
+ * `$gen_streams` element of an array is spliced into that array.
+ */
 function resolveValue(value: unknown, context: Context): unknown {
   if (typeof value === "string") return resolve(value, context);
-  if (Array.isArray(value)) return value.map((item) => resolveValue(item, context));
+  if (Array.isArray(value)) {
+    return value.flatMap((item) =>
+      isGenStreams(item) ? generateStreams(item.$gen_streams, context) : [resolveValue(item, context)],
+    );
+  }
   if (value && typeof value === "object") {
-    const generator = (value as { $gen_values?: { count: number; ts: string; step?: string; line: string } })
-      .$gen_values;
-    if (generator) {
-      const base = context.now + offsetNs(generator.ts);
-      const step = durationNs(generator.step ?? "1ns");
-      return Array.from({ length: generator.count }, (_, i) => [
-        (base + BigInt(i) * step).toString(),
-        resolve(generator.line, { ...context, i }),
-      ]);
-    }
+    if (isGenStreams(value)) return generateStreams(value.$gen_streams, context);
+    const generator = (value as { $gen_values?: GenValues }).$gen_values;
+    if (generator) return generateValues(generator, context);
     return Object.fromEntries(
       Object.entries(value).map(([key, item]) => [resolve(key, context), resolveValue(item, context)]),
     );
@@ -297,11 +358,9 @@ function normalizeStreams(result: unknown): string[] {
     .sort();
 }
 
-function checkAnswer(
-  expected: NonNullable<ContractStep["expect"]>,
-  answer: Answer,
-  context: Context,
-): string[] {
+type Expectation = NonNullable<ContractStep["expect"]>;
+
+function checkHeaders(expected: Expectation, answer: Answer): string[] {
   const problems: string[] = [];
   if (expected.status !== undefined && answer.status !== expected.status) {
     problems.push(`status: expected ${expected.status}, got ${answer.status}`);
@@ -314,7 +373,32 @@ function checkAnswer(
   for (const name of expected.headers_absent ?? []) {
     if (answer.headers.has(name)) problems.push(`header ${name}: expected absent`);
   }
-  const text = answer.text;
+  return problems;
+}
+
+function bodyPartsMatch(
+  expected: NonNullable<Expectation["body_parts_any_order"]>,
+  text: string,
+  context: Context,
+): boolean {
+  const { separator, parts, suffix = "" } = expected;
+  if (!text.endsWith(suffix)) return false;
+  const got = text.slice(0, text.length - suffix.length).split(separator);
+  const matchers = parts.map((part) => templateMatcher(part, context, "exact"));
+  const unused = new Set(matchers.keys());
+  return (
+    got.length === parts.length &&
+    got.every((piece) => {
+      const index = [...unused].find((k) => (matchers[k] as (s: string) => boolean)(piece));
+      if (index === undefined) return false;
+      unused.delete(index);
+      return true;
+    })
+  );
+}
+
+function checkTextBody(expected: Expectation, text: string, context: Context): string[] {
+  const problems: string[] = [];
   if (expected.body !== undefined && !templateMatcher(expected.body, context, "exact")(text)) {
     problems.push(
       `body: expected ${JSON.stringify(resolveForDisplay(expected.body, context))}, got ${JSON.stringify(text)}`,
@@ -323,48 +407,121 @@ function checkAnswer(
   if (expected.body_regex !== undefined && !templateMatcher(expected.body_regex, context, "regex")(text)) {
     problems.push(`body does not match /${expected.body_regex}/: ${JSON.stringify(text)}`);
   }
-  if (expected.body_parts_any_order !== undefined) {
-    const { separator, parts, suffix = "" } = expected.body_parts_any_order;
-    const withoutSuffix = text.endsWith(suffix) ? text.slice(0, text.length - suffix.length) : undefined;
-    const matchers = parts.map((part) => templateMatcher(part, context, "exact"));
-    const got = withoutSuffix?.split(separator) ?? [];
-    const unused = new Set(matchers.keys());
-    const allMatched =
-      withoutSuffix !== undefined &&
-      got.length === parts.length &&
-      got.every((piece) => {
-        const index = [...unused].find((k) => (matchers[k] as (s: string) => boolean)(piece));
-        if (index === undefined) return false;
-        unused.delete(index);
-        return true;
-      });
-    if (!allMatched) problems.push(`body parts (any order) do not match: ${JSON.stringify(text)}`);
+  if (
+    expected.body_parts_any_order !== undefined &&
+    !bodyPartsMatch(expected.body_parts_any_order, text, context)
+  ) {
+    problems.push(`body parts (any order) do not match: ${JSON.stringify(text)}`);
   }
+  return problems;
+}
+
+interface QueryAnswer {
+  status?: string;
+  data?: { resultType?: string; result?: unknown };
+}
+
+function checkJsonBody(expected: Expectation, text: string, context: Context): string[] {
+  let parsed: QueryAnswer;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return [`body is not JSON: ${JSON.stringify(text.slice(0, 300))}`];
+  }
+  if (expected.json !== undefined) {
+    const want = JSON.stringify(resolveValue(expected.json, context));
+    if (JSON.stringify(parsed) !== want) return [`json: expected ${want}, got ${text}`];
+  }
+  if (expected.streams === undefined) return [];
+  if (parsed.status !== "success" || parsed.data?.resultType !== "streams") {
+    return [`expected a successful streams result, got ${text.slice(0, 300)}`];
+  }
+  const want = normalizeStreams(resolveValue(expected.streams, context));
+  const got = normalizeStreams(parsed.data.result ?? []);
+  if (JSON.stringify(want) === JSON.stringify(got)) return [];
+  return [
+    `streams differ\n  expected: ${want.join("\n            ")}\n  got:      ${got.join("\n            ")}`,
+  ];
+}
+
+/**
+ * Metric results: a sample's timestamp is Loki's JSON number taken literally from the body, so the
+ * body is parsed with every `[<number>, "` turned into `["\u0001<number>", "` (outside strings a
+ * `"` is never escaped, so only sample pairs match).
+ */
+const NUMBER_MARK = "\u0001";
+
+function parseKeepingSampleTimes(text: string): QueryAnswer {
+  return JSON.parse(
+    text.replace(/\[(\s*)(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(\s*),(\s*)"/g, '[$1"\\u0001$2"$3,$4"'),
+  );
+}
+
+/** A sample as text, `[1795826400.25,"4"]`; a timestamp sent as a JSON string stays quoted. */
+function sampleText(sample: unknown): string {
+  if (!Array.isArray(sample) || sample.length !== 2) return JSON.stringify(sample);
+  const [time, value] = sample as [unknown, unknown];
+  const timeText =
+    typeof time === "string" && time.startsWith(NUMBER_MARK) ? time.slice(1) : JSON.stringify(time);
+  return `[${timeText},${JSON.stringify(value)}]`;
+}
+
+/** Expected samples are written `["{{ts:now|s}}", "4"]`: the first element is the number's text. */
+function expectedSampleText(sample: unknown): string {
+  const [time, value] = sample as [string, string];
+  return `[${time},${JSON.stringify(value)}]`;
+}
+
+interface MetricSeries {
+  metric?: Record<string, unknown>;
+  value?: unknown;
+  values?: unknown;
+}
+
+function normalizeSeries(result: unknown[], kind: "vector" | "matrix", expected: boolean, ordered: boolean) {
+  const toText = expected ? expectedSampleText : sampleText;
+  const series = (result as MetricSeries[]).map((s) =>
+    JSON.stringify(
+      kind === "vector"
+        ? { metric: sortedKeys(s?.metric ?? {}), value: toText(s?.value) }
+        : {
+            metric: sortedKeys(s?.metric ?? {}),
+            values: Array.isArray(s?.values) ? s.values.map(toText) : s?.values,
+          },
+    ),
+  );
+  return ordered ? series : series.sort();
+}
+
+function checkMetricBody(expected: Expectation, text: string, context: Context): string[] {
+  const kind = expected.vector !== undefined ? "vector" : "matrix";
+  const template = expected.vector ?? expected.matrix;
+  if (template === undefined) return [];
+  let parsed: QueryAnswer;
+  try {
+    parsed = parseKeepingSampleTimes(text);
+  } catch {
+    return [`body is not JSON: ${JSON.stringify(text.slice(0, 300))}`];
+  }
+  if (parsed.status !== "success" || parsed.data?.resultType !== kind || !Array.isArray(parsed.data.result)) {
+    return [`expected a successful ${kind} result, got ${text.slice(0, 300)}`];
+  }
+  const ordered = expected.ordered === true;
+  const want = normalizeSeries(resolveValue(template, context) as unknown[], kind, true, ordered);
+  const got = normalizeSeries(parsed.data.result, kind, false, ordered);
+  if (JSON.stringify(want) === JSON.stringify(got)) return [];
+  const order = ordered ? "series order significant" : "series order ignored";
+  return [
+    `${kind} differs (${order})\n  expected: ${want.join("\n            ")}\n  got:      ${got.join("\n            ")}`,
+  ];
+}
+
+function checkAnswer(expected: Expectation, answer: Answer, context: Context): string[] {
+  const problems = [...checkHeaders(expected, answer), ...checkTextBody(expected, answer.text, context)];
   if (expected.json !== undefined || expected.streams !== undefined) {
-    let parsed: { status?: string; data?: { resultType?: string; result?: unknown } } | undefined;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      problems.push(`body is not JSON: ${JSON.stringify(text.slice(0, 300))}`);
-    }
-    if (parsed && expected.json !== undefined) {
-      const want = JSON.stringify(resolveValue(expected.json, context));
-      if (JSON.stringify(parsed) !== want) problems.push(`json: expected ${want}, got ${text}`);
-    }
-    if (parsed && expected.streams !== undefined) {
-      if (parsed.status !== "success" || parsed.data?.resultType !== "streams") {
-        problems.push(`expected a successful streams result, got ${text.slice(0, 300)}`);
-      } else {
-        const want = normalizeStreams(resolveValue(expected.streams, context));
-        const got = normalizeStreams(parsed.data.result ?? []);
-        if (JSON.stringify(want) !== JSON.stringify(got)) {
-          problems.push(
-            `streams differ\n  expected: ${want.join("\n            ")}\n  got:      ${got.join("\n            ")}`,
-          );
-        }
-      }
-    }
+    problems.push(...checkJsonBody(expected, answer.text, context));
   }
+  problems.push(...checkMetricBody(expected, answer.text, context));
   return problems;
 }
 
@@ -392,7 +549,8 @@ export async function runContractCase(
   baseUrl: string,
   run: string,
 ): Promise<string[]> {
-  const now = BigInt(Date.now()) * 1_000_000n + 654_321n;
+  let now = BigInt(Date.now()) * 1_000_000n + 654_321n;
+  if (contractCase.now_align) now -= now % durationNs(contractCase.now_align);
   const partial = { run, now, tenant: "" };
   const context: Context = {
     ...partial,

@@ -3,7 +3,7 @@ import { HttpError } from "./errors.ts";
 import { defaultFaultBody, type FaultInjector } from "./faults.ts";
 import type { Ingester } from "./ingest.ts";
 import type { LimitsRegistry } from "./limits.ts";
-import { parseLogQuery } from "./logql.ts";
+import { runInstantQuery, runMetricRangeQuery } from "./metric-query.ts";
 import {
   decodeContentEncoding,
   decodeJsonPush,
@@ -11,7 +11,14 @@ import {
   decodeProtobufPush,
   mediaType,
 } from "./push-decode.ts";
-import { labelNames, labelValues, parseRangeQuery, runRangeQuery, series } from "./query.ts";
+import {
+  labelNames,
+  labelValues,
+  parseInstantQuery,
+  parseRangeQuery,
+  runRangeQuery,
+  series,
+} from "./query.ts";
 import type { LogStore } from "./store.ts";
 import { msToNs, nowNs } from "./time-format.ts";
 
@@ -99,26 +106,43 @@ async function queryParams(req: IncomingMessage, url: URL): Promise<URLSearchPar
   return params;
 }
 
+function queryOptions(context: RouteContext, tenant: string) {
+  const within = context.queryIngestersWithinMs;
+  return {
+    discoverLogLevels: context.limits.get(tenant).discoverLogLevels,
+    ...(within > 0 ? { queryableFrom: nowNs() - msToNs(within) } : {}),
+  };
+}
+
+async function handleInstantQuery(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  context: RouteContext,
+) {
+  const tenant = tenantOf(req);
+  const { expr, time } = parseInstantQuery(await queryParams(req, url));
+  const result = runInstantQuery(context.store, tenant, expr, time, queryOptions(context, tenant));
+  sendJson(res, { status: "success", data: { resultType: "vector", result, stats: { summary: {} } } });
+}
+
 async function handleQueryRange(req: IncomingMessage, res: ServerResponse, url: URL, context: RouteContext) {
   const tenant = tenantOf(req);
-  const params = await queryParams(req, url);
-  if (url.pathname.endsWith("/query")) {
-    // Loki 3 answers instant queries only for metric queries, which this server does not evaluate.
-    parseLogQuery(params.get("query") ?? "");
-    throw new HttpError(
-      400,
-      "log queries are not supported as an instant query type, please change your query to a range query type",
-    );
+  const request = parseRangeQuery(await queryParams(req, url), context.limits, tenant);
+  const options = queryOptions(context, tenant);
+  if (request.parsed.kind === "metric") {
+    const result = runMetricRangeQuery(context.store, tenant, request.parsed.expr, request, options);
+    sendJson(res, { status: "success", data: { resultType: "matrix", result, stats: { summary: {} } } });
+    return;
   }
-  const request = parseRangeQuery(params, context.limits, tenant);
   const flags = String(req.headers["x-loki-response-encoding-flags"] ?? "");
   const categorizeLabels = flags.split(",").some((flag) => flag.trim() === "categorize-labels");
-  const within = context.queryIngestersWithinMs;
-  const result = runRangeQuery(context.store, tenant, request, {
-    discoverLogLevels: context.limits.get(tenant).discoverLogLevels,
-    categorizeLabels,
-    ...(within > 0 ? { queryableFrom: nowNs() - msToNs(within) } : {}),
-  });
+  const result = runRangeQuery(
+    context.store,
+    tenant,
+    { ...request, query: request.parsed.query },
+    { ...options, categorizeLabels },
+  );
   const entries = result.reduce((sum, stream) => sum + stream.values.length, 0);
   sendJson(res, {
     status: "success",
@@ -150,8 +174,12 @@ export async function route(req: IncomingMessage, res: ServerResponse, context: 
     if (path === "/loki/api/v1/status/buildinfo") {
       return send(res, 200, "application/json", `${JSON.stringify(BUILD_INFO)}\n`);
     }
-    if (path === "/loki/api/v1/query_range" || path === "/loki/api/v1/query") {
+    if (path === "/loki/api/v1/query_range") {
       await handleQueryRange(req, res, url, context);
+      return;
+    }
+    if (path === "/loki/api/v1/query") {
+      await handleInstantQuery(req, res, url, context);
       return;
     }
     if (path === "/loki/api/v1/labels" || path === "/loki/api/v1/label") {

@@ -1,11 +1,11 @@
 import { HttpError } from "./errors.ts";
-import type { LabelPairs } from "./labels.ts";
-import { detectLevel } from "./level-detection.ts";
 import type { LimitsRegistry } from "./limits.ts";
-import { type LabelMatcher, type LogQuery, lineFilterPasses, parseLogQuery } from "./logql.ts";
+import { type LabelMatcher, type LogQuery, parseLogQuery } from "./logql.ts";
+import { type MetricExpr, maxRangeNs, type ParsedQuery, parseQuery } from "./metric-syntax.ts";
+import { EntryLabels, parseGoFloat, runPipeline } from "./pipeline.ts";
 import { type LogStore, lowerBound, type StoredEntry, type Stream } from "./store.ts";
 import { msToNs, NS_PER_MS, nowNs, parseQueryTime } from "./time-format.ts";
-import { formatGoDuration, formatModelDuration } from "./units.ts";
+import { formatGoDuration, formatModelDuration, parseDurationMs } from "./units.ts";
 
 export type Direction = "forward" | "backward";
 
@@ -15,6 +15,16 @@ export interface RangeQuery {
   end: bigint;
   limit: number;
   direction: Direction;
+}
+
+/** A parsed query_range request: a log query or a metric query, with its time range and step. */
+export interface QueryRangeRequest {
+  parsed: ParsedQuery;
+  start: bigint;
+  end: bigint;
+  limit: number;
+  direction: Direction;
+  step: bigint;
 }
 
 export interface StreamResult {
@@ -29,7 +39,7 @@ function badQuery(message: string): HttpError {
   return new HttpError(400, message);
 }
 
-function streamMatches(stream: Stream, matchers: readonly LabelMatcher[]): boolean {
+export function streamMatches(stream: Stream, matchers: readonly LabelMatcher[]): boolean {
   for (const matcher of matchers) {
     const pair = stream.labels.find(([name]) => name === matcher.name);
     if (!matcher.matches(pair ? pair[1] : "")) return false;
@@ -45,11 +55,60 @@ function parseTime(params: URLSearchParams, name: string, fallback: bigint): big
   return value;
 }
 
+const NS_PER_S = 1000n * NS_PER_MS;
+/** Loki refuses range queries with more points per series than this (loghttp). */
+const MAX_POINTS = 11_000n;
+
+/** Loki's `parseSecondsOrDuration`: a float is seconds, else a Prometheus duration ("2m"). */
+function parseStepText(raw: string): bigint {
+  const seconds = parseGoFloat(raw);
+  if (typeof seconds === "number" && Number.isFinite(seconds)) return BigInt(Math.trunc(seconds * 1e9));
+  try {
+    return BigInt(parseDurationMs(raw, "step")) * NS_PER_MS;
+  } catch {
+    throw badQuery(`cannot parse ${JSON.stringify(raw)} to a valid duration`);
+  }
+}
+
+/** The `step` of a range query, by default (end - start) / 250 in whole seconds (at least 1s). */
+function parseStep(params: URLSearchParams, start: bigint, end: bigint): bigint {
+  const raw = params.get("step");
+  const step =
+    raw === null || raw === ""
+      ? BigInt(Math.max(Math.floor(Number((end - start) / NS_PER_S) / 250), 1)) * NS_PER_S
+      : parseStepText(raw);
+  if (step <= 0n) {
+    throw badQuery("zero or negative query resolution step widths are not accepted. Try a positive integer");
+  }
+  if ((end - start) / step > MAX_POINTS) {
+    throw badQuery(
+      "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter",
+    );
+  }
+  return step;
+}
+
+/** Loki's `max_query_length`: the time range plus the longest range of a metric query. */
+function checkQueryLength(parsed: ParsedQuery, start: bigint, end: bigint, maxQueryLengthMs: number): void {
+  const rangeNs = parsed.kind === "metric" ? maxRangeNs(parsed.expr) : 0n;
+  const lengthMs = Number((end - start + rangeNs) / NS_PER_MS);
+  if (maxQueryLengthMs > 0 && lengthMs > maxQueryLengthMs) {
+    throw badQuery(
+      `the query time range exceeds the limit (query length: ${formatGoDuration(lengthMs)}, ` +
+        `limit: ${formatModelDuration(maxQueryLengthMs)})`,
+    );
+  }
+}
+
 /**
  * Parses query_range parameters in the order and with the messages of Loki's `loghttp` and its
  * limits middleware.
  */
-export function parseRangeQuery(params: URLSearchParams, limits: LimitsRegistry, tenant: string): RangeQuery {
+export function parseRangeQuery(
+  params: URLSearchParams,
+  limits: LimitsRegistry,
+  tenant: string,
+): QueryRangeRequest {
   const now = nowNs();
   const end = parseTime(params, "end", now);
   const start = parseTime(params, "start", end - HOUR_NS);
@@ -62,55 +121,75 @@ export function parseRangeQuery(params: URLSearchParams, limits: LimitsRegistry,
   if (directionText !== "forward" && directionText !== "backward") {
     throw badQuery(`invalid direction '${params.get("direction")}'`);
   }
+  const step = parseStep(params, start, end);
   if (end <= start) throw badQuery("end timestamp must not be before or equal to start time");
-  const query = parseLogQuery(params.get("query") ?? "");
+  const parsed = parseQuery(params.get("query") ?? "");
   const tenantLimits = limits.get(tenant);
   if (limit > tenantLimits.maxEntriesLimitPerQuery) {
     throw badQuery(
       `max entries limit per query exceeded, limit > max_entries_limit_per_query (${limit} > ${tenantLimits.maxEntriesLimitPerQuery})`,
     );
   }
-  const lengthMs = Number((end - start) / NS_PER_MS);
-  if (tenantLimits.maxQueryLengthMs > 0 && lengthMs > tenantLimits.maxQueryLengthMs) {
+  checkQueryLength(parsed, start, end, tenantLimits.maxQueryLengthMs);
+  return { parsed, start, end, limit, direction: directionText, step };
+}
+
+/** Parses `/loki/api/v1/query` parameters; Loki 3 answers only metric queries there. */
+export function parseInstantQuery(params: URLSearchParams): { expr: MetricExpr; time: bigint } {
+  const time = parseTime(params, "time", nowNs());
+  const parsed = parseQuery(params.get("query") ?? "");
+  if (parsed.kind === "log") {
     throw badQuery(
-      `the query time range exceeds the limit (query length: ${formatGoDuration(lengthMs)}, ` +
-        `limit: ${formatModelDuration(tenantLimits.maxQueryLengthMs)})`,
+      "log queries are not supported as an instant query type, please change your query to a range query type",
     );
   }
-  return { query, start, end, limit, direction: directionText };
+  return { expr: parsed.expr, time };
 }
 
-interface Candidate {
-  stream: Stream;
-  entry: StoredEntry;
-  metadata: LabelPairs;
-}
-
-function metadataOf(stream: Stream, entry: StoredEntry, discoverLogLevels: boolean): LabelPairs {
-  const metadata: LabelPairs = entry.metadata ? [...entry.metadata] : [];
-  if (discoverLogLevels && !metadata.some(([name]) => name === "detected_level")) {
-    metadata.push(["detected_level", detectLevel(stream.labels, entry.metadata, entry.line)]);
-    metadata.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+/** Entries of the matching streams in [from, to), each stream's own order by time. */
+export function* entriesInRange(
+  store: LogStore,
+  tenant: string,
+  matchers: readonly LabelMatcher[],
+  from: bigint,
+  to: bigint,
+): Generator<{ stream: Stream; entries: readonly StoredEntry[]; first: number; last: number }> {
+  for (const stream of store.streamsOf(tenant)) {
+    if (!streamMatches(stream, matchers)) continue;
+    const entries = stream.entries;
+    yield { stream, entries, first: lowerBound(entries, from), last: lowerBound(entries, to) };
   }
-  return metadata;
 }
 
-function passesPipeline(
-  query: LogQuery,
-  stream: Stream,
-  entry: StoredEntry,
-  metadata: () => LabelPairs,
-): boolean {
-  for (const stage of query.pipeline) {
-    if (stage.kind === "line") {
-      if (!lineFilterPasses(stage, entry.line)) return false;
-    } else {
-      const name = stage.matcher.name;
-      const found = metadata().find(([n]) => n === name) ?? stream.labels.find(([n]) => n === name);
-      if (!stage.matcher.matches(found ? found[1] : "")) return false;
+/** The entries of each stream that pass the pipeline, up to `limit` per stream, in query direction. */
+function candidatesOf(
+  store: LogStore,
+  tenant: string,
+  request: RangeQuery,
+  from: bigint,
+  discoverLogLevels: boolean,
+): EntryLabels[] {
+  const backward = request.direction === "backward";
+  const candidates: EntryLabels[] = [];
+  for (const { stream, entries, first, last } of entriesInRange(
+    store,
+    tenant,
+    request.query.matchers,
+    from,
+    request.end,
+  )) {
+    let taken = 0;
+    for (let k = 0; k < last - first && taken < request.limit; k++) {
+      const entry = entries[backward ? last - 1 - k : first + k] as StoredEntry;
+      const labels = new EntryLabels(stream, entry, discoverLogLevels);
+      if (!runPipeline(request.query.pipeline, labels)) continue;
+      candidates.push(labels);
+      taken++;
     }
   }
-  return true;
+  // Stable sort keeps the per-stream order of entries with equal timestamps.
+  candidates.sort((a, b) => (a.entry.ts === b.entry.ts ? 0 : a.entry.ts < b.entry.ts === backward ? 1 : -1));
+  return candidates;
 }
 
 /**
@@ -129,35 +208,10 @@ export function runRangeQuery(
     options.queryableFrom !== undefined && options.queryableFrom > request.start
       ? options.queryableFrom
       : request.start;
-  const backward = request.direction === "backward";
-  const candidates: Candidate[] = [];
-  for (const stream of store.streamsOf(tenant)) {
-    if (!streamMatches(stream, request.query.matchers)) continue;
-    const entries = stream.entries;
-    const first = lowerBound(entries, from);
-    const last = lowerBound(entries, request.end); // exclusive
-    let taken = 0;
-    for (let k = 0; k < last - first && taken < request.limit; k++) {
-      const entry = entries[backward ? last - 1 - k : first + k] as StoredEntry;
-      let metadata: LabelPairs | undefined;
-      const getMetadata = () => {
-        metadata ??= metadataOf(stream, entry, options.discoverLogLevels);
-        return metadata;
-      };
-      if (!passesPipeline(request.query, stream, entry, getMetadata)) continue;
-      candidates.push({ stream, entry, metadata: getMetadata() });
-      taken++;
-    }
-  }
-  // Stable sort keeps the per-stream order of entries with equal timestamps.
-  candidates.sort((a, b) => (a.entry.ts === b.entry.ts ? 0 : a.entry.ts < b.entry.ts === backward ? 1 : -1));
+  const candidates = candidatesOf(store, tenant, request, from, options.discoverLogLevels);
   const results = new Map<string, StreamResult>();
   for (const candidate of candidates.slice(0, request.limit)) {
-    const labels = options.categorizeLabels
-      ? candidate.stream.labels
-      : [...candidate.stream.labels, ...candidate.metadata].sort((a, b) =>
-          a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0,
-        );
+    const labels = options.categorizeLabels ? candidate.stream.labels : candidate.all();
     const key = options.categorizeLabels ? candidate.stream.key : JSON.stringify(labels);
     let result = results.get(key);
     if (!result) {
@@ -165,12 +219,9 @@ export function runRangeQuery(
       results.set(key, result);
     }
     const ts = candidate.entry.ts.toString();
-    if (options.categorizeLabels && candidate.metadata.length > 0) {
-      result.values.push([
-        ts,
-        candidate.entry.line,
-        { structuredMetadata: Object.fromEntries(candidate.metadata) },
-      ]);
+    const metadata = candidate.metadata;
+    if (options.categorizeLabels && metadata.length > 0) {
+      result.values.push([ts, candidate.entry.line, { structuredMetadata: Object.fromEntries(metadata) }]);
     } else {
       result.values.push([ts, candidate.entry.line]);
     }

@@ -81,13 +81,13 @@ function hasLine(entries: readonly StoredEntry[], from: number, entry: StoredEnt
   return false;
 }
 
-/** First index whose timestamp is > ts. */
-export function upperBound(entries: readonly StoredEntry[], ts: bigint): number {
+/** First index whose timestamp is > ts (entries, or any items sorted by `ts`). */
+export function upperBound(entries: readonly { ts: bigint }[], ts: bigint): number {
   let low = 0;
   let high = entries.length;
   while (low < high) {
     const middle = (low + high) >>> 1;
-    if ((entries[middle] as StoredEntry).ts <= ts) low = middle + 1;
+    if ((entries[middle] as { ts: bigint }).ts <= ts) low = middle + 1;
     else high = middle;
   }
   return low;

@@ -4,6 +4,7 @@ import { type Fault, FaultInjector } from "./faults.ts";
 import { type RouteContext, route } from "./http-routes.ts";
 import { DEFAULT_CHUNK_IDLE_PERIOD_MS, Ingester } from "./ingest.ts";
 import { LimitsRegistry, type TenantLimits } from "./limits.ts";
+import { watchOverridesFile } from "./runtime-config.ts";
 import { LogStore } from "./store.ts";
 
 export type { Fault } from "./faults.ts";
@@ -29,6 +30,16 @@ export interface LokiTestServerOptions {
    * limit set a short one instead of waiting 30 minutes.
    */
   chunkIdlePeriodMs?: number;
+  /**
+   * A runtime-overrides YAML file (Loki's format), read at start and again every
+   * `runtimeConfigPeriodMs` like Loki's `runtime_config.file`. Its limits sit below `overrides`
+   * and `setTenantLimits`.
+   */
+  overridesFile?: string;
+  /** Loki's `runtime_config.period`: how often `overridesFile` is read again (default 10s). */
+  runtimeConfigPeriodMs?: number;
+  /** Called when a reload of `overridesFile` fails; the limits read before stay in force. */
+  onOverridesReloadError?: (error: Error) => void;
 }
 
 export interface LokiTestServer {
@@ -55,26 +66,10 @@ function listen(server: Server, port: number, host: string): Promise<number> {
   });
 }
 
-/**
- * Starts an in-memory server speaking Loki's push and query HTTP API with Loki 3.4's ingestion
- * rules and error bodies (see test/data/loki-contract for the captured behaviour it reproduces).
- */
-export async function startLokiTestServer(options: LokiTestServerOptions = {}): Promise<LokiTestServer> {
-  const host = options.host ?? "127.0.0.1";
-  const store = new LogStore();
-  const limits = new LimitsRegistry(options.overrides);
-  const context: RouteContext = {
-    store,
-    limits,
-    ingester: new Ingester(store, limits, {
-      chunkIdlePeriodMs: options.chunkIdlePeriodMs ?? DEFAULT_CHUNK_IDLE_PERIOD_MS,
-    }),
-    faults: new FaultInjector(),
-    queryIngestersWithinMs: options.queryIngestersWithinMs ?? 0,
-  };
+/** An HTTP listener that can stop (dropping open connections) and listen again on the same port. */
+function restartableListener(host: string, context: RouteContext) {
   const sockets = new Set<Socket>();
   let server: Server | undefined;
-
   const open = async (port: number): Promise<number> => {
     const created = createServer((req, res) => {
       void route(req, res, context);
@@ -88,8 +83,7 @@ export async function startLokiTestServer(options: LokiTestServerOptions = {}): 
     server = created;
     return bound;
   };
-
-  const shutDown = async (): Promise<void> => {
+  const close = async (): Promise<void> => {
     const current = server;
     if (!current) return;
     server = undefined;
@@ -98,16 +92,49 @@ export async function startLokiTestServer(options: LokiTestServerOptions = {}): 
     sockets.clear();
     await closed;
   };
+  return { open, close, isOpen: () => server !== undefined };
+}
 
-  const port = await open(options.port ?? 0);
+function watchOverrides(limits: LimitsRegistry, options: LokiTestServerOptions): Promise<() => void> {
+  if (!options.overridesFile) return Promise.resolve(() => {});
+  return watchOverridesFile(limits, {
+    path: options.overridesFile,
+    ...(options.runtimeConfigPeriodMs !== undefined ? { periodMs: options.runtimeConfigPeriodMs } : {}),
+    ...(options.onOverridesReloadError ? { onReloadError: options.onOverridesReloadError } : {}),
+  });
+}
+
+/**
+ * Starts an in-memory server speaking Loki's push and query HTTP API with Loki 3.4's ingestion
+ * rules and error bodies (see test/data/loki-contract for the captured behaviour it reproduces).
+ */
+export async function startLokiTestServer(options: LokiTestServerOptions = {}): Promise<LokiTestServer> {
+  const host = options.host ?? "127.0.0.1";
+  const store = new LogStore();
+  const limits = new LimitsRegistry(options.overrides);
+  const stopWatching = await watchOverrides(limits, options);
+  const context: RouteContext = {
+    store,
+    limits,
+    ingester: new Ingester(store, limits, {
+      chunkIdlePeriodMs: options.chunkIdlePeriodMs ?? DEFAULT_CHUNK_IDLE_PERIOD_MS,
+    }),
+    faults: new FaultInjector(),
+    queryIngestersWithinMs: options.queryIngestersWithinMs ?? 0,
+  };
+  const listener = restartableListener(host, context);
+  const port = await listener.open(options.port ?? 0);
   const urlHost = host.includes(":") ? `[${host}]` : host;
   return {
     url: `http://${urlHost}:${port}`,
     port,
-    close: shutDown,
-    stop: shutDown,
+    async close() {
+      stopWatching();
+      await listener.close();
+    },
+    stop: listener.close,
     async restart() {
-      if (!server) await open(port);
+      if (!listener.isOpen()) await listener.open(port);
     },
     setFault(fault) {
       context.faults.set(fault);

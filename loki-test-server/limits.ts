@@ -95,9 +95,13 @@ export const DEFAULT_TENANT_LIMITS: Readonly<TenantLimits> = Object.freeze({
   grpcServerMaxRecvMsgSize: 4 * MiB,
 });
 
-/** Tenant limits = defaults, then the overrides given at start, then the ones set at run time. */
+/**
+ * Tenant limits = defaults, then the runtime-overrides file (replaced as a whole on every reload,
+ * like Loki's), then the overrides given at start and the ones set at run time.
+ */
 export class LimitsRegistry {
   readonly #overrides = new Map<string, Partial<TenantLimits>>();
+  #fileOverrides: Record<string, Partial<TenantLimits>> = {};
   readonly #resolved = new Map<string, TenantLimits>();
   /** Bumped on every change so that rate limiters can pick up new limits. */
   version = 0;
@@ -112,10 +116,17 @@ export class LimitsRegistry {
     this.version++;
   }
 
+  /** Replaces the overrides of the runtime-overrides file; a tenant no longer in it gets defaults back. */
+  setFileOverrides(overrides: Record<string, Partial<TenantLimits>>): void {
+    this.#fileOverrides = overrides;
+    this.#resolved.clear();
+    this.version++;
+  }
+
   get(tenant: string): TenantLimits {
     let limits = this.#resolved.get(tenant);
     if (!limits) {
-      limits = { ...DEFAULT_TENANT_LIMITS, ...this.#overrides.get(tenant) };
+      limits = { ...DEFAULT_TENANT_LIMITS, ...this.#fileOverrides[tenant], ...this.#overrides.get(tenant) };
       this.#resolved.set(tenant, limits);
     }
     return limits;

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { startLokiTestServer } from "./index.ts";
 import { DEFAULT_CHUNK_IDLE_PERIOD_MS } from "./ingest.ts";
-import { readOverridesFile } from "./overrides-file.ts";
+import { DEFAULT_RUNTIME_CONFIG_PERIOD_MS } from "./runtime-config.ts";
 import { parseDurationMs } from "./units.ts";
 
 function parsePort(value: string): number {
@@ -27,7 +27,16 @@ const program = new Command()
   .description("In-memory server with Grafana Loki's push and query HTTP API, for local runs and tests.")
   .option("--port <port>", "port to listen on", parsePort, 3100)
   .option("--host <host>", "interface to listen on", "127.0.0.1")
-  .option("--overrides <file>", "per-tenant limits in Loki's runtime overrides YAML format")
+  .option(
+    "--overrides <file>",
+    "per-tenant limits in Loki's runtime overrides YAML format, read again every --runtime-config-period",
+  )
+  .option(
+    "--runtime-config-period <duration>",
+    "how often the overrides file is read again, like Loki's runtime_config.period",
+    durationOption("--runtime-config-period"),
+    DEFAULT_RUNTIME_CONFIG_PERIOD_MS,
+  )
   .option(
     "--query-ingesters-within <duration>",
     "hide entries older than this from queries, like Loki's querier.query_ingesters_within (e.g. 3h)",
@@ -48,14 +57,22 @@ const options = program.opts<{
   overrides?: string;
   queryIngestersWithin?: number;
   chunkIdlePeriod: number;
+  runtimeConfigPeriod: number;
 }>();
 
 try {
-  const overrides = options.overrides ? await readOverridesFile(options.overrides) : {};
   const server = await startLokiTestServer({
     port: options.port,
     host: options.host,
-    overrides,
+    ...(options.overrides
+      ? {
+          overridesFile: options.overrides,
+          runtimeConfigPeriodMs: options.runtimeConfigPeriod,
+          onOverridesReloadError: (error: Error) => {
+            console.error(`local-loki: keeping the previous limits: ${error.message}`);
+          },
+        }
+      : {}),
     chunkIdlePeriodMs: options.chunkIdlePeriod,
     ...(options.queryIngestersWithin !== undefined
       ? { queryIngestersWithinMs: options.queryIngestersWithin }

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { OverridesError } from "../../loki-test-server/errors.ts";
+import { startLokiTestServer } from "../../loki-test-server/index.ts";
 import { parseOverrides, readOverridesFile } from "../../loki-test-server/overrides-file.ts";
 import { formatGoDuration, formatModelDuration } from "../../loki-test-server/units.ts";
 
@@ -88,42 +89,146 @@ describe("runtime overrides file", () => {
   });
 });
 
-describe("local-loki command", () => {
-  it("starts with an overrides file, prints its URL and serves the tenant's limits until stopped", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "overrides-"));
-    const path = join(dir, "overrides.yaml");
-    await writeFile(path, "overrides:\n  tiny:\n    max_line_size: 4B\n");
-    const child = spawn(process.execPath, ["loki-test-server/main.ts", "--port", "0", "--overrides", path], {
-      stdio: ["ignore", "pipe", "pipe"],
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function overridesFile(yaml: string): Promise<string> {
+  const path = join(await mkdtemp(join(tmpdir(), "overrides-")), "overrides.yaml");
+  await writeFile(path, yaml);
+  return path;
+}
+
+async function pushLine(
+  url: string,
+  tenant: string,
+  line: string,
+  labels: Record<string, string> = { a: "b" },
+) {
+  const response = await fetch(`${url}/loki/api/v1/push`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Scope-OrgID": tenant },
+    body: JSON.stringify({ streams: [{ stream: labels, values: [[`${Date.now()}000000`, line]] }] }),
+  });
+  return { status: response.status, body: await response.text() };
+}
+
+/** Pushes until the answer has `status` (a real Loki applies a new overrides file only on its next reload). */
+async function waitForStatus(push: () => Promise<{ status: number }>, status: number, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const answer = await push();
+    if (answer.status === status || Date.now() > deadline) return answer;
+    await sleep(50);
+  }
+}
+
+describe("runtime overrides file reloaded like a real Loki", () => {
+  it("applies a rewritten file after the next reload, and defaults to a tenant removed from it", async () => {
+    const path = await overridesFile("overrides:\n  tiny:\n    max_line_size: 4B\n");
+    const server = await startLokiTestServer({ overridesFile: path, runtimeConfigPeriodMs: 100 });
+    try {
+      expect((await pushLine(server.url, "tiny", "12345")).status).toBe(400);
+      await writeFile(path, "overrides:\n  tiny:\n    max_line_size: 8B\n");
+      const accepted = await waitForStatus(() => pushLine(server.url, "tiny", "12345"), 204, 2000);
+      expect(accepted.status).toBe(204);
+      expect((await pushLine(server.url, "tiny", "123456789")).body).toMatch(
+        /^Max entry size '8' bytes exceeded/,
+      );
+      await writeFile(path, "overrides:\n  other:\n    max_line_size: 4B\n");
+      const defaults = await waitForStatus(() => pushLine(server.url, "tiny", "123456789"), 204, 2000);
+      expect(defaults.status).toBe(204);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("keeps the limits read before and reports the error when a reload finds a bad file", async () => {
+    const path = await overridesFile("overrides:\n  tiny:\n    max_line_size: 4B\n");
+    const errors: string[] = [];
+    const server = await startLokiTestServer({
+      overridesFile: path,
+      runtimeConfigPeriodMs: 50,
+      onOverridesReloadError: (error) => errors.push(error.message),
     });
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let output = "";
-        child.stdout.on("data", (chunk: Buffer) => {
-          output += chunk.toString();
-          const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-          if (match) resolve(match[1] as string);
-        });
-        child.once("exit", (code) => reject(new Error(`exited with ${code}: ${output}`)));
-      });
-      expect((await fetch(`${url}/ready`)).status).toBe(200);
-      const push = await fetch(`${url}/loki/api/v1/push`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "X-Scope-OrgID": "tiny" },
-        body: Buffer.from(
-          JSON.stringify({ streams: [{ stream: { a: "b" }, values: [[`${Date.now()}000000`, "12345"]] }] }),
-        ),
-      });
-      expect(push.status).toBe(400);
-      expect(await push.text()).toMatch(/^Max entry size '4' bytes exceeded/);
+      await writeFile(path, "overrides:\n  tiny:\n    max_line_size: lots\n");
+      while (errors.length === 0) await sleep(20);
+      expect(errors[0]).toBe(
+        `${path}: overrides.tiny.max_line_size: not a byte size: "lots" (expected e.g. "512MB")`,
+      );
+      expect((await pushLine(server.url, "tiny", "12345")).status).toBe(400);
     } finally {
-      child.kill("SIGTERM");
+      await server.close();
     }
-    const code = await new Promise((resolve) => {
+  });
+
+  it("refuses to start with an unreadable overrides file, as Loki does", async () => {
+    await expect(startLokiTestServer({ overridesFile: "/nonexistent.yaml" })).rejects.toThrow(
+      /^cannot read overrides file \/nonexistent\.yaml/,
+    );
+  });
+});
+
+function startLocalLoki(args: string[]) {
+  const child = spawn(process.execPath, ["loki-test-server/main.ts", "--port", "0", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const url = new Promise<string>((resolve, reject) => {
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (match) resolve(match[1] as string);
+    });
+    child.once("exit", (code) => reject(new Error(`exited with ${code}: ${output}`)));
+  });
+  const exitCode = () =>
+    new Promise((resolve) => {
       if (child.exitCode !== null) resolve(child.exitCode);
       else child.once("exit", resolve);
     });
-    expect(code).toBe(0);
+  return { child, url, exitCode };
+}
+
+describe("local-loki command", () => {
+  it("starts with an overrides file, prints its URL and serves the tenant's limits until stopped", async () => {
+    const path = await overridesFile("overrides:\n  tiny:\n    max_line_size: 4B\n");
+    const local = startLocalLoki(["--overrides", path]);
+    try {
+      const url = await local.url;
+      expect((await fetch(`${url}/ready`)).status).toBe(200);
+      const push = await pushLine(url, "tiny", "12345");
+      expect(push.status).toBe(400);
+      expect(push.body).toMatch(/^Max entry size '4' bytes exceeded/);
+    } finally {
+      local.child.kill("SIGTERM");
+    }
+    expect(await local.exitCode()).toBe(0);
+  });
+
+  it("re-reads the overrides file every --runtime-config-period and frees idle streams after --chunk-idle-period", async () => {
+    const path = await overridesFile("overrides:\n  few:\n    max_global_streams_per_user: 1\n");
+    const local = startLocalLoki([
+      "--overrides",
+      path,
+      "--runtime-config-period",
+      "200ms",
+      "--chunk-idle-period",
+      "500ms",
+    ]);
+    try {
+      const url = await local.url;
+      const push = (n: string) => pushLine(url, "few", `line ${n}`, { n });
+      expect((await push("1")).status).toBe(204);
+      expect((await push("2")).status).toBe(429);
+      await sleep(600); // stream 1 is idle for longer than the chunk idle period
+      expect((await push("2")).status).toBe(204);
+      expect((await push("3")).status).toBe(429);
+      await writeFile(path, "overrides:\n  few:\n    max_global_streams_per_user: 5\n");
+      expect((await waitForStatus(() => push("3"), 204, 3000)).status).toBe(204);
+    } finally {
+      local.child.kill("SIGTERM");
+    }
+    expect(await local.exitCode()).toBe(0);
   });
 
   it("exits with a message naming the problem for a bad overrides file", async () => {

@@ -17,11 +17,15 @@ export interface LabelMatcher {
 
 export type NumberOperator = ">" | ">=" | "<" | "<=" | "==" | "!=";
 
-/** A pipeline stage this server evaluates: line filters, label filters and numeric label filters. */
+/**
+ * A pipeline stage this server evaluates: line filters, label filters, numeric label filters and
+ * the `json` / `logfmt` parsers without parameters.
+ */
 export type PipelineStage =
   | { kind: "line"; operator: "|=" | "!=" | "|~" | "!~"; values: string[]; regexes: RegExp[] }
   | { kind: "label"; matcher: LabelMatcher }
-  | { kind: "number"; name: string; operator: NumberOperator; value: number };
+  | { kind: "number"; name: string; operator: NumberOperator; value: number }
+  | { kind: "parser"; parser: "json" | "logfmt" };
 
 export interface LogQuery {
   matchers: LabelMatcher[];
@@ -186,6 +190,10 @@ export function readPipeline(query: string, node: SyntaxNode | null): PipelineSt
       for (const filter of collect(lineFilters, "LineFilter")) pipeline.push(readLineFilter(query, filter));
     } else if (labelFilter) {
       pipeline.push(readLabelFilter(query, labelFilter, stage));
+    } else if (stage.getChild("LabelParser")?.getChild("Json")) {
+      pipeline.push({ kind: "parser", parser: "json" });
+    } else if (stage.getChild("LogfmtParser") && text(query, stage).replace(/\s+/g, "") === "|logfmt") {
+      pipeline.push({ kind: "parser", parser: "logfmt" });
     } else {
       throw queryError(`not supported by this test server: pipeline stage ${text(query, stage)}`);
     }
@@ -210,8 +218,8 @@ export function readLogSelector(query: string, node: SyntaxNode): LogQuery {
 /**
  * Parses a LogQL log query with the lezer LogQL grammar: a stream selector, then line filters
  * (`|=`, `!=`, `|~`, `!~`), label filters and numeric label filters on stream labels / structured
- * metadata. Parsers and formatters are refused with a 400 saying so; a metric query too (see
- * metric-syntax.ts).
+ * metadata / parsed labels, `| json` and `| logfmt`. Other parsers and formatters are refused with
+ * a 400 saying so; a metric query too (see metric-syntax.ts).
  */
 export function parseLogQuery(query: string): LogQuery {
   const logExpr = parseSyntax(query).getChild("Expr")?.getChild("LogExpr");

@@ -1,6 +1,7 @@
 import type { LabelPairs } from "./labels.ts";
 import { detectLevel } from "./level-detection.ts";
 import { lineFilterPasses, type NumberOperator, type PipelineStage } from "./logql.ts";
+import { parseJsonLine, parseLogfmtLine } from "./parsers.ts";
 import type { StoredEntry, Stream } from "./store.ts";
 
 function byName(a: [string, string], b: [string, string]): number {
@@ -28,6 +29,8 @@ export class EntryLabels {
   readonly #discoverLogLevels: boolean;
   #metadata: LabelPairs | undefined;
   #errors: LabelPairs = [];
+  /** Labels extracted by `| json` / `| logfmt`. */
+  #parsed: LabelPairs = [];
   /** Labels the result drops (an unwrapped label). */
   readonly dropped = new Set<string>();
 
@@ -49,6 +52,7 @@ export class EntryLabels {
   get(name: string): string | undefined {
     const found =
       this.#errors.find(([n]) => n === name) ??
+      this.#parsed.find(([n]) => n === name) ??
       this.metadata.find(([n]) => n === name) ??
       this.stream.labels.find(([n]) => n === name);
     return found?.[1];
@@ -63,9 +67,27 @@ export class EntryLabels {
     ];
   }
 
-  /** Stream labels, structured metadata and error labels, sorted by name (a query result's labels). */
+  /**
+   * Adds parsed labels; a name that is already a stream label or metadata gets the suffix
+   * `_extracted`, and a later parser overwrites an earlier one's value, as in Loki.
+   */
+  addParsed(pairs: LabelPairs): void {
+    for (const [name, value] of pairs) {
+      const taken = this.stream.labels.some(([n]) => n === name) || this.metadata.some(([n]) => n === name);
+      const key = taken ? `${name}_extracted` : name;
+      this.#parsed = this.#parsed.filter(([n]) => n !== key);
+      this.#parsed.push([key, value]);
+    }
+  }
+
+  /** Labels extracted by parsers (Loki's "parsed" category). */
+  get parsed(): LabelPairs {
+    return this.#parsed;
+  }
+
+  /** Stream labels, structured metadata, parsed and error labels, sorted by name (a query result's labels). */
   all(): LabelPairs {
-    const pairs = [...this.stream.labels, ...this.metadata, ...this.#errors].filter(
+    const pairs = [...this.stream.labels, ...this.metadata, ...this.#parsed, ...this.#errors].filter(
       ([name]) => !this.dropped.has(name),
     );
     return pairs.sort(byName);
@@ -116,10 +138,18 @@ function numberFilterPasses(stage: Extract<PipelineStage, { kind: "number" }>, l
   return compare(stage.operator, parsed, stage.value);
 }
 
+function runParser(parser: "json" | "logfmt", labels: EntryLabels): void {
+  const result = parser === "json" ? parseJsonLine(labels.entry.line) : parseLogfmtLine(labels.entry.line);
+  if ("error" in result) labels.setError(result.error, result.details);
+  else labels.addParsed(result.labels);
+}
+
 /** Runs the stages in order; false as soon as one drops the entry. */
 export function runPipeline(stages: readonly PipelineStage[], labels: EntryLabels): boolean {
   for (const stage of stages) {
-    if (stage.kind === "line") {
+    if (stage.kind === "parser") {
+      runParser(stage.parser, labels);
+    } else if (stage.kind === "line") {
       if (!lineFilterPasses(stage, labels.entry.line)) return false;
     } else if (stage.kind === "label") {
       if (!stage.matcher.matches(labels.get(stage.matcher.name) ?? "")) return false;

@@ -29,7 +29,10 @@ export interface QueryRangeRequest {
 
 export interface StreamResult {
   stream: Record<string, string>;
-  values: Array<[string, string] | [string, string, { structuredMetadata: Record<string, string> }]>;
+  values: Array<
+    | [string, string]
+    | [string, string, { structuredMetadata?: Record<string, string>; parsed?: Record<string, string> }]
+  >;
 }
 
 const DEFAULT_LIMIT = 100;
@@ -219,9 +222,14 @@ export function runRangeQuery(
       results.set(key, result);
     }
     const ts = candidate.entry.ts.toString();
-    const metadata = candidate.metadata;
-    if (options.categorizeLabels && metadata.length > 0) {
-      result.values.push([ts, candidate.entry.line, { structuredMetadata: Object.fromEntries(metadata) }]);
+    const categories = {
+      ...(candidate.metadata.length > 0
+        ? { structuredMetadata: Object.fromEntries(candidate.metadata) }
+        : {}),
+      ...(candidate.parsed.length > 0 ? { parsed: Object.fromEntries(candidate.parsed) } : {}),
+    };
+    if (options.categorizeLabels && Object.keys(categories).length > 0) {
+      result.values.push([ts, candidate.entry.line, categories]);
     } else {
       result.values.push([ts, candidate.entry.line]);
     }

@@ -7,11 +7,6 @@ const casesFile = new URL("../data/loki-contract/cases.json", import.meta.url);
 const { cases } = JSON.parse(readFileSync(casesFile, "utf8")) as { cases: ContractCase[] };
 const MiB = 1024 * 1024;
 
-/** `needs` tags of the contract this server does not meet, with the reason shown in the test title. */
-const UNSUPPORTED_NEEDS: Record<string, string> = {
-  parsers: "needs the | json and | logfmt parser stages, which the test server does not evaluate",
-};
-
 /**
  * Every case captured from a real Loki 3.4.6 must behave the same against the test server,
  * exact bodies included. The `raised` tenant gets the limits the capture server had in its
@@ -80,11 +75,7 @@ describe("Loki test server against the captured Loki 3.4.6 contract", () => {
   });
 
   for (const contractCase of cases) {
-    const reason = (contractCase.needs ?? []).map((tag) => UNSUPPORTED_NEEDS[tag]).find(Boolean);
-    const title = reason
-      ? `${contractCase.name} is skipped: ${reason}`
-      : `${contractCase.name} behaves as captured`;
-    it.skipIf(reason !== undefined)(title, async () => {
+    it(`${contractCase.name} behaves as captured`, async () => {
       const problems = await runContractCase(contractCase, server.url, run);
       expect(problems, problems.join("\n")).toEqual([]);
     });

@@ -27,6 +27,18 @@ export const UNWRAP_RANGE_OPS = [
   "quantile_over_time",
   "rate",
 ] as const;
+const RANGE_OPS = [...LOG_RANGE_OPS, ...UNWRAP_RANGE_OPS];
+/** Range aggregations Loki allows a `by` / `without` on. */
+const GROUPING_RANGE_OPS: readonly RangeOp[] = [
+  "avg_over_time",
+  "stddev_over_time",
+  "stdvar_over_time",
+  "quantile_over_time",
+  "max_over_time",
+  "min_over_time",
+  "first_over_time",
+  "last_over_time",
+];
 export const VECTOR_OPS = [
   "sum",
   "avg",
@@ -113,19 +125,29 @@ function readRange(query: string, node: SyntaxNode): bigint {
 }
 
 function readRangeAggregation(query: string, node: SyntaxNode): RangeAggregation {
-  const op = text(query, node.getChild("RangeOp") as SyntaxNode) as RangeOp;
+  const opText = text(query, node.getChild("RangeOp") as SyntaxNode);
+  if (!(RANGE_OPS as readonly string[]).includes(opText)) {
+    throw queryError(`not supported by this test server: ${opText}`);
+  }
+  const op = opText as RangeOp;
   const logRange = node.getChild("LogRangeExpr");
   if (!logRange) throw queryError(`not supported by this test server: ${text(query, node)}`);
   const unwrap = readUnwrap(query, logRange.getChild("UnwrapExpr"));
   const grouping = readGrouping(query, node.getChild("Grouping"));
   const parameter = node.getChild("Number");
-  if (unwrap && !(UNWRAP_RANGE_OPS as readonly string[]).includes(op)) {
+  if (op === "quantile_over_time" && !parameter) {
+    throw queryError(`parse error : parameter required for operation ${op}`);
+  }
+  // The checks of Loki's RangeAggregationExpr.validate, in its order.
+  if (grouping && !GROUPING_RANGE_OPS.includes(op)) {
+    throw queryError(`parse error : grouping not allowed for ${op} aggregation`);
+  }
+  if (unwrap && !(UNWRAP_RANGE_OPS as readonly RangeOp[]).includes(op)) {
     throw queryError(`parse error : invalid aggregation ${op} with unwrap`);
   }
-  if (!unwrap && !(LOG_RANGE_OPS as readonly string[]).includes(op)) {
+  if (!unwrap && !(LOG_RANGE_OPS as readonly RangeOp[]).includes(op)) {
     throw queryError(`parse error : invalid aggregation ${op} without unwrap`);
   }
-  if (grouping && !unwrap) throw queryError(`parse error : grouping not allowed for ${op} aggregation`);
   return {
     kind: "range",
     op,

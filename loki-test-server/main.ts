@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { startLokiTestServer } from "./index.ts";
 import { DEFAULT_CHUNK_IDLE_PERIOD_MS } from "./ingest.ts";
 import { DEFAULT_RUNTIME_CONFIG_PERIOD_MS } from "./runtime-config.ts";
@@ -31,23 +31,27 @@ const program = new Command()
     "--overrides <file>",
     "per-tenant limits in Loki's runtime overrides YAML format, read again every --runtime-config-period",
   )
-  .option(
-    "--runtime-config-period <duration>",
-    "how often the overrides file is read again, like Loki's runtime_config.period",
-    durationOption("--runtime-config-period"),
-    DEFAULT_RUNTIME_CONFIG_PERIOD_MS,
+  .addOption(
+    new Option(
+      "--runtime-config-period <duration>",
+      "how often the overrides file is read again, like Loki's runtime_config.period",
+    )
+      .argParser(durationOption("--runtime-config-period"))
+      .default(DEFAULT_RUNTIME_CONFIG_PERIOD_MS, "10s"),
   )
   .option(
     "--query-ingesters-within <duration>",
     "hide entries older than this from queries, like Loki's querier.query_ingesters_within (e.g. 3h)",
     durationOption("--query-ingesters-within"),
   )
-  .option(
-    "--chunk-idle-period <duration>",
-    "how long a stream without pushes stays active (counts against max_global_streams_per_user), " +
-      "like Loki's ingester chunk_idle_period",
-    durationOption("--chunk-idle-period"),
-    DEFAULT_CHUNK_IDLE_PERIOD_MS,
+  .addOption(
+    new Option(
+      "--chunk-idle-period <duration>",
+      "how long a stream without pushes stays active (counts against max_global_streams_per_user), " +
+        "like Loki's ingester chunk_idle_period",
+    )
+      .argParser(durationOption("--chunk-idle-period"))
+      .default(DEFAULT_CHUNK_IDLE_PERIOD_MS, "30m"),
   )
   .parse();
 

@@ -48,7 +48,7 @@ export interface ContractCase {
 }
 
 interface ProtoBody {
-  compression: "snappy" | "none";
+  compression: "snappy" | "snappy-literal" | "none";
   streams: Array<{
     labels: string;
     entries: Array<{ ts: string; line: string; sm?: Array<[string, string]> }>;
@@ -316,6 +316,20 @@ function checkCapturedProto(body: ProtoBody): string | undefined {
   return undefined;
 }
 
+/** Snappy block format made of literals only: valid snappy that a decoder must read without copies. */
+export function snappyLiteral(raw: Buffer): Buffer {
+  const parts: Buffer[] = [Buffer.from(protobuf.Writer.create().uint32(raw.length).finish())];
+  for (let offset = 0; offset < raw.length; offset += 65536) {
+    const chunk = raw.subarray(offset, Math.min(offset + 65536, raw.length));
+    const n = chunk.length - 1;
+    if (n < 60) parts.push(Buffer.from([n << 2]));
+    else if (n < 256) parts.push(Buffer.from([60 << 2, n]));
+    else parts.push(Buffer.from([61 << 2, n & 0xff, n >> 8]));
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts);
+}
+
 function buildRequest(step: ContractStep, context: Context, baseUrl: string) {
   const request = step.request;
   const url = new URL(resolve(request.path, context), baseUrl);
@@ -331,7 +345,9 @@ function buildRequest(step: ContractStep, context: Context, baseUrl: string) {
   else if (request.b64 !== undefined) body = Buffer.from(request.b64, "base64");
   else if (request.proto !== undefined) {
     const raw = Buffer.from(encodePushRequest(request.proto, context));
-    body = request.proto.compression === "none" ? raw : snappy.compress(raw);
+    if (request.proto.compression === "none") body = raw;
+    else if (request.proto.compression === "snappy-literal") body = snappyLiteral(raw);
+    else body = snappy.compress(raw);
   }
   if (body && request.encode === "gzip") body = gzipSync(body);
   if (body && request.encode === "deflate") body = deflateRawSync(body);
@@ -531,13 +547,18 @@ function resolveForDisplay(template: string, context: Context): string {
   );
 }
 
+/** Sends a request; a connection failure is an answer with status 0 (reported, not thrown). */
 async function send(request: ReturnType<typeof buildRequest>): Promise<Answer> {
-  const response = await fetch(request.url, {
-    method: request.method,
-    headers: request.headers,
-    ...(request.body ? { body: request.body } : {}),
-  });
-  return { status: response.status, headers: response.headers, text: await response.text() };
+  try {
+    const response = await fetch(request.url, {
+      method: request.method,
+      headers: request.headers,
+      ...(request.body ? { body: request.body } : {}),
+    });
+    return { status: response.status, headers: response.headers, text: await response.text() };
+  } catch (error) {
+    return { status: 0, headers: new Headers(), text: String(error) };
+  }
 }
 
 /**

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
+import snappy from "snappyjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LokiTestServer, startLokiTestServer } from "../../loki-test-server/index.ts";
-import { type ContractCase, runContractCase } from "./contract-runner.ts";
+import { type ContractCase, runContractCase, snappyLiteral } from "./contract-runner.ts";
 
 const casesFile = new URL("../data/loki-contract/cases.json", import.meta.url);
 const { cases } = JSON.parse(readFileSync(casesFile, "utf8")) as { cases: ContractCase[] };
@@ -39,6 +40,14 @@ describe("Loki test server against the captured Loki 3.4.6 contract", () => {
 
   it("has all the captured cases", () => {
     expect(cases.length).toBe(41);
+  });
+
+  it("makes literal-only snappy bodies that decode to the raw bytes (compression snappy-literal)", () => {
+    const raw = Buffer.from(Array.from({ length: 70_000 }, (_, i) => i % 251));
+    for (const size of [1, 59, 60, 255, 256, 65_536, 70_000]) {
+      const part = raw.subarray(0, size);
+      expect(Buffer.from(snappy.uncompress(snappyLiteral(part))).equals(part)).toBe(true);
+    }
   });
 
   it("reports a difference when the server answers otherwise (the runner is not blind)", async () => {

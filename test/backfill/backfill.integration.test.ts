@@ -4,20 +4,16 @@ import type { LogEvent } from "../../functions/core/log-event.ts";
 import { getJson, runKeys } from "../../functions/core/storage/run-store.ts";
 import type { RunReport } from "../../functions/core/workflow/run-report.ts";
 import { uniqueName } from "../helpers/aws.ts";
-import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import { HOUR, logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
 import {
-  chunkRecords,
-  createTestBucket,
   entryKeys,
   expectedEntries,
-  HOUR,
-  logs,
   lokiEntries,
   lokiEnv,
-  s3,
-  seedLogGroup,
-  spreadEvents,
-} from "./harness.ts";
+  startTestLoki,
+  type TestLoki,
+} from "../helpers/loki.ts";
+import { chunkRecords, createTestBucket, s3 } from "../helpers/s3.ts";
 
 /**
  * The backfill state machine, executed by aws-local-stepfunctions with the real task code, against

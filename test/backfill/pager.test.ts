@@ -8,7 +8,7 @@ import { RateBudget } from "../../functions/core/cloudwatch/rate-budget.ts";
 import { putJson, runKeys } from "../../functions/core/storage/run-store.ts";
 import { exportSlice } from "../../functions/core/workflow/slice-export.ts";
 import { uniqueName } from "../helpers/aws.ts";
-import { chunkRecords, createTestBucket, s3 } from "./harness.ts";
+import { chunkRecords, createTestBucket, s3 } from "../helpers/s3.ts";
 
 /**
  * FilterLogEvents answers moto does not produce: empty pages that still carry a nextToken (AWS

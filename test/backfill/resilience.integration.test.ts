@@ -6,21 +6,16 @@ import { InputError } from "../../functions/core/errors.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { getJson, runKeys } from "../../functions/core/storage/run-store.ts";
 import { awsClientConfig, uniqueName } from "../helpers/aws.ts";
-import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import { HOUR, logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
 import {
-  chunkRecords,
-  createTestBucket,
   entryKeys,
   expectedEntries,
-  HOUR,
-  listKeys,
-  logs,
   lokiEntries,
   lokiEnv,
-  s3,
-  seedLogGroup,
-  spreadEvents,
-} from "./harness.ts";
+  startTestLoki,
+  type TestLoki,
+} from "../helpers/loki.ts";
+import { chunkRecords, createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
 
 let loki: TestLoki;
 let bucket: string;

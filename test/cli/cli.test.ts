@@ -1,17 +1,10 @@
 import { execFile } from "node:child_process";
 import { DescribeSubscriptionFiltersCommand } from "@aws-sdk/client-cloudwatch-logs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createTestBucket,
-  expectedEntries,
-  HOUR,
-  logs,
-  lokiEntries,
-  seedLogGroup,
-  spreadEvents,
-} from "../backfill/harness.ts";
 import { awsClientConfig, TEST_REGION, uniqueName } from "../helpers/aws.ts";
-import { externalLoki, startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import { HOUR, logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
+import { expectedEntries, externalLoki, lokiEntries, startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import { createTestBucket } from "../helpers/s3.ts";
 import { createDestinationFunction } from "../infra/moto-functions.ts";
 
 /**

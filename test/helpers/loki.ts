@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import { eventNanoseconds } from "../../functions/core/delivery/timestamps.ts";
+import type { LogEvent } from "../../functions/core/log-event.ts";
 import {
   type Fault,
   type LokiTestServer,
@@ -197,4 +199,42 @@ export async function startTestLoki(options: TestLokiOptions = {}): Promise<Test
     queryRange: (query, queryOptions) => queryRange(server.url, tenant, query, queryOptions),
     queryRangeAll: (query, queryOptions) => queryRangeAll(server.url, tenant, query, queryOptions),
   };
+}
+
+/** One entry as Loki returns it, with the labels of its stream. */
+export interface LokiEntry {
+  ns: bigint;
+  line: string;
+  labels: Record<string, string>;
+}
+
+/** Every entry of one tenant matching `selector` in `[startMs, endMs)`, oldest first. */
+export async function lokiEntries(
+  target: { url: string; tenant: string },
+  selector: string,
+  startMs: number,
+  endMs: number,
+): Promise<LokiEntry[]> {
+  const streams = await queryRangeAll(target.url, target.tenant, selector, {
+    start: BigInt(startMs) * 1_000_000n,
+    end: BigInt(endMs) * 1_000_000n,
+  });
+  return streams
+    .flatMap((stream) => stream.values.map(([ns, line]) => ({ ns: BigInt(ns), line, labels: stream.stream })))
+    .sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
+}
+
+/** `<ns> <line>` of each entry, sorted: the identity Loki de-duplicates on. */
+export function entryKeys(entries: LokiEntry[]): string[] {
+  return entries.map((entry) => `${entry.ns} ${entry.line}`).sort();
+}
+
+/** `<ns> <line>` of every event, as Loki must hold it (see entryKeys). */
+export function expectedEntries(events: LogEvent[]): string[] {
+  return events.map((event) => `${eventNanoseconds(event.timestamp, event.id)} ${event.message}`).sort();
+}
+
+/** The shipper's and workflows' Loki settings for this test's tenant. */
+export function lokiEnv(loki: { url: string; tenant: string }): Record<string, string> {
+  return { LOKI_URL: loki.url, LOKI_TENANT: loki.tenant };
 }

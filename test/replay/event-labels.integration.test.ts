@@ -1,22 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runReplayLocally } from "../../cli/local-workflow.ts";
+import { uniqueName } from "../helpers/aws.ts";
+import { logs, putEvents, readGroup, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
 import {
-  createTestBucket,
+  EXTERNAL_LOKI_SKIP_REASON,
   entryKeys,
   expectedEntries,
-  listKeys,
-  logs,
+  externalLoki,
   lokiEntries,
   lokiEnv,
-  putEvents,
-  readGroup,
-  s3,
-  seedLogGroup,
-  shipLive,
-  spreadEvents,
-} from "../backfill/harness.ts";
-import { uniqueName } from "../helpers/aws.ts";
-import { EXTERNAL_LOKI_SKIP_REASON, externalLoki, startTestLoki, type TestLoki } from "../helpers/loki.ts";
+  startTestLoki,
+  type TestLoki,
+} from "../helpers/loki.ts";
+import { createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
+import { shipLive } from "../helpers/shipper.ts";
 
 /**
  * A spilled chunk remembers the per-entry label choices it was shipped with: replayed by a

@@ -2,7 +2,7 @@ import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
 import { getJson } from "../../functions/core/storage/run-store.ts";
 import { acquireLock, LOCK_TTL_MS, releaseLock } from "../../functions/core/workflow/replay-plan.ts";
-import { createTestBucket, s3 } from "../backfill/harness.ts";
+import { createTestBucket, s3 } from "../helpers/s3.ts";
 
 /** The drain lock is a conditional PutObject (If-None-Match: *), which moto implements like S3. */
 describe("drain lock", () => {

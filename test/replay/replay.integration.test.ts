@@ -6,24 +6,19 @@ import type { LokiPushClient } from "../../functions/core/loki/loki-client.ts";
 import { createLokiPushClient, parseLokiTarget } from "../../functions/core/loki/loki-target.ts";
 import { logGroupKeySegment } from "../../functions/core/storage/chunk-format.ts";
 import { SPILL_LOCK_KEY } from "../../functions/core/workflow/replay-plan.ts";
+import { TEST_ACCOUNT, TEST_REGION, uniqueName } from "../helpers/aws.ts";
+import { HOUR, logs, putEvents, readGroup, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
 import {
-  createTestBucket,
   entryKeys,
   expectedEntries,
-  HOUR,
-  listKeys,
-  logs,
+  type LokiEntry,
   lokiEntries,
   lokiEnv,
-  putEvents,
-  readGroup,
-  s3,
-  seedLogGroup,
-  shipLive,
-  spreadEvents,
-} from "../backfill/harness.ts";
-import { TEST_ACCOUNT, TEST_REGION, uniqueName } from "../helpers/aws.ts";
-import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
+  startTestLoki,
+  type TestLoki,
+} from "../helpers/loki.ts";
+import { createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
+import { shipLive } from "../helpers/shipper.ts";
 
 /**
  * Replay after outages: spill/ drains, rejected/ after a limit change, a gap re-read from
@@ -40,11 +35,11 @@ afterAll(async () => {
   await loki?.close();
 });
 
-function streamsInOrder(entries: { ns: string; labels: Record<string, string> }[]): boolean {
+function streamsInOrder(entries: LokiEntry[]): boolean {
   const byStream = new Map<string, bigint[]>();
   for (const entry of entries) {
     const key = JSON.stringify(Object.entries(entry.labels).sort());
-    byStream.set(key, [...(byStream.get(key) ?? []), BigInt(entry.ns)]);
+    byStream.set(key, [...(byStream.get(key) ?? []), entry.ns]);
   }
   return [...byStream.values()].every((times) =>
     times.every((ns, index) => index === 0 || (times[index - 1] as bigint) <= ns),

@@ -4,7 +4,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { deliverEvents } from "../../functions/core/delivery/deliver.ts";
 import { createLokiPushClient, parseLokiTarget } from "../../functions/core/loki/loki-target.ts";
 import { cloudWatchEventId } from "../fixtures/subscription.ts";
-import { createBucket, readChunks, s3 } from "./harness.ts";
+import { createTestBucket, readChunks, s3 } from "../helpers/s3.ts";
 
 /**
  * Retry behaviour towards what sits in front of Loki: a small local HTTP server plays a proxy
@@ -14,7 +14,7 @@ let bucket: string;
 let proxy: Server | undefined;
 
 beforeAll(async () => {
-  bucket = await createBucket();
+  bucket = await createTestBucket();
 });
 
 afterEach(async () => {

@@ -13,19 +13,11 @@ import {
   sizedEvents,
   subscriptionEvent,
 } from "../fixtures/subscription.ts";
-import { externalLoki, startTestLoki, type TestLoki } from "../helpers/loki.ts";
-import {
-  createBucket,
-  createTaggedLogGroup,
-  lambdaContext,
-  queryAll,
-  readChunks,
-  s3,
-  shipperConfig,
-  shipperDeps,
-  shipperEnv,
-  tenantName,
-} from "./harness.ts";
+import { uniqueName } from "../helpers/aws.ts";
+import { createTaggedLogGroup } from "../helpers/log-groups.ts";
+import { externalLoki, lokiEntries, startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import { createTestBucket, readChunks, s3 } from "../helpers/s3.ts";
+import { lambdaContext, shipperConfig, shipperDeps, shipperEnv } from "../helpers/shipper.ts";
 
 /** Failure drills: Loki down and back, Loki throttling, S3 failing too. */
 let loki: TestLoki;
@@ -33,7 +25,7 @@ let bucket: string;
 
 beforeAll(async () => {
   loki = await startTestLoki();
-  bucket = await createBucket();
+  bucket = await createTestBucket();
 });
 
 afterAll(async () => {
@@ -53,7 +45,7 @@ describe("outage drill", () => {
   it.skipIf(externalLoki)(
     "keeps every event of two log groups in Loki or spill/ while Loki is down, and replays the spill once it is back",
     async () => {
-      const tenant = tenantName("outage");
+      const tenant = uniqueName("outage");
       const groups = [
         await createTaggedLogGroup("outage-a", { drill: "outage", name: "a" }),
         await createTaggedLogGroup("outage-b", { drill: "outage", name: "b" }),
@@ -89,7 +81,12 @@ describe("outage drill", () => {
       await loki.restart();
 
       // Then: every event is in Loki or in spill/, none twice in Loki.
-      const inLoki = await queryAll(loki.url, tenant, `{drill="outage"}`, startMs - 1, Date.now() + 1000);
+      const inLoki = await lokiEntries(
+        { url: loki.url, tenant: tenant },
+        `{drill="outage"}`,
+        startMs - 1,
+        Date.now() + 1000,
+      );
       const spillChunks = (
         await Promise.all(groups.map((group) => readChunks(bucket, `spill/${encodeURIComponent(group)}/`)))
       ).flat();
@@ -121,9 +118,8 @@ describe("outage drill", () => {
           deadline: Date.now() + 20_000,
         });
       }
-      const afterReplay = await queryAll(
-        loki.url,
-        tenant,
+      const afterReplay = await lokiEntries(
+        { url: loki.url, tenant: tenant },
         `{drill="outage"}`,
         startMs - 1,
         Date.now() + 1000,
@@ -139,7 +135,7 @@ describe("outage drill with pushes in flight", () => {
   it.skipIf(externalLoki)(
     "accounts for every event when Loki stops while pushes of both groups are in flight",
     async () => {
-      const tenant = tenantName("inflight");
+      const tenant = uniqueName("inflight");
       const groups = [
         await createTaggedLogGroup("inflight-a", { drill: "inflight" }),
         await createTaggedLogGroup("inflight-b", { drill: "inflight" }),
@@ -178,7 +174,12 @@ describe("outage drill with pushes in flight", () => {
 
       // Then: every event is in Loki or in spill/ (a push cut off after Loki stored it can be in
       // both; the replay is then a no-op for it), and nothing is twice in Loki.
-      const inLoki = await queryAll(loki.url, tenant, `{drill="inflight"}`, startMs - 1, Date.now() + 1000);
+      const inLoki = await lokiEntries(
+        { url: loki.url, tenant: tenant },
+        `{drill="inflight"}`,
+        startMs - 1,
+        Date.now() + 1000,
+      );
       const lokiIds = inLoki.map((entry) => idByNs.get(entry.ns));
       expect(lokiIds.every((id) => id !== undefined)).toBe(true);
       expect(new Set(lokiIds).size).toBe(lokiIds.length);
@@ -205,9 +206,8 @@ describe("outage drill with pushes in flight", () => {
           deadline: Date.now() + 20_000,
         });
       }
-      const afterReplay = await queryAll(
-        loki.url,
-        tenant,
+      const afterReplay = await lokiEntries(
+        { url: loki.url, tenant: tenant },
         `{drill="inflight"}`,
         startMs - 1,
         Date.now() + 1000,
@@ -236,7 +236,7 @@ describe("throttling drill", () => {
   it.skipIf(externalLoki)(
     "backs off on 429 and delivers everything, or spills what it could not deliver in time",
     async () => {
-      const tenant = tenantName("throttle");
+      const tenant = uniqueName("throttle");
       // A tenant with a tiny ingestion rate: 100 KiB/s, burst 200 KiB (Loki answers 429, nothing stored).
       loki.setTenantLimits(tenant, { ingestionRateMb: 0.1, ingestionBurstSizeMb: 0.2 });
       const logGroup = await createTaggedLogGroup("throttle", { drill: "throttle" });
@@ -256,7 +256,12 @@ describe("throttling drill", () => {
       expect(result.report.retries).toBeGreaterThan(0);
       // 600 KB at 100 KiB/s fits in the 14 s left: backing off delivers all of it.
       expect(result.report).toMatchObject({ pushed: 600, spilled: 0 });
-      const stored = await queryAll(loki.url, tenant, `{drill="throttle"}`, startMs - 1, Date.now() + 1000);
+      const stored = await lokiEntries(
+        { url: loki.url, tenant: tenant },
+        `{drill="throttle"}`,
+        startMs - 1,
+        Date.now() + 1000,
+      );
       const spilled = (await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`)).flatMap(
         ({ chunk }) => chunk.records,
       );
@@ -270,7 +275,7 @@ describe("throttling drill", () => {
   );
 
   it.skipIf(externalLoki)("spills when the deadline comes before Loki accepts", async () => {
-    const tenant = tenantName("throttle-short");
+    const tenant = uniqueName("throttle-short");
     loki.setTenantLimits(tenant, { ingestionRateMb: 0.01, ingestionBurstSizeMb: 0.02 });
     const logGroup = await createTaggedLogGroup("throttle-short", { drill: "throttle-short" });
     const config = shipperConfig(envFor(tenant, { LOKI_BATCH_MAX_BYTES: "64KB" }));
@@ -292,9 +297,8 @@ describe("throttling drill", () => {
     );
     expect(spill.every((chunk) => /429/.test(chunk.header.reason ?? ""))).toBe(true);
     expect(spill.flatMap((chunk) => chunk.records)).toHaveLength(result.report.spilled);
-    const stored = await queryAll(
-      loki.url,
-      tenant,
+    const stored = await lokiEntries(
+      { url: loki.url, tenant: tenant },
       `{drill="throttle-short"}`,
       Date.now() - 120_000,
       Date.now() + 1000,
@@ -306,7 +310,7 @@ describe("throttling drill", () => {
 describe("when the Loki credentials cannot be read", () => {
   it("keeps the events in spill/ and resolves", async () => {
     const logGroup = await createTaggedLogGroup("nosecret", { drill: "secret" });
-    const config = shipperConfig(envFor(tenantName("nosecret")));
+    const config = shipperConfig(envFor(uniqueName("nosecret")));
     const events = sizedEvents(5, 100, Date.now() - 1000);
     const deps = shipperDeps(config, {
       loki: () =>
@@ -335,7 +339,7 @@ describe("when the Loki credentials cannot be read", () => {
 
 describe("when S3 fails too", () => {
   it("throws, so that the invocation fails instead of losing events", async () => {
-    const tenant = tenantName("s3fail");
+    const tenant = uniqueName("s3fail");
     const logGroup = await createTaggedLogGroup("s3fail", { drill: "s3" });
     // A real fault from moto: the bucket does not exist. Loki is unreachable (a closed port).
     const closedPort = await new Promise<number>((resolve) => {

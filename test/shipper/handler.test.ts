@@ -1,8 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { dataMessage, realisticEvents, subscriptionEvent } from "../fixtures/subscription.ts";
-import { awsClientConfig, TEST_REGION } from "../helpers/aws.ts";
-import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
-import { createBucket, createTaggedLogGroup, lambdaContext, queryAll, tenantName } from "./harness.ts";
+import { awsClientConfig, TEST_REGION, uniqueName } from "../helpers/aws.ts";
+import { createTaggedLogGroup } from "../helpers/log-groups.ts";
+import { lokiEntries, startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import { createTestBucket } from "../helpers/s3.ts";
+import { lambdaContext } from "../helpers/shipper.ts";
 
 /** The Lambda entry file itself: configuration at cold start, then one invocation. */
 let loki: TestLoki;
@@ -10,7 +12,7 @@ let bucket: string;
 
 beforeAll(async () => {
   loki = await startTestLoki();
-  bucket = await createBucket();
+  bucket = await createTestBucket();
 });
 
 afterAll(async () => {
@@ -45,7 +47,7 @@ describe("functions/shipper.ts", () => {
   });
 
   it("ships a subscription payload with the log group's tags", async () => {
-    const tenant = tenantName("handler");
+    const tenant = uniqueName("handler");
     const logGroup = await createTaggedLogGroup("fun-handler", { runtime: "python", name: "fun-handler" });
     stubAwsEnv();
     vi.stubEnv("BUCKET_NAME", bucket);
@@ -61,9 +63,8 @@ describe("functions/shipper.ts", () => {
     } as unknown as Parameters<typeof handler>[1]);
 
     expect(result).toMatchObject({ outcome: "delivered", report: { pushed: 20, spilled: 0 } });
-    const stored = await queryAll(
-      loki.url,
-      tenant,
+    const stored = await lokiEntries(
+      { url: loki.url, tenant: tenant },
       `{runtime="python", name=~"fun.*"}`,
       Date.now() - 60_000,
       Date.now() + 1000,

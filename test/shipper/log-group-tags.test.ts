@@ -6,7 +6,7 @@ import {
   logGroupArn,
 } from "../../functions/core/labels/log-group-tags.ts";
 import { awsClientConfig, TEST_ACCOUNT, TEST_REGION } from "../helpers/aws.ts";
-import { createTaggedLogGroup } from "./harness.ts";
+import { createTaggedLogGroup } from "../helpers/log-groups.ts";
 
 const logs = new CloudWatchLogsClient(awsClientConfig());
 const context = { accountId: TEST_ACCOUNT, region: TEST_REGION };

@@ -4,8 +4,9 @@ import type { LogEvent } from "../../functions/core/log-event.ts";
 import type { LokiPushClient } from "../../functions/core/loki/loki-client.ts";
 import { createLokiPushClient, parseLokiTarget } from "../../functions/core/loki/loki-target.ts";
 import { cloudWatchEventId, lineOfBytes } from "../fixtures/subscription.ts";
-import { externalLoki, startTestLoki, type TestLoki } from "../helpers/loki.ts";
-import { createBucket, queryAll, readChunks, s3, tenantName } from "./harness.ts";
+import { uniqueName } from "../helpers/aws.ts";
+import { externalLoki, lokiEntries, startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import { createTestBucket, readChunks, s3 } from "../helpers/s3.ts";
 
 /**
  * What Loki refuses of a push: pre-checked before pushing where the shipper knows the limits, and
@@ -18,7 +19,7 @@ const HOUR = 3_600_000;
 
 beforeAll(async () => {
   loki = await startTestLoki();
-  bucket = await createBucket();
+  bucket = await createTestBucket();
 });
 
 afterAll(async () => {
@@ -41,7 +42,7 @@ async function rejectedOf(logGroup: string) {
 
 describe("pre-checks", () => {
   it("keeps too old, too new and too long events in rejected/ without pushing them", async () => {
-    const tenant = tenantName("pre");
+    const tenant = uniqueName("pre");
     const logGroup = `/pre/${tenant}`;
     const now = Date.now();
     const events = [
@@ -64,7 +65,12 @@ describe("pre-checks", () => {
       refused: { too_old: 1, too_new: 1, line_too_long: 1 },
     });
     expect(report.requests).toBe(1);
-    const stored = await queryAll(loki.url, tenant, `{group="${tenant}"}`, now - HOUR, now + HOUR);
+    const stored = await lokiEntries(
+      { url: loki.url, tenant: tenant },
+      `{group="${tenant}"}`,
+      now - HOUR,
+      now + HOUR,
+    );
     expect(stored.map((entry) => entry.line.length).sort((a, b) => a - b)).toEqual([4, 262_144]);
     const rejected = await rejectedOf(logGroup);
     expect(rejected.map((record) => record.reason?.split(":")[0]).sort()).toEqual([
@@ -79,7 +85,7 @@ describe("refusals the shipper could not foresee", () => {
   it.skipIf(externalLoki)(
     "attributes Loki's 'Max entry size' 400 to the entry and stores the rest",
     async () => {
-      const tenant = tenantName("line");
+      const tenant = uniqueName("line");
       loki.setTenantLimits(tenant, { maxLineSize: 1000 });
       const logGroup = `/line/${tenant}`;
       const now = Date.now();
@@ -98,7 +104,12 @@ describe("refusals the shipper could not foresee", () => {
 
       expect(report).toMatchObject({ pushed: 2, refused: { line_too_long: 1 }, spilled: 0 });
       expect(report.requests).toBe(1);
-      const stored = await queryAll(loki.url, tenant, `{group="${tenant}"}`, now - HOUR, now + HOUR);
+      const stored = await lokiEntries(
+        { url: loki.url, tenant: tenant },
+        `{group="${tenant}"}`,
+        now - HOUR,
+        now + HOUR,
+      );
       expect(stored.map((entry) => entry.line).sort()).toEqual(["short one", "short two"]);
       const [refused] = await rejectedOf(logGroup);
       expect(refused?.id).toBe(events[1]?.id);
@@ -111,7 +122,7 @@ describe("refusals the shipper could not foresee", () => {
   it.skipIf(externalLoki)(
     "pushes each stream alone, so that each refusal is attributed to its stream's entries",
     async () => {
-      const tenant = tenantName("multi");
+      const tenant = uniqueName("multi");
       // The target refuses what is older than 2h; the shipper is configured with Loki's default (1 week).
       loki.setTenantLimits(tenant, { rejectOldSamplesMaxAgeMs: 2 * HOUR });
       const logGroup = `/multi/${tenant}`;
@@ -130,7 +141,12 @@ describe("refusals the shipper could not foresee", () => {
       // Two time shards = two streams = two requests; the old one's 400 names its entries.
       expect(report).toMatchObject({ pushed: 2, refused: { too_old: 2 }, spilled: 0 });
       expect(report.requests).toBe(2);
-      const stored = await queryAll(loki.url, tenant, `{group="${tenant}"}`, now - 4 * HOUR, now + HOUR);
+      const stored = await lokiEntries(
+        { url: loki.url, tenant: tenant },
+        `{group="${tenant}"}`,
+        now - 4 * HOUR,
+        now + HOUR,
+      );
       expect(stored.map((entry) => entry.line).sort()).toEqual(["recent a", "recent b"]);
       const refused = await rejectedOf(logGroup);
       expect(refused.map((record) => record.message).sort()).toEqual(["old a", "old b"]);
@@ -141,7 +157,7 @@ describe("refusals the shipper could not foresee", () => {
   it.skipIf(externalLoki)(
     "halves a push that Loki fails as over its 4 MiB message size, and delivers all of it",
     async () => {
-      const tenant = tenantName("grpc");
+      const tenant = uniqueName("grpc");
       const logGroup = `/grpc/${tenant}`;
       const now = Date.now();
       const events = Array.from({ length: 20 }, (_, index) => event(now - 10_000 + index, `line ${index}`));
@@ -161,7 +177,12 @@ describe("refusals the shipper could not foresee", () => {
       });
 
       expect(report).toMatchObject({ pushed: 20, spilled: 0, refused: {}, requests: 3 });
-      const stored = await queryAll(loki.url, tenant, `{group="${tenant}"}`, now - HOUR, now + HOUR);
+      const stored = await lokiEntries(
+        { url: loki.url, tenant: tenant },
+        `{group="${tenant}"}`,
+        now - HOUR,
+        now + HOUR,
+      );
       expect(stored).toHaveLength(20);
     },
   );
@@ -169,7 +190,7 @@ describe("refusals the shipper could not foresee", () => {
   it.skipIf(externalLoki)(
     "splits a single-stream push whose 400 it cannot attribute until each refused entry is found",
     async () => {
-      const tenant = tenantName("bisect");
+      const tenant = uniqueName("bisect");
       const logGroup = `/bisect/${tenant}`;
       const now = Date.now();
       const events = Array.from({ length: 4 }, (_, index) => event(now - 10_000 + index, `line ${index}`));
@@ -185,7 +206,12 @@ describe("refusals the shipper could not foresee", () => {
 
       // One refused push, then its two halves, both accepted: every entry's fate is known.
       expect(report).toMatchObject({ pushed: 4, spilled: 0, refused: {}, requests: 3 });
-      const stored = await queryAll(loki.url, tenant, `{group="${tenant}"}`, now - HOUR, now + HOUR);
+      const stored = await lokiEntries(
+        { url: loki.url, tenant: tenant },
+        `{group="${tenant}"}`,
+        now - HOUR,
+        now + HOUR,
+      );
       expect(stored).toHaveLength(4);
     },
   );
@@ -193,7 +219,7 @@ describe("refusals the shipper could not foresee", () => {
   it.skipIf(externalLoki)(
     "pushes without structured metadata when the tenant does not allow it",
     async () => {
-      const tenant = tenantName("nosm");
+      const tenant = uniqueName("nosm");
       const logGroup = `/nosm/${tenant}`;
       // Injected: the body real Loki sends when limits_config.allow_structured_metadata is false.
       loki.setFault({
@@ -213,9 +239,8 @@ describe("refusals the shipper could not foresee", () => {
 
       // The refused push, then the same entries without metadata: both stored, nothing kept aside.
       expect(report).toMatchObject({ pushed: 2, spilled: 0, refused: {}, requests: 2 });
-      const stored = await queryAll(
-        loki.url,
-        tenant,
+      const stored = await lokiEntries(
+        { url: loki.url, tenant: tenant },
         `{group="${tenant}"}`,
         Date.now() - HOUR,
         Date.now() + HOUR,
@@ -229,7 +254,7 @@ describe("refusals the shipper could not foresee", () => {
   it.skipIf(externalLoki)(
     "spills everything when Loki refuses the credentials, without retrying",
     async () => {
-      const tenant = tenantName("auth");
+      const tenant = uniqueName("auth");
       const logGroup = `/auth/${tenant}`;
       loki.setFault({ kind: "status", status: 401, body: "invalid token\n", times: 1 });
       const events = [event(Date.now() - 1000, "a"), event(Date.now() - 900, "b")];

@@ -10,19 +10,11 @@ import {
   sizedEvents,
   subscriptionEvent,
 } from "../fixtures/subscription.ts";
-import { TEST_ACCOUNT, TEST_REGION } from "../helpers/aws.ts";
-import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
-import {
-  createBucket,
-  createTaggedLogGroup,
-  lambdaContext,
-  queryAll,
-  readChunks,
-  shipperConfig,
-  shipperDeps,
-  shipperEnv,
-  tenantName,
-} from "./harness.ts";
+import { TEST_ACCOUNT, TEST_REGION, uniqueName } from "../helpers/aws.ts";
+import { createTaggedLogGroup } from "../helpers/log-groups.ts";
+import { lokiEntries, startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import { createTestBucket, readChunks } from "../helpers/s3.ts";
+import { lambdaContext, shipperConfig, shipperDeps, shipperEnv } from "../helpers/shipper.ts";
 
 /**
  * The live shipper end to end: subscription payloads -> shipSubscriptionEvent -> Loki test server,
@@ -33,7 +25,7 @@ let bucket: string;
 
 beforeAll(async () => {
   loki = await startTestLoki();
-  bucket = await createBucket();
+  bucket = await createTestBucket();
 });
 
 afterAll(async () => {
@@ -49,7 +41,7 @@ function lines(events: { message: string }[]): string[] {
 
 describe.each(["protobuf", "json"] as const)("shipping realistic payloads (%s)", (format) => {
   it("stores every event exactly, under the tag labels, and keeps the over-long line in rejected/", async () => {
-    const tenant = tenantName("real");
+    const tenant = uniqueName("real");
     const logGroup = await createTaggedLogGroup("fun-orders", {
       runtime: "python",
       name: "fun-orders",
@@ -76,9 +68,8 @@ describe.each(["protobuf", "json"] as const)("shipping realistic payloads (%s)",
       spilled: 0,
       refused: { line_too_long: 1 },
     });
-    const stored = await queryAll(
-      loki.url,
-      tenant,
+    const stored = await lokiEntries(
+      { url: loki.url, tenant: tenant },
       `{runtime="python", region="${TEST_REGION}", name=~"fun.*"}`,
       startMs - 1000,
       Date.now() + 1000,
@@ -112,7 +103,7 @@ describe.each(["protobuf", "json"] as const)("shipping realistic payloads (%s)",
 
 describe("a payload of 10,000 events", () => {
   it("is pushed in bounded batches and read back complete", async () => {
-    const tenant = tenantName("big");
+    const tenant = uniqueName("big");
     const logGroup = await createTaggedLogGroup("bulk", { runtime: "nodejs" });
     const config = shipperConfig(envFor(tenant, { LOKI_BATCH_MAX_BYTES: "512KB" }));
     const startMs = Date.now() - 120_000;
@@ -131,7 +122,12 @@ describe("a payload of 10,000 events", () => {
       spilled: 0,
     });
     expect(result.outcome === "delivered" && result.report.requests).toBeGreaterThanOrEqual(4);
-    const stored = await queryAll(loki.url, tenant, `{runtime="nodejs"}`, startMs - 1, Date.now() + 1000);
+    const stored = await lokiEntries(
+      { url: loki.url, tenant: tenant },
+      `{runtime="nodejs"}`,
+      startMs - 1,
+      Date.now() + 1000,
+    );
     expect(stored).toHaveLength(10_000);
     expect(stored.map((entry) => entry.line).sort()).toEqual(lines(events));
   });
@@ -139,7 +135,7 @@ describe("a payload of 10,000 events", () => {
 
 describe("exactly once", () => {
   it("stores the same payload delivered twice once, and keeps equal lines of two log streams apart", async () => {
-    const tenant = tenantName("dup");
+    const tenant = uniqueName("dup");
     const logGroup = await createTaggedLogGroup("dup", { runtime: "go" });
     const config = shipperConfig(envFor(tenant));
     const deps = shipperDeps(config);
@@ -155,7 +151,12 @@ describe("exactly once", () => {
     await shipSubscriptionEvent(subscriptionEvent(first), lambdaContext(), config, deps);
     await shipSubscriptionEvent(subscriptionEvent(second), lambdaContext(), config, deps);
 
-    const stored = await queryAll(loki.url, tenant, `{runtime="go"}`, ms - 1, Date.now() + 1000);
+    const stored = await lokiEntries(
+      { url: loki.url, tenant: tenant },
+      `{runtime="go"}`,
+      ms - 1,
+      Date.now() + 1000,
+    );
     expect(stored.map((entry) => entry.line).sort()).toEqual(["other", "same text", "same text"]);
     expect(
       stored
@@ -175,7 +176,7 @@ describe("malformed payloads", () => {
     ["unknown message type", subscriptionEvent({ messageType: "SURPRISE_MESSAGE" }), "message_type"],
     ["not a subscription event", { Records: [] }, "event"],
   ])("keeps %s in malformed/ with the error and resolves", async (_name, event, stage) => {
-    const config = shipperConfig(envFor(tenantName("bad")));
+    const config = shipperConfig(envFor(uniqueName("bad")));
 
     const result = await shipSubscriptionEvent(event, lambdaContext(), config, shipperDeps(config));
 
@@ -189,7 +190,7 @@ describe("malformed payloads", () => {
   });
 
   it("ignores a CONTROL_MESSAGE", async () => {
-    const config = shipperConfig(envFor(tenantName("ctl")));
+    const config = shipperConfig(envFor(uniqueName("ctl")));
     const result = await shipSubscriptionEvent(
       subscriptionEvent({
         messageType: "CONTROL_MESSAGE",

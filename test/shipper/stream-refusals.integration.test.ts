@@ -3,26 +3,19 @@ import { runReplayLocally } from "../../cli/local-workflow.ts";
 import type { DeliveryReport } from "../../functions/core/delivery/deliver.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { getChunk } from "../../functions/core/storage/run-store.ts";
-import {
-  chunkRecords,
-  createTestBucket,
-  expectedEntries,
-  HOUR,
-  listKeys,
-  logs,
-  s3,
-  seedLogGroup,
-  shipLive,
-} from "../backfill/harness.ts";
 import { cloudWatchEventId } from "../fixtures/subscription.ts";
 import { uniqueName } from "../helpers/aws.ts";
+import { HOUR, logs, seedLogGroup } from "../helpers/log-groups.ts";
 import {
   EXTERNAL_LOKI_SKIP_REASON,
+  expectedEntries,
   externalLoki,
   queryRangeAll,
   startTestLoki,
   type TestLoki,
 } from "../helpers/loki.ts";
+import { chunkRecords, createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
+import { shipLive } from "../helpers/shipper.ts";
 
 /**
  * Loki answers a push of several streams with the error of its LAST stream only (Loki 3.4.6

@@ -1,0 +1,140 @@
+import {
+  CloudWatchLogsClient,
+  CreateLogGroupCommand,
+  CreateLogStreamCommand,
+  FilterLogEventsCommand,
+  PutLogEventsCommand,
+  PutRetentionPolicyCommand,
+  TagResourceCommand,
+} from "@aws-sdk/client-cloudwatch-logs";
+import type { LogEvent } from "../../functions/core/log-event.ts";
+import { awsClientConfig, TEST_ACCOUNT, TEST_REGION, uniqueName } from "./aws.ts";
+
+/** The CloudWatch Logs client every test shares (moto's server, see aws.ts). */
+export const logs = new CloudWatchLogsClient(awsClientConfig());
+
+export const HOUR = 3_600_000;
+
+export interface EventToPut {
+  timestamp: number;
+  message: string;
+  logStream: string;
+}
+
+/** Creates the log group `name` with `tags`. */
+export async function createLogGroup(
+  name: string,
+  tags: Record<string, string>,
+  options: { retentionInDays?: number } = {},
+): Promise<void> {
+  await logs.send(new CreateLogGroupCommand({ logGroupName: name }));
+  await logs.send(
+    new TagResourceCommand({
+      resourceArn: `arn:aws:logs:${TEST_REGION}:${TEST_ACCOUNT}:log-group:${name}`,
+      tags,
+    }),
+  );
+  if (options.retentionInDays) {
+    await logs.send(
+      new PutRetentionPolicyCommand({ logGroupName: name, retentionInDays: options.retentionInDays }),
+    );
+  }
+}
+
+/** A tagged Lambda-style log group (`/aws/lambda/<prefix>-<random>`) no other test uses. */
+export async function createTaggedLogGroup(prefix: string, tags: Record<string, string>): Promise<string> {
+  const name = `/aws/lambda/${uniqueName(prefix)}`;
+  await createLogGroup(name, tags);
+  return name;
+}
+
+/**
+ * Creates a tagged log group holding `events` and returns them as FilterLogEvents shows them
+ * (with CloudWatch's event ids, which the deterministic Loki timestamps derive from).
+ */
+export async function seedLogGroup(
+  name: string,
+  tags: Record<string, string>,
+  events: EventToPut[],
+  options: { retentionInDays?: number } = {},
+): Promise<LogEvent[]> {
+  await createLogGroup(name, tags, options);
+  await putEvents(name, events);
+  return readGroup(name);
+}
+
+export async function putEvents(name: string, events: EventToPut[]): Promise<void> {
+  for (const [logStreamName, streamEvents] of groupBy(events, (event) => event.logStream)) {
+    await logs
+      .send(new CreateLogStreamCommand({ logGroupName: name, logStreamName }))
+      .catch((error: Error) => {
+        if (error.name !== "ResourceAlreadyExistsException") throw error;
+      });
+    const sorted = [...streamEvents].sort((a, b) => a.timestamp - b.timestamp);
+    // PutLogEvents takes at most 10,000 events per call; 5,000 keeps each call well under 1 MB.
+    for (let offset = 0; offset < sorted.length; offset += 5000) {
+      await logs.send(
+        new PutLogEventsCommand({
+          logGroupName: name,
+          logStreamName,
+          logEvents: sorted
+            .slice(offset, offset + 5000)
+            .map(({ timestamp, message }) => ({ timestamp, message })),
+        }),
+      );
+    }
+  }
+}
+
+/** Every event of a log group in `[startMs, endMs)`, as FilterLogEvents returns them. */
+export async function readGroup(name: string, startMs?: number, endMs?: number): Promise<LogEvent[]> {
+  const events: LogEvent[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await logs.send(
+      new FilterLogEventsCommand({
+        logGroupName: name,
+        ...(startMs !== undefined ? { startTime: startMs } : {}),
+        ...(endMs !== undefined ? { endTime: endMs - 1 } : {}),
+        nextToken,
+      }),
+    );
+    for (const event of page.events ?? []) {
+      events.push({
+        id: event.eventId ?? "",
+        timestamp: event.timestamp ?? 0,
+        message: event.message ?? "",
+        logStream: event.logStreamName ?? "",
+      });
+    }
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return events;
+}
+
+/** Events spread evenly over `[startMs, endMs)`, on `streams` log streams. */
+export function spreadEvents(
+  label: string,
+  startMs: number,
+  endMs: number,
+  count: number,
+  streams = 2,
+): EventToPut[] {
+  const step = (endMs - startMs) / count;
+  return Array.from({ length: count }, (_, index) => ({
+    timestamp: Math.floor(startMs + index * step),
+    message: `${label} event ${index} {"level":"info","n":${index}}`,
+    logStream: `2026/11/22/[$LATEST]${label}-${index % streams}`,
+  }));
+}
+
+/** The items of a list grouped by a key, in first-seen order. */
+export function groupBy<T>(items: T[], keyOf: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const group = groups.get(keyOf(item));
+    if (group) group.push(item);
+    else groups.set(keyOf(item), [item]);
+  }
+  return groups;
+}

@@ -1,0 +1,112 @@
+import { gzipSync } from "node:zlib";
+import { Logger } from "@aws-lambda-powertools/logger";
+import { Metrics } from "@aws-lambda-powertools/metrics";
+import type { DeliveryReport } from "../../functions/core/delivery/deliver.ts";
+import { LogGroupTagCache } from "../../functions/core/labels/log-group-tags.ts";
+import type { LogEvent } from "../../functions/core/log-event.ts";
+import { createLokiPushClient } from "../../functions/core/loki/loki-target.ts";
+import {
+  parseShipperConfig,
+  type ShipperConfig,
+  type ShipperDeps,
+  type ShipResult,
+  shipSubscriptionEvent,
+} from "../../functions/shipper/ship-subscription.ts";
+import { TEST_ACCOUNT, TEST_REGION } from "./aws.ts";
+import { groupBy, logs } from "./log-groups.ts";
+import { s3 } from "./s3.ts";
+
+/** Where the shipper of a test delivers: a bucket and a Loki tenant. */
+export interface ShipperTarget {
+  bucket: string;
+  lokiUrl: string;
+  tenant: string;
+}
+
+/** The shipper's environment for one test tenant (a short deadline reserve keeps drills quick). */
+export function shipperEnv(
+  target: ShipperTarget,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    BUCKET_NAME: target.bucket,
+    LOKI_URL: target.lokiUrl,
+    LOKI_TENANT: target.tenant,
+    SHIPPER_DEADLINE_RESERVE: "1s",
+    ...extra,
+  };
+}
+
+export function shipperConfig(env: Record<string, string>): ShipperConfig {
+  return parseShipperConfig({ AWS_REGION: TEST_REGION, ...env });
+}
+
+export function shipperDeps(config: ShipperConfig, overrides: Partial<ShipperDeps> = {}): ShipperDeps {
+  return {
+    s3,
+    logs,
+    loki: () => createLokiPushClient(config.loki),
+    logger: new Logger({ serviceName: "shipper-test", logLevel: "SILENT" }),
+    metrics: quietMetrics(),
+    tagCache: new LogGroupTagCache(),
+    retry: { maxAttempts: 4, baseDelayMs: 20, maxDelayMs: 200 },
+    ...overrides,
+  };
+}
+
+/** Metrics that are collected but not printed (EMF output would flood the test log). */
+function quietMetrics(): Metrics {
+  const previous = process.env.POWERTOOLS_METRICS_DISABLED;
+  process.env.POWERTOOLS_METRICS_DISABLED = "true";
+  try {
+    return new Metrics({ namespace: "LokiShipperTest", serviceName: "shipper-test" });
+  } finally {
+    if (previous === undefined) delete process.env.POWERTOOLS_METRICS_DISABLED;
+    else process.env.POWERTOOLS_METRICS_DISABLED = previous;
+  }
+}
+
+export function lambdaContext(remainingMs = 30_000) {
+  const end = Date.now() + remainingMs;
+  return { getRemainingTimeInMillis: () => end - Date.now() };
+}
+
+/** The subscription event CloudWatch Logs sends for one log stream's events. */
+export function subscriptionEventOf(logGroup: string, logStream: string, events: LogEvent[]) {
+  const payload = {
+    messageType: "DATA_MESSAGE",
+    owner: TEST_ACCOUNT,
+    logGroup,
+    logStream,
+    subscriptionFilters: ["loki-shipper"],
+    logEvents: events.map(({ id, timestamp, message }) => ({ id, timestamp, message })),
+  };
+  return { awslogs: { data: gzipSync(JSON.stringify(payload)).toString("base64") } };
+}
+
+/**
+ * Ships events the way the live shipper does: a subscription DATA_MESSAGE per log stream through
+ * the shipper's own code (shipSubscriptionEvent), with CloudWatch's event ids. `env` holds at
+ * least LOKI_URL and LOKI_TENANT.
+ */
+export async function shipLive(
+  logGroup: string,
+  events: LogEvent[],
+  env: Record<string, string>,
+  bucket: string,
+  remainingMs = 20_000,
+): Promise<DeliveryReport[]> {
+  const config = shipperConfig({ BUCKET_NAME: bucket, ...env });
+  const deps = shipperDeps(config, { retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100 } });
+  const reports: DeliveryReport[] = [];
+  for (const [logStream, streamEvents] of groupBy(events, (event) => event.logStream)) {
+    const result: ShipResult = await shipSubscriptionEvent(
+      subscriptionEventOf(logGroup, logStream, streamEvents),
+      lambdaContext(remainingMs),
+      config,
+      deps,
+    );
+    if (result.outcome === "delivered") reports.push(result.report);
+  }
+  return reports;
+}

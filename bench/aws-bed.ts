@@ -5,6 +5,7 @@ import {
   PutLogEventsCommand,
   TagResourceCommand,
 } from "@aws-sdk/client-cloudwatch-logs";
+import { LambdaClient } from "@aws-sdk/client-lambda";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import type { LogEvent } from "../functions/core/log-event.ts";
 
@@ -15,6 +16,7 @@ export const ACCOUNT = "123456789012";
 export interface AwsBed {
   endpoint: string;
   logs: CloudWatchLogsClient;
+  lambda: LambdaClient;
   s3: S3Client;
   /** Environment for code that builds its own clients (child processes). */
   env: Record<string, string>;
@@ -30,6 +32,7 @@ export function awsBed(endpoint: string): AwsBed {
   return {
     endpoint,
     logs: new CloudWatchLogsClient(config),
+    lambda: new LambdaClient(config),
     s3: new S3Client(config),
     env: {
       AWS_ENDPOINT_URL: endpoint,

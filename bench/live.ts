@@ -91,6 +91,7 @@ export async function measureLive(
   const deps = {
     s3: options.bed.s3,
     logs: options.bed.logs,
+    lambda: options.bed.lambda,
     loki: () => createLokiPushClient(config.loki),
     logger,
     metrics,

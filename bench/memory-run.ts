@@ -48,6 +48,7 @@ if (spec.kind === "shipper") {
   const deps = {
     s3: bed.s3,
     logs: bed.logs,
+    lambda: bed.lambda,
     loki: () => createLokiPushClient(config.loki),
     logger,
     metrics,

@@ -44,7 +44,7 @@ export interface TransformOutput {
 export function transformPayload(data: string, format: PushFormat, nowMs = Date.now()): TransformOutput {
   const message = decodeSubscriptionData(data);
   if (message.messageType !== "DATA_MESSAGE") throw new Error("expected a DATA_MESSAGE");
-  const { labels, eventLabels } = resolveGroupLabels(message.logGroup, TAGS, labelOptions, {
+  const { labels, eventLabels } = resolveGroupLabels(message.logGroup, { groupTags: TAGS }, labelOptions, {
     accountId: message.owner,
     region: "eu-central-1",
   });

@@ -1,4 +1,5 @@
 import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
+import { LambdaClient } from "@aws-sdk/client-lambda";
 import { S3Client } from "@aws-sdk/client-s3";
 import type { CloudWatchLogsEvent, Context } from "aws-lambda";
 import { createLokiPushClient } from "./core/loki/loki-target.ts";
@@ -7,13 +8,14 @@ import { parseShipperConfig, type ShipResult, shipSubscriptionEvent } from "./sh
 
 /**
  * Live shipper: a CloudWatch Logs subscription filter invokes it with a batch of events of one
- * log group; it labels them with the group's tags and pushes them to Loki, keeping in S3 what
+ * log group; it labels them with the group's tags (and its function's) and pushes them to Loki, keeping in S3 what
  * Loki does not take. Configuration is validated at cold start (see ship-subscription.ts).
  */
 const config = parseShipperConfig(process.env);
 const { logger, metrics } = createObservability();
 const s3 = new S3Client({});
 const logs = new CloudWatchLogsClient({});
+const lambda = new LambdaClient({});
 
 export async function handler(event: CloudWatchLogsEvent, context: Context): Promise<ShipResult> {
   logger.addContext(context);
@@ -21,6 +23,7 @@ export async function handler(event: CloudWatchLogsEvent, context: Context): Pro
     return await shipSubscriptionEvent(event, context, config, {
       s3,
       logs,
+      lambda,
       loki: () => createLokiPushClient(config.loki),
       logger,
       metrics,

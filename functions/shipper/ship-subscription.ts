@@ -2,16 +2,21 @@ import { createHash } from "node:crypto";
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
+import type { LambdaClient } from "@aws-sdk/client-lambda";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { type DeliveryReport, deliverEvents, type RetryOptions } from "../core/delivery/deliver.ts";
 import { keepEventChunk } from "../core/delivery/spill.ts";
 import { ConfigError } from "../core/errors.ts";
+import { functionLabelSources, lambdaFunctionName } from "../core/labels/function-labels.ts";
+import { type FunctionFactsCache, getFunctionFacts } from "../core/labels/function-lookup.ts";
 import {
   configErrorFrom,
   emptyToUndefined,
   type LabelOptions,
+  type LabelSources,
   parseLabelOptions,
+  type ResolvedLabels,
   resolveGroupLabels,
 } from "../core/labels/labels.ts";
 import { containerTagCache, getLogGroupTags, type LogGroupTagCache } from "../core/labels/log-group-tags.ts";
@@ -77,11 +82,14 @@ export function parseShipperConfig(env: Record<string, string | undefined>): Shi
 export interface ShipperDeps {
   s3: S3Client;
   logs: CloudWatchLogsClient;
+  /** For the tags and runtime of the function behind `/aws/lambda/<name>` (GetFunction). */
+  lambda: LambdaClient;
   /** The push client (created per invocation: credentials are cached in secrets.ts). */
   loki: () => Promise<LokiPushClient>;
   logger: Logger;
   metrics: Metrics;
   tagCache?: LogGroupTagCache;
+  functionCache?: FunctionFactsCache;
   now?: () => number;
   retry?: Partial<RetryOptions>;
 }
@@ -120,36 +128,7 @@ export async function shipSubscriptionEvent(
     return { outcome: "control" };
   }
 
-  let tags: Record<string, string> = {};
-  try {
-    const lookup = await getLogGroupTags(
-      deps.logs,
-      message.logGroup,
-      { accountId: message.owner, region: config.region },
-      deps.tagCache ?? containerTagCache,
-    );
-    tags = lookup.tags;
-    if (!lookup.found)
-      deps.logger.warn("log group not found when reading its tags", { logGroup: message.logGroup });
-  } catch (error) {
-    // Shipping with the fixed labels only beats not shipping: the events stay findable by log group.
-    deps.metrics.addMetric("TagLookupFailures", MetricUnit.Count, 1);
-    deps.logger.warn("could not read the log group's tags; shipping with fixed labels only", {
-      logGroup: message.logGroup,
-      error: (error as Error).name,
-    });
-  }
-  const resolved = resolveGroupLabels(message.logGroup, tags, config.labels, {
-    accountId: message.owner,
-    region: config.region,
-  });
-  const overLimit = resolved.dropped.filter((drop) => drop.reason.startsWith("over Loki's limit"));
-  if (overLimit.length > 0) {
-    deps.logger.warn("tags dropped over Loki's label limit", {
-      logGroup: message.logGroup,
-      dropped: overLimit,
-    });
-  }
+  const resolved = await resolveBatchLabels(message.logGroup, message.owner, config, deps);
 
   let loki: LokiPushClient;
   try {
@@ -209,6 +188,53 @@ export async function shipSubscriptionEvent(
     deps.logger.warn("delivery incomplete", summary);
   else deps.logger.info("delivered", summary);
   return { outcome: "delivered", logGroup: message.logGroup, report, labels: resolved.labels };
+}
+
+/**
+ * The labels of a batch's log group: its tags and, for `/aws/lambda/<name>`, its function's tags and
+ * runtime. A failed look-up ships with the labels it could get, rather than not ship: the events
+ * stay findable by log group (and the metric TagLookupFailures says so).
+ */
+async function resolveBatchLabels(
+  logGroup: string,
+  accountId: string,
+  config: ShipperConfig,
+  deps: ShipperDeps,
+): Promise<ResolvedLabels> {
+  const context = { accountId, region: config.region };
+  const lookupFailed = (what: string, error: unknown) => {
+    deps.metrics.addMetric("TagLookupFailures", MetricUnit.Count, 1);
+    deps.logger.warn(`could not read the ${what}; shipping without its labels`, {
+      logGroup,
+      error: (error as Error).name,
+      message: (error as Error).message,
+    });
+  };
+  const sources: LabelSources = { groupTags: {} };
+  try {
+    const lookup = await getLogGroupTags(deps.logs, logGroup, context, deps.tagCache ?? containerTagCache);
+    sources.groupTags = lookup.tags;
+    if (!lookup.found) deps.logger.warn("log group not found when reading its tags", { logGroup });
+  } catch (error) {
+    lookupFailed("log group's tags", error);
+  }
+  const functionName = config.labels.functionLabels ? lambdaFunctionName(logGroup) : undefined;
+  if (functionName) {
+    try {
+      const facts = await getFunctionFacts(deps.lambda, functionName, deps.functionCache, {
+        onThrottle: (call, attempt, waitMs) =>
+          deps.logger.warn("function look-up throttled, backing off", { call, attempt, waitMs }),
+      });
+      Object.assign(sources, functionLabelSources(facts));
+    } catch (error) {
+      lookupFailed(`tags and runtime of the function ${functionName}`, error);
+    }
+  }
+  const resolved = resolveGroupLabels(logGroup, sources, config.labels, context);
+  const overLimit = resolved.dropped.filter((drop) => drop.reason.startsWith("over Loki's limit"));
+  if (overLimit.length > 0)
+    deps.logger.warn("tags dropped over Loki's label limit", { logGroup, dropped: overLimit });
+  return resolved;
 }
 
 async function keepMalformed(

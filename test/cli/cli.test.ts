@@ -1,11 +1,10 @@
 import { execFile } from "node:child_process";
 import { DescribeSubscriptionFiltersCommand } from "@aws-sdk/client-cloudwatch-logs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { awsClientConfig, TEST_REGION, uniqueName } from "../helpers/aws.ts";
+import { awsClientConfig, createFunction, TEST_REGION, uniqueName } from "../helpers/aws.ts";
 import { HOUR, logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
 import { expectedEntries, externalLoki, lokiEntries, startTestLoki, type TestLoki } from "../helpers/loki.ts";
 import { createTestBucket } from "../helpers/s3.ts";
-import { createDestinationFunction } from "../infra/moto-functions.ts";
 
 /**
  * The CLI as a user runs it: a child process (`node cli/main.ts`), AWS from the environment
@@ -93,7 +92,7 @@ describe("loki-shipper CLI", () => {
   });
 
   it("link --dry-run shows the plan and changes nothing; link then subscribes; unlink removes it", async () => {
-    const functionArn = await createDestinationFunction(uniqueName("shipper"));
+    const functionArn = await createFunction({ name: uniqueName("shipper") });
     const dryRun = await runCli([
       "link",
       "--log-group",
@@ -121,7 +120,7 @@ describe("loki-shipper CLI", () => {
   });
 
   it("link skips the pipeline's own log groups given by LOKI_SHIPPER_OWN_LOG_GROUPS", async () => {
-    const functionArn = await createDestinationFunction(uniqueName("shipper"));
+    const functionArn = await createFunction({ name: uniqueName("shipper") });
     const result = await runCli(
       ["link", "--log-group", pythonGroup, "--function-arn", functionArn, "--dry-run"],
       {

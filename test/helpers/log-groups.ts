@@ -21,19 +21,21 @@ export interface EventToPut {
   logStream: string;
 }
 
-/** Creates the log group `name` with `tags`. */
+/** Creates the log group `name` with `tags` (untagged, as Lambda creates one, when `tags` is empty). */
 export async function createLogGroup(
   name: string,
   tags: Record<string, string>,
   options: { retentionInDays?: number } = {},
 ): Promise<void> {
   await logs.send(new CreateLogGroupCommand({ logGroupName: name }));
-  await logs.send(
-    new TagResourceCommand({
-      resourceArn: `arn:aws:logs:${TEST_REGION}:${TEST_ACCOUNT}:log-group:${name}`,
-      tags,
-    }),
-  );
+  if (Object.keys(tags).length > 0) {
+    await logs.send(
+      new TagResourceCommand({
+        resourceArn: `arn:aws:logs:${TEST_REGION}:${TEST_ACCOUNT}:log-group:${name}`,
+        tags,
+      }),
+    );
+  }
   if (options.retentionInDays) {
     await logs.send(
       new PutRetentionPolicyCommand({ logGroupName: name, retentionInDays: options.retentionInDays }),

@@ -1,7 +1,9 @@
 import { gzipSync } from "node:zlib";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";
+import { LambdaClient } from "@aws-sdk/client-lambda";
 import type { DeliveryReport } from "../../functions/core/delivery/deliver.ts";
+import { FunctionFactsCache } from "../../functions/core/labels/function-lookup.ts";
 import { LogGroupTagCache } from "../../functions/core/labels/log-group-tags.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { createLokiPushClient } from "../../functions/core/loki/loki-target.ts";
@@ -12,9 +14,12 @@ import {
   type ShipResult,
   shipSubscriptionEvent,
 } from "../../functions/shipper/ship-subscription.ts";
-import { TEST_ACCOUNT, TEST_REGION } from "./aws.ts";
+import { awsClientConfig, TEST_ACCOUNT, TEST_REGION } from "./aws.ts";
 import { groupBy, logs } from "./log-groups.ts";
 import { s3 } from "./s3.ts";
+
+/** The Lambda client every test shares (moto's server): the shipper reads functions' tags and runtime. */
+export const lambda = new LambdaClient(awsClientConfig());
 
 /** Where the shipper of a test delivers: a bucket and a Loki tenant. */
 export interface ShipperTarget {
@@ -45,10 +50,12 @@ export function shipperDeps(config: ShipperConfig, overrides: Partial<ShipperDep
   return {
     s3,
     logs,
+    lambda,
     loki: () => createLokiPushClient(config.loki),
     logger: new Logger({ serviceName: "shipper-test", logLevel: "SILENT" }),
     metrics: quietMetrics(),
     tagCache: new LogGroupTagCache(),
+    functionCache: new FunctionFactsCache(),
     retry: { maxAttempts: 4, baseDelayMs: 20, maxDelayMs: 200 },
     ...overrides,
   };
@@ -87,7 +94,7 @@ export function subscriptionEventOf(logGroup: string, logStream: string, events:
 /**
  * Ships events the way the live shipper does: a subscription DATA_MESSAGE per log stream through
  * the shipper's own code (shipSubscriptionEvent), with CloudWatch's event ids. `env` holds at
- * least LOKI_URL and LOKI_TENANT.
+ * least LOKI_URL and LOKI_TENANT; `overrides` replaces shipper dependencies (a faulty client).
  */
 export async function shipLive(
   logGroup: string,
@@ -95,9 +102,13 @@ export async function shipLive(
   env: Record<string, string>,
   bucket: string,
   remainingMs = 20_000,
+  overrides: Partial<ShipperDeps> = {},
 ): Promise<DeliveryReport[]> {
   const config = shipperConfig({ BUCKET_NAME: bucket, ...env });
-  const deps = shipperDeps(config, { retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100 } });
+  const deps = shipperDeps(config, {
+    retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100 },
+    ...overrides,
+  });
   const reports: DeliveryReport[] = [];
   for (const [logStream, streamEvents] of groupBy(events, (event) => event.logStream)) {
     const result: ShipResult = await shipSubscriptionEvent(

@@ -18,8 +18,7 @@ import {
   selectLogGroups,
 } from "../../functions/core/cloudwatch/log-group-registry.ts";
 import { InputError } from "../../functions/core/errors.ts";
-import { awsClientConfig, TEST_ACCOUNT, uniqueName } from "../helpers/aws.ts";
-import { createDestinationFunction } from "./moto-functions.ts";
+import { awsClientConfig, createFunction, TEST_ACCOUNT, uniqueName } from "../helpers/aws.ts";
 
 let logs: CloudWatchLogsClient;
 
@@ -34,7 +33,7 @@ async function filtersOf(logGroupName: string) {
 
 async function givenShipper(): Promise<SubscriptionTarget> {
   return {
-    destinationArn: await createDestinationFunction(uniqueName("shipper")),
+    destinationArn: await createFunction({ name: uniqueName("shipper") }),
     filterName: "loki-shipper",
   };
 }
@@ -167,7 +166,7 @@ describe("planLink and applyPlan", () => {
     // Given the shipper's default log group matched by a prefix
     const shipperName = uniqueName("selfship");
     const target = {
-      destinationArn: await createDestinationFunction(shipperName),
+      destinationArn: await createFunction({ name: shipperName }),
       filterName: "loki-shipper",
     };
     await createLogGroup(`/aws/lambda/${shipperName}`);
@@ -192,7 +191,7 @@ describe("planLink and applyPlan", () => {
           logGroupName: name,
           filterName,
           filterPattern: "",
-          destinationArn: await createDestinationFunction(uniqueName(filterName)),
+          destinationArn: await createFunction({ name: uniqueName(filterName) }),
         }),
       );
     }
@@ -253,7 +252,7 @@ describe("planUnlink", () => {
         logGroupName: name,
         filterName: "other-tool",
         filterPattern: "",
-        destinationArn: await createDestinationFunction(uniqueName("other")),
+        destinationArn: await createFunction({ name: uniqueName("other") }),
       }),
     );
 

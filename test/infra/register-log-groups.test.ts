@@ -14,8 +14,7 @@ import {
   type RegistrarEvent,
   registerLogGroups,
 } from "../../functions/register-log-groups.ts";
-import { awsClientConfig, TEST_ACCOUNT, TEST_REGION, uniqueName } from "../helpers/aws.ts";
-import { createDestinationFunction } from "./moto-functions.ts";
+import { awsClientConfig, createFunction, TEST_ACCOUNT, TEST_REGION, uniqueName } from "../helpers/aws.ts";
 
 let logs: CloudWatchLogsClient;
 const logger = new Logger({ logLevel: "SILENT" });
@@ -25,7 +24,7 @@ beforeAll(() => {
 });
 
 async function givenRegistrar(env: Record<string, string>): Promise<RegistrarDeps> {
-  const destinationArn = await createDestinationFunction(uniqueName("shipper"));
+  const destinationArn = await createFunction({ name: uniqueName("shipper") });
   return { logs, logger, config: parseRegistrarConfig({ DESTINATION_ARN: destinationArn, ...env }) };
 }
 

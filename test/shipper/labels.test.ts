@@ -27,7 +27,9 @@ describe("resolveGroupLabels", () => {
   it("adds fixed labels and the allowed tags, denying aws:* by default", () => {
     const { labels, dropped } = resolveGroupLabels(
       "/aws/lambda/fun-orders",
-      { runtime: "python", "team-name": "payments", "aws:cloudformation:stack-name": "orders" },
+      {
+        groupTags: { runtime: "python", "team-name": "payments", "aws:cloudformation:stack-name": "orders" },
+      },
       defaultLabelOptions(),
       context,
     );
@@ -50,7 +52,7 @@ describe("resolveGroupLabels", () => {
     });
     const explanation = explainLabels(
       "/aws/lambda/a",
-      { "loki:runtime": "nodejs", "loki:secret-token": "x", owner: "me" },
+      { groupTags: { "loki:runtime": "nodejs", "loki:secret-token": "x", owner: "me" } },
       options,
       context,
     );
@@ -63,7 +65,7 @@ describe("resolveGroupLabels", () => {
   it("never lets a tag override a fixed label and drops name collisions deterministically", () => {
     const { labels, dropped } = resolveGroupLabels(
       "/g",
-      { region: "us-east-1", "team-a": "x", team_a: "y", source: "spoof" },
+      { groupTags: { region: "us-east-1", "team-a": "x", team_a: "y", source: "spoof" } },
       defaultLabelOptions(),
       context,
     );
@@ -77,7 +79,7 @@ describe("resolveGroupLabels", () => {
     const tags = Object.fromEntries(
       Array.from({ length: 20 }, (_, index) => [`tag${String(index).padStart(2, "0")}`, "v"]),
     );
-    const explanation = explainLabels("/g", tags, defaultLabelOptions(), context);
+    const explanation = explainLabels("/g", { groupTags: tags }, defaultLabelOptions(), context);
     expect(Object.keys(explanation.labels)).toHaveLength(14);
     expect(explanation.labels).toHaveProperty("tag00");
     expect(explanation.labels).toHaveProperty("tag09");
@@ -88,11 +90,82 @@ describe("resolveGroupLabels", () => {
 
   it("counts the log stream label when it is asked for, and then keeps it out of structured metadata", () => {
     const options = parseLabelOptions({ LABEL_LOG_STREAM: "true", LABEL_LOG_GROUP: "false" });
-    const explanation = explainLabels("/g", {}, options, context);
+    const explanation = explainLabels("/g", { groupTags: {} }, options, context);
     expect(explanation.labels).not.toHaveProperty("log_group");
     expect(explanation.perEntryLabels).toEqual(["time_shard", "log_stream"]);
     expect(explanation.structuredMetadata).toEqual(["request_id"]);
     expect(explanation.eventLabels).toEqual({ logStreamLabel: true, structuredMetadata: true });
+  });
+});
+
+describe("labels from the Lambda function", () => {
+  const functionSources = {
+    groupTags: { team: "payments" },
+    functionTags: { team: "orders", name: "fun-python", "aws:cloudformation:stack-name": "demo" },
+    functionConfig: { runtime: "python", name: "derived" },
+  };
+
+  it("adds the function's tags and its runtime, and says where each label comes from", () => {
+    const explanation = explainLabels(
+      "/aws/lambda/fun-python",
+      functionSources,
+      defaultLabelOptions(),
+      context,
+    );
+    expect(explanation.labels).toMatchObject({ team: "payments", name: "fun-python", runtime: "python" });
+    expect(explanation.sources).toMatchObject({
+      source: "fixed",
+      region: "fixed",
+      team: "group tag",
+      name: "function tag",
+      runtime: "function configuration",
+    });
+  });
+
+  it("prefers the group's tags over the function's tags over the derived labels", () => {
+    const explanation = explainLabels(
+      "/aws/lambda/fun-python",
+      functionSources,
+      defaultLabelOptions(),
+      context,
+    );
+    const reasonOf = (source: string, tag: string) =>
+      explanation.tags.find((decision) => decision.source === source && decision.tag === tag)?.reason;
+    expect(reasonOf("function tag", "team")).toBe('label team already comes from the group tag "team"');
+    expect(reasonOf("function configuration", "name")).toBe(
+      'label name already comes from the function tag "name"',
+    );
+    expect(reasonOf("function tag", "aws:cloudformation:stack-name")).toBe('denied by "aws:*"');
+  });
+
+  it("applies the allow list and the label limit to function labels too, but not the tag prefix to derived ones", () => {
+    const options = parseLabelOptions({ LABEL_TAG_ALLOW: "loki_*,runtime", LABEL_TAG_PREFIX: "loki_" });
+    const explanation = explainLabels(
+      "/aws/lambda/f",
+      { groupTags: {}, functionTags: { loki_owner: "me", team: "x" }, functionConfig: { runtime: "java" } },
+      options,
+      context,
+    );
+    expect(explanation.labels).toMatchObject({ owner: "me", runtime: "java" });
+    expect(explanation.labels).not.toHaveProperty("team");
+
+    const limited = explainLabels(
+      "/aws/lambda/f",
+      { groupTags: {}, functionTags: { a: "1" }, functionConfig: { runtime: "java" } },
+      parseLabelOptions({ LABEL_MAX_COUNT: "6" }),
+      context,
+    );
+    // source, log_group, account, region + time_shard leave room for one: "a" sorts first.
+    expect(limited.labels).toHaveProperty("a");
+    expect(limited.labels).not.toHaveProperty("runtime");
+  });
+
+  it("ignores the function when LABEL_LAMBDA_FUNCTION=false", () => {
+    const options = parseLabelOptions({ LABEL_LAMBDA_FUNCTION: "false" });
+    const { labels } = resolveGroupLabels("/aws/lambda/fun-python", functionSources, options, context);
+    expect(labels).not.toHaveProperty("name");
+    expect(labels).not.toHaveProperty("runtime");
+    expect(labels.team).toBe("payments");
   });
 });
 
@@ -123,7 +196,7 @@ describe("deny list", () => {
   it("can be emptied with 'none', letting aws:* tags through", () => {
     const { labels } = resolveGroupLabels(
       "/g",
-      { "aws:cloudformation:stack-name": "orders" },
+      { groupTags: { "aws:cloudformation:stack-name": "orders" } },
       parseLabelOptions({ LABEL_TAG_DENY: "none" }),
       context,
     );

@@ -33,6 +33,8 @@ export interface LabelOptions {
   staticLabels: Record<string, string>;
   /** Label names a stream may carry, including `time_shard`. */
   maxLabelNames: number;
+  /** Labels from the Lambda function of `/aws/lambda/<name>` groups: its tags and runtime. */
+  functionLabels: boolean;
 }
 
 /** Per-entry choices the delivery applies (the group labels cannot express them). */
@@ -52,6 +54,7 @@ export interface LabelContext {
 }
 
 export interface TagDecision {
+  source: TagSource;
   tag: string;
   value: string;
   /** The label name the tag maps to (after prefix removal and sanitising), if it has one. */
@@ -69,6 +72,8 @@ export interface ResolvedLabels {
 export interface LabelExplanation extends ResolvedLabels {
   fixed: Record<string, string>;
   tags: TagDecision[];
+  /** Where each label of `labels` comes from. */
+  sources: Record<string, LabelSource>;
   /** Labels every entry adds on top: always `time_shard`, `log_stream` when asked for. */
   perEntryLabels: string[];
   structuredMetadata: string[];
@@ -96,6 +101,7 @@ const labelEnvSchema = z.object({
   LABEL_REGION: booleanText.default(true),
   LABEL_LOG_STREAM: booleanText.default(false),
   LABEL_STRUCTURED_METADATA: booleanText.default(true),
+  LABEL_LAMBDA_FUNCTION: booleanText.default(true),
   LABEL_STATIC: z
     .string()
     .default("")
@@ -142,6 +148,7 @@ export function parseLabelOptions(env: Record<string, string | undefined>): Labe
     structuredMetadata: parsed.LABEL_STRUCTURED_METADATA,
     staticLabels: parsed.LABEL_STATIC,
     maxLabelNames: parsed.LABEL_MAX_COUNT,
+    functionLabels: parsed.LABEL_LAMBDA_FUNCTION,
   };
 }
 
@@ -160,87 +167,150 @@ export function sanitizeLabelName(key: string): string {
   return /^[0-9]/.test(replaced) ? `_${replaced}` : replaced;
 }
 
+/** Where a label comes from, in the order of precedence after the fixed labels. */
+export type TagSource = "group tag" | "function tag" | "function configuration";
+export type LabelSource = "fixed" | TagSource;
+
+/** What a log group's labels are made of, besides the fixed ones. */
+export interface LabelSources {
+  /** The log group's AWS tags. */
+  groupTags: Record<string, string>;
+  /** The tags of the Lambda function behind `/aws/lambda/<name>` (function-labels.ts). */
+  functionTags?: Record<string, string>;
+  /** Labels derived from the function's configuration (`runtime`). */
+  functionConfig?: Record<string, string>;
+}
+
 export function resolveGroupLabels(
   logGroup: string,
-  tags: Record<string, string>,
+  sources: LabelSources,
   options: LabelOptions,
   context: LabelContext,
 ): ResolvedLabels {
-  const { labels, dropped, eventLabels } = explainLabels(logGroup, tags, options, context);
+  const { labels, dropped, eventLabels } = explainLabels(logGroup, sources, options, context);
   return { labels, dropped, eventLabels };
 }
 
-/** What `resolveGroupLabels` decides, with the reason for every tag: what the CLI's `labels` command prints. */
+/**
+ * What `resolveGroupLabels` decides, with the source of every label and the reason for every tag:
+ * what the CLI's `labels` command prints. When two sources give the same label, the log group's
+ * tags win over the function's tags, which win over the labels derived from its configuration.
+ */
 export function explainLabels(
   logGroup: string,
-  tags: Record<string, string>,
+  sources: LabelSources,
   options: LabelOptions,
   context: LabelContext,
 ): LabelExplanation {
+  const fixed = fixedLabels(logGroup, options, context);
+  const reserved = new Set([TIME_SHARD_LABEL, ...Object.keys(fixed)]);
+  if (options.logStreamLabel) reserved.add(LOG_STREAM_LABEL);
+
+  const ordered: [TagSource, Record<string, string>][] = [["group tag", sources.groupTags]];
+  if (options.functionLabels) {
+    ordered.push(["function tag", sources.functionTags ?? {}]);
+    ordered.push(["function configuration", sources.functionConfig ?? {}]);
+  }
+  const decisions: TagDecision[] = [];
+  const candidates = new Map<string, TagDecision>();
+  for (const [source, tags] of ordered) {
+    for (const key of Object.keys(tags).sort()) {
+      const decision = decideTag(source, key, tags[key] ?? "", options, reserved, candidates);
+      decisions.push(decision);
+      if (decision.kept && decision.label) candidates.set(decision.label, decision);
+    }
+  }
+  const { labels, warnings } = applyLabelLimit(logGroup, fixed, candidates, options);
+  const labelSources: Record<string, LabelSource> = {};
+  for (const name of Object.keys(labels))
+    labelSources[name] = name in fixed ? "fixed" : (candidates.get(name) as TagDecision).source;
+  return {
+    labels,
+    dropped: decisions.filter((decision) => !decision.kept).map(({ tag, reason }) => ({ key: tag, reason })),
+    eventLabels: { logStreamLabel: options.logStreamLabel, structuredMetadata: options.structuredMetadata },
+    fixed,
+    tags: decisions,
+    sources: labelSources,
+    perEntryLabels: perEntryLabels(options),
+    structuredMetadata: options.structuredMetadata
+      ? [...(options.logStreamLabel ? [] : [LOG_STREAM_LABEL]), "request_id"]
+      : [],
+    warnings,
+  };
+}
+
+function fixedLabels(logGroup: string, options: LabelOptions, context: LabelContext): Record<string, string> {
   const fixed: Record<string, string> = { source: "cloudwatch" };
   if (options.logGroupLabel) fixed.log_group = logGroup;
   if (options.accountLabel && context.accountId) fixed.account = context.accountId;
   if (options.regionLabel && context.region) fixed.region = context.region;
   for (const [name, value] of Object.entries(options.staticLabels)) fixed[name] ??= value;
+  return fixed;
+}
 
-  const reserved = new Set([TIME_SHARD_LABEL, ...Object.keys(fixed)]);
-  if (options.logStreamLabel) reserved.add(LOG_STREAM_LABEL);
+function perEntryLabels(options: LabelOptions): string[] {
+  return [TIME_SHARD_LABEL, ...(options.logStreamLabel ? [LOG_STREAM_LABEL] : [])];
+}
 
-  const decisions: TagDecision[] = [];
-  const candidates = new Map<string, TagDecision>();
-  for (const key of Object.keys(tags).sort()) {
-    const value = tags[key] ?? "";
-    const decide = (kept: boolean, reason: string, label?: string) => {
-      const decision: TagDecision = { tag: key, value, kept, reason, ...(label ? { label } : {}) };
-      decisions.push(decision);
-      return decision;
-    };
-    if (options.prefix !== undefined && !key.startsWith(options.prefix)) {
-      decide(false, `key does not start with the prefix ${JSON.stringify(options.prefix)}`);
-      continue;
-    }
-    const denied = options.deny.find((pattern) => globMatches(pattern, key));
-    if (denied) {
-      decide(false, `denied by ${JSON.stringify(denied)}`);
-      continue;
-    }
-    if (!options.allow.some((pattern) => globMatches(pattern, key))) {
-      decide(false, "not in the allow list");
-      continue;
-    }
-    const label = sanitizeLabelName(options.prefix ? key.slice(options.prefix.length) : key);
-    if (label === "" || label === "_") {
-      decide(false, "empty label name after prefix removal and sanitising");
-      continue;
-    }
-    if (label.startsWith("__")) {
-      decide(false, `label name ${label} starts with "__", which Loki reserves`, label);
-      continue;
-    }
-    if (value === "") {
-      decide(false, "empty value (Loki drops empty labels)", label);
-      continue;
-    }
-    if (value.length > MAX_LABEL_VALUE_LENGTH) {
-      decide(false, `value longer than Loki's max_label_value_length (${MAX_LABEL_VALUE_LENGTH})`, label);
-      continue;
-    }
-    if (reserved.has(label)) {
-      decide(false, `label ${label} is set by the shipper itself`, label);
-      continue;
-    }
-    const earlier = candidates.get(label);
-    if (earlier) {
-      decide(false, `label ${label} already comes from tag ${JSON.stringify(earlier.tag)}`, label);
-      continue;
-    }
-    const decision = decide(true, label === key ? "allowed" : `allowed, renamed to ${label}`, label);
-    candidates.set(label, decision);
+/**
+ * Whether one tag (or derived label) can become a label, and why. The prefix selects and renames
+ * tags only: a label derived from the function's configuration already has its name.
+ */
+function decideTag(
+  source: TagSource,
+  key: string,
+  value: string,
+  options: LabelOptions,
+  reserved: ReadonlySet<string>,
+  candidates: ReadonlyMap<string, TagDecision>,
+): TagDecision {
+  const decide = (kept: boolean, reason: string, label?: string): TagDecision => ({
+    source,
+    tag: key,
+    value,
+    kept,
+    reason,
+    ...(label ? { label } : {}),
+  });
+  const prefix = source === "function configuration" ? undefined : options.prefix;
+  if (prefix !== undefined && !key.startsWith(prefix))
+    return decide(false, `key does not start with the prefix ${JSON.stringify(prefix)}`);
+  const denied = options.deny.find((pattern) => globMatches(pattern, key));
+  if (denied) return decide(false, `denied by ${JSON.stringify(denied)}`);
+  if (!options.allow.some((pattern) => globMatches(pattern, key)))
+    return decide(false, "not in the allow list");
+  const label = sanitizeLabelName(prefix ? key.slice(prefix.length) : key);
+  if (label === "" || label === "_")
+    return decide(false, "empty label name after prefix removal and sanitising");
+  if (label.startsWith("__"))
+    return decide(false, `label name ${label} starts with "__", which Loki reserves`, label);
+  if (value === "") return decide(false, "empty value (Loki drops empty labels)", label);
+  if (value.length > MAX_LABEL_VALUE_LENGTH)
+    return decide(
+      false,
+      `value longer than Loki's max_label_value_length (${MAX_LABEL_VALUE_LENGTH})`,
+      label,
+    );
+  if (reserved.has(label)) return decide(false, `label ${label} is set by the shipper itself`, label);
+  const earlier = candidates.get(label);
+  if (earlier) {
+    const from =
+      earlier.source === source
+        ? `tag ${JSON.stringify(earlier.tag)}`
+        : `the ${earlier.source} ${JSON.stringify(earlier.tag)}`;
+    return decide(false, `label ${label} already comes from ${from}`, label);
   }
+  return decide(true, label === key ? "allowed" : `allowed, renamed to ${label}`, label);
+}
 
-  // Deterministic limit: fixed labels first, then tag labels by name; the rest is dropped.
-  const perEntryLabels = [TIME_SHARD_LABEL, ...(options.logStreamLabel ? [LOG_STREAM_LABEL] : [])];
-  const room = options.maxLabelNames - perEntryLabels.length;
+/** Deterministic limit: fixed labels first, then tag labels by name; the rest is dropped. */
+function applyLabelLimit(
+  logGroup: string,
+  fixed: Record<string, string>,
+  candidates: ReadonlyMap<string, TagDecision>,
+  options: LabelOptions,
+): { labels: Record<string, string>; warnings: string[] } {
+  const room = options.maxLabelNames - perEntryLabels(options).length;
   const warnings: string[] = [];
   const labels: Record<string, string> = {};
   const fixedNames = Object.keys(fixed);
@@ -248,9 +318,9 @@ export function explainLabels(
   if (fixedNames.length > room) {
     warnings.push(`fixed and static labels exceed the limit of ${options.maxLabelNames} label names`);
   }
-  const tagLabels = [...candidates.keys()].sort();
   let left = room - Object.keys(labels).length;
-  for (const label of tagLabels) {
+  const overLimit: string[] = [];
+  for (const label of [...candidates.keys()].sort()) {
     const decision = candidates.get(label) as TagDecision;
     if (left > 0) {
       labels[label] = decision.value;
@@ -258,30 +328,15 @@ export function explainLabels(
     } else {
       decision.kept = false;
       decision.reason = `over Loki's limit of ${options.maxLabelNames} label names per stream (tags are kept in label name order)`;
+      overLimit.push(decision.tag);
     }
   }
-  const dropped = decisions
-    .filter((decision) => !decision.kept)
-    .map(({ tag, reason }) => ({ key: tag, reason }));
-  const overLimit = decisions.filter((decision) => decision.reason.startsWith("over Loki's limit"));
   if (overLimit.length > 0) {
     warnings.push(
-      `${overLimit.length} tag(s) of ${logGroup} dropped over the label limit: ${overLimit.map((d) => d.tag).join(", ")}`,
+      `${overLimit.length} tag(s) of ${logGroup} dropped over the label limit: ${overLimit.join(", ")}`,
     );
   }
-  const structuredMetadata = options.structuredMetadata
-    ? [...(options.logStreamLabel ? [] : [LOG_STREAM_LABEL]), "request_id"]
-    : [];
-  return {
-    labels,
-    dropped,
-    eventLabels: { logStreamLabel: options.logStreamLabel, structuredMetadata: options.structuredMetadata },
-    fixed,
-    tags: decisions,
-    perEntryLabels,
-    structuredMetadata,
-    warnings,
-  };
+  return { labels, warnings };
 }
 
 function globMatches(pattern: string, key: string): boolean {

@@ -3,9 +3,16 @@ import {
   type LogGroup,
   paginateDescribeLogGroups,
 } from "@aws-sdk/client-cloudwatch-logs";
+import { RateBudget } from "../cloudwatch/rate-budget.ts";
 import { matchesTagSelector, parseTagSelector } from "../cloudwatch/tag-selector.ts";
 import { InputError } from "../errors.ts";
-import { parseLabelOptions, resolveGroupLabels } from "../labels/labels.ts";
+import { type FunctionFacts, functionLabelSources, lambdaFunctionName } from "../labels/function-labels.ts";
+import {
+  FunctionFactsCache,
+  type FunctionLookupClients,
+  getFunctionFactsInBulk,
+} from "../labels/function-lookup.ts";
+import { type LabelSources, parseLabelOptions, resolveGroupLabels } from "../labels/labels.ts";
 import { getLogGroupTags, LogGroupTagCache, logGroupArn } from "../labels/log-group-tags.ts";
 import { logGroupKeySegment } from "../storage/chunk-format.ts";
 import { getJson, putJson, runKeys, type Store } from "../storage/run-store.ts";
@@ -15,11 +22,19 @@ const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 /** Child executions one parent starts; each holds `slicesPerPart` slices. */
 const MAX_PARTS = 1000;
+/**
+ * Pace of the plan's Lambda and Tagging API calls: Lambda allows 15 control-plane requests a second
+ * per account (ListFunctions) and GetFunction more; the Tagging API does not publish its rate.
+ */
+const FUNCTION_LOOKUPS_PER_SECOND = 5;
 
 export interface PlannedGroup {
   logGroup: string;
   arn: string;
+  /** The log group's own tags. */
   tags: Record<string, string>;
+  /** The Lambda function behind `/aws/lambda/<name>`: its tags and runtime, as looked up. */
+  function?: FunctionFacts;
   labels: Record<string, string>;
   droppedTags: { key: string; reason: string }[];
   retentionInDays?: number;
@@ -89,6 +104,8 @@ export interface PlanOutput {
 
 export interface PlanDeps {
   logs: CloudWatchLogsClient;
+  /** For the tags and runtime of the functions behind Lambda log groups. */
+  functions: FunctionLookupClients;
   store: Store;
   /** The function's environment: `LABEL_*` defaults that the request's `labels` override. */
   env: Record<string, string | undefined>;
@@ -124,98 +141,146 @@ function sliceIdOf(boundaryMs: number): string {
 
 /**
  * Resolves the log groups a request names (names, prefix or tag selector), checks that each exists
- * and still holds the range (retention), and resolves its labels as the live shipper does.
+ * and still holds the range (retention), and resolves its labels as the live shipper does: from its
+ * tags and, for `/aws/lambda/<name>`, its function's tags and runtime. A tag selector matches the
+ * group's tags over its function's (the same precedence as the labels).
  */
 export async function resolveLogGroups(
   request: BackfillRequest,
-  deps: Pick<PlanDeps, "logs" | "env" | "now">,
+  deps: Pick<PlanDeps, "logs" | "functions" | "env" | "now">,
 ): Promise<PlannedGroup[]> {
-  const { selector } = request;
-  const found = new Map<string, LogGroup>();
-  const describe = async (prefix?: string) => {
-    const pages = paginateDescribeLogGroups(
-      { client: deps.logs },
-      prefix ? { logGroupNamePrefix: prefix } : {},
-    );
-    for await (const page of pages)
-      for (const group of page.logGroups ?? []) if (group.logGroupName) found.set(group.logGroupName, group);
-  };
-  const problems: string[] = [];
-  let chosen: LogGroup[];
-  if (selector.names) {
-    for (const name of selector.names) await describe(name);
-    const missing = selector.names.filter((name) => !found.has(name));
-    if (missing.length > 0) {
-      problems.push(
-        `unknown log group(s) ${missing.map((name) => JSON.stringify(name)).join(", ")}: check the name and the region (${await regionOf(deps.logs)})`,
-      );
-    }
-    chosen = selector.names.flatMap((name) => found.get(name) ?? []);
-  } else {
-    await describe(selector.prefix);
-    chosen = [...found.values()];
-    if (chosen.length === 0 && selector.prefix) {
-      problems.push(
-        `no log group starts with ${JSON.stringify(selector.prefix)} in ${await regionOf(deps.logs)}`,
-      );
-    }
-  }
   const region = await regionOf(deps.logs);
-  const tagCache = new LogGroupTagCache();
-  const withTags: { group: LogGroup; arn: string; tags: Record<string, string> }[] = [];
-  for (const group of chosen) {
-    const arn = logGroupArn(group.arn ?? group.logGroupName ?? "", {
-      accountId: accountOf(group.arn),
-      region,
-    });
-    const { tags } = await getLogGroupTags(
-      deps.logs,
-      arn,
-      { accountId: accountOf(group.arn), region },
-      tagCache,
-    );
-    withTags.push({ group, arn, tags });
-  }
-  let selected = withTags;
+  const problems: string[] = [];
+  const chosen = await findLogGroups(request.selector, deps.logs, region, problems);
+  const labelOptions = parseLabelOptions({ ...deps.env, ...request.labels });
+  const withSources = await lookUpLabelSources(chosen, region, labelOptions.functionLabels, deps);
+  let selected = withSources;
+  const { selector } = request;
   if (selector.tagSelector !== undefined) {
     const matchers = parseTagSelector(selector.tagSelector);
-    selected = withTags.filter(({ tags }) => matchesTagSelector(tags, matchers));
+    selected = withSources.filter(({ sources }) =>
+      matchesTagSelector({ ...sources.functionTags, ...sources.groupTags }, matchers),
+    );
     if (selected.length === 0 && problems.length === 0) {
       problems.push(
         `no log group${selector.prefix ? ` starting with ${JSON.stringify(selector.prefix)}` : ""} has tags matching ${JSON.stringify(selector.tagSelector)}: check the tags with the CLI's labels command`,
       );
     }
   }
-  const now = (deps.now ?? Date.now)();
-  for (const { group } of selected) {
-    if (group.retentionInDays === undefined) continue;
-    const keptSince = now - group.retentionInDays * DAY_MS;
-    if (request.startMs < keptSince) {
-      problems.push(
-        `${group.logGroupName} keeps events for ${group.retentionInDays} days, so nothing before ${new Date(keptSince).toISOString()} exists: start the range at or after that`,
-      );
-    }
-  }
+  problems.push(...retentionProblems(selected, request.startMs, (deps.now ?? Date.now)()));
   if (problems.length > 0) throw new InputError(`Cannot plan the backfill: ${problems.join("; ")}`);
 
-  const labelOptions = parseLabelOptions({ ...deps.env, ...request.labels });
   return selected
-    .map(({ group, arn, tags }) => {
+    .map(({ group, arn, sources, functionFacts }) => {
       const name = group.logGroupName as string;
-      const resolved = resolveGroupLabels(name, tags, labelOptions, {
+      const resolved = resolveGroupLabels(name, sources, labelOptions, {
         accountId: accountOf(group.arn),
         region,
       });
       return {
         logGroup: name,
         arn,
-        tags,
+        tags: sources.groupTags,
+        ...(functionFacts ? { function: functionFacts } : {}),
         labels: resolved.labels,
         droppedTags: resolved.dropped,
         ...(group.retentionInDays !== undefined ? { retentionInDays: group.retentionInDays } : {}),
       };
     })
     .sort((a, b) => a.logGroup.localeCompare(b.logGroup));
+}
+
+/** The log groups a selector names or whose name starts with its prefix; what is missing goes to `problems`. */
+async function findLogGroups(
+  selector: BackfillRequest["selector"],
+  logs: CloudWatchLogsClient,
+  region: string,
+  problems: string[],
+): Promise<LogGroup[]> {
+  const found = new Map<string, LogGroup>();
+  const describe = async (prefix?: string) => {
+    const pages = paginateDescribeLogGroups({ client: logs }, prefix ? { logGroupNamePrefix: prefix } : {});
+    for await (const page of pages)
+      for (const group of page.logGroups ?? []) if (group.logGroupName) found.set(group.logGroupName, group);
+  };
+  if (selector.names) {
+    for (const name of selector.names) await describe(name);
+    const missing = selector.names.filter((name) => !found.has(name));
+    if (missing.length > 0) {
+      problems.push(
+        `unknown log group(s) ${missing.map((name) => JSON.stringify(name)).join(", ")}: check the name and the region (${region})`,
+      );
+    }
+    return selector.names.flatMap((name) => found.get(name) ?? []);
+  }
+  await describe(selector.prefix);
+  if (found.size === 0 && selector.prefix)
+    problems.push(`no log group starts with ${JSON.stringify(selector.prefix)} in ${region}`);
+  return [...found.values()];
+}
+
+interface GroupWithSources {
+  group: LogGroup;
+  arn: string;
+  sources: LabelSources;
+  functionFacts?: FunctionFacts;
+}
+
+/**
+ * Each group's tags, and the tags and runtime of the functions behind the Lambda groups, looked
+ * up together in the cheaper call pattern (function-lookup.ts) and paced to a few calls a second.
+ */
+async function lookUpLabelSources(
+  groups: LogGroup[],
+  region: string,
+  functionLabels: boolean,
+  deps: Pick<PlanDeps, "logs" | "functions">,
+): Promise<GroupWithSources[]> {
+  const tagCache = new LogGroupTagCache();
+  const functionNames = new Map<LogGroup, string>();
+  if (functionLabels)
+    for (const group of groups) {
+      const name = lambdaFunctionName(group.logGroupName ?? "");
+      if (name) functionNames.set(group, name);
+    }
+  const facts = await getFunctionFactsInBulk(
+    deps.functions,
+    [...functionNames.values()],
+    new FunctionFactsCache(),
+    {
+      budget: new RateBudget(FUNCTION_LOOKUPS_PER_SECOND),
+    },
+  );
+  const withSources: GroupWithSources[] = [];
+  for (const group of groups) {
+    const context = { accountId: accountOf(group.arn), region };
+    const arn = logGroupArn(group.arn ?? group.logGroupName ?? "", context);
+    const { tags } = await getLogGroupTags(deps.logs, arn, context, tagCache);
+    const functionName = functionNames.get(group);
+    const functionFacts = functionName ? facts.get(functionName) : undefined;
+    const fromFunction = functionFacts ? functionLabelSources(functionFacts) : {};
+    withSources.push({
+      group,
+      arn,
+      sources: { groupTags: tags, ...fromFunction },
+      ...(functionFacts ? { functionFacts } : {}),
+    });
+  }
+  return withSources;
+}
+
+function retentionProblems(selected: GroupWithSources[], startMs: number, now: number): string[] {
+  const problems: string[] = [];
+  for (const { group } of selected) {
+    if (group.retentionInDays === undefined) continue;
+    const keptSince = now - group.retentionInDays * DAY_MS;
+    if (startMs < keptSince) {
+      problems.push(
+        `${group.logGroupName} keeps events for ${group.retentionInDays} days, so nothing before ${new Date(keptSince).toISOString()} exists: start the range at or after that`,
+      );
+    }
+  }
+  return problems;
 }
 
 /**

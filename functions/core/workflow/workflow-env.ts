@@ -1,5 +1,7 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
+import { LambdaClient } from "@aws-sdk/client-lambda";
+import { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-tagging-api";
 import { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";
@@ -23,6 +25,7 @@ export function workflowTasksFromEnv(env: Record<string, string | undefined>): W
   parseLabelOptions(env);
   return createWorkflowTasks({
     logs: new CloudWatchLogsClient({}),
+    functions: { lambda: new LambdaClient({}), tagging: new ResourceGroupsTaggingAPIClient({}) },
     s3: new S3Client({}),
     bucket: parsed.data.BUCKET_NAME,
     env,

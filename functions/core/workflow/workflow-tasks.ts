@@ -5,6 +5,7 @@ import { perBranchRate, RateBudget } from "../cloudwatch/rate-budget.ts";
 import { deliverEvents } from "../delivery/deliver.ts";
 import { DEFAULT_PACING, Pacer } from "../delivery/pacing.ts";
 import { InputError } from "../errors.ts";
+import { type FunctionLookupClients, functionLookupClientsLike } from "../labels/function-lookup.ts";
 import { parseLabelOptions } from "../labels/labels.ts";
 import type { LokiPushClient } from "../loki/loki-client.ts";
 import { authorizationHeader, createLokiPushClient, parseLokiTarget } from "../loki/loki-target.ts";
@@ -35,6 +36,8 @@ import { type ExportResult, exportSlice, type ReplayUnit } from "./slice-export.
  */
 export interface WorkflowDeps {
   logs: CloudWatchLogsClient;
+  /** Lambda and Tagging API clients for function labels; default: like `logs` (same region and endpoint). */
+  functions?: FunctionLookupClients;
   s3: S3Client;
   bucket: string;
   /** `LOKI_*` and `LABEL_*` settings; a request's `loki`/`labels` fields override them. */
@@ -138,7 +141,8 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
       const runId = request.runId ?? event.executionName;
       if (!runId)
         throw new InputError("A backfill needs a runId (the execution name is used when none is given)");
-      return planBackfill(request, runId, { logs: deps.logs, store, env: deps.env, now });
+      const functions = deps.functions ?? functionLookupClientsLike(deps.logs);
+      return planBackfill(request, runId, { logs: deps.logs, functions, store, env: deps.env, now });
     },
 
     async exportSlice(event, remainingMs) {

@@ -1,4 +1,5 @@
 import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
+import { LambdaClient } from "@aws-sdk/client-lambda";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SFNClient } from "@aws-sdk/client-sfn";
 
@@ -12,6 +13,7 @@ export interface AwsOptions {
 
 export interface AwsClients {
   logs: CloudWatchLogsClient;
+  lambda: LambdaClient;
   s3: S3Client;
   sfn: SFNClient;
   region: string;
@@ -25,6 +27,7 @@ export function createAwsClients(options: AwsOptions): AwsClients {
   const config = { region, ...(endpoint ? { endpoint } : {}) };
   return {
     logs: new CloudWatchLogsClient(config),
+    lambda: new LambdaClient(config),
     s3: new S3Client({ ...config, forcePathStyle: Boolean(endpoint) }),
     sfn: new SFNClient(config),
     region,

@@ -19,6 +19,7 @@ const SETTINGS = {
   subscribeNewLogGroups: "SUBSCRIBE_NEW_LOG_GROUPS",
   accountSubscriptionPolicy: "ACCOUNT_SUBSCRIPTION_POLICY",
   shipperReservedConcurrency: "SHIPPER_RESERVED_CONCURRENCY",
+  functionLabels: "FUNCTION_LABELS",
   spillDrainMinutes: "SPILL_DRAIN_MINUTES",
   logRetentionDays: "LOG_RETENTION_DAYS",
   deployDemo: "DEPLOY_DEMO",
@@ -78,6 +79,8 @@ const configSchema = z.object({
   subscribeNewLogGroups: booleanSetting.default(true),
   accountSubscriptionPolicy: booleanSetting.default(false),
   shipperReservedConcurrency: wholeNumber(1).optional(),
+  /** Labels from the Lambda function of `/aws/lambda/<name>` groups (its tags and runtime). */
+  functionLabels: booleanSetting.default(true),
   spillDrainMinutes: wholeNumber(0).default(5),
   logRetentionDays: wholeNumber(1)
     .refine((days) => RETENTION_DAYS.includes(days), `must be one of ${RETENTION_DAYS.join(", ")}`)

@@ -1,7 +1,8 @@
 /**
  * The local demo, on embedded defaults: moto as AWS, the Loki test server as Loki.
  *
- * 1. creates the two tagged sample function log groups (fun-python, fun-node) in moto,
+ * 1. creates the two tagged sample functions (fun-python on python3.12, fun-node) and their
+ *    untagged log groups in moto: the labels come from the functions' tags and runtime,
  * 2. writes a day of their history, then keeps writing an invocation's lines every few seconds,
  * 3. backfills the history through the backfill state machine run locally,
  * 4. ships the new events through the live shipper as CloudWatch's subscription would,
@@ -15,8 +16,8 @@ import {
   CreateLogStreamCommand,
   FilterLogEventsCommand,
   PutLogEventsCommand,
-  TagResourceCommand,
 } from "@aws-sdk/client-cloudwatch-logs";
+import { LambdaClient } from "@aws-sdk/client-lambda";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { runBackfillLocally } from "../cli/local-workflow.ts";
 import type { LogEvent } from "../functions/core/log-event.ts";
@@ -26,6 +27,7 @@ import { parseShipperConfig, shipSubscriptionEvent } from "../functions/shipper/
 import { type LokiTestServer, startLokiTestServer } from "../loki-test-server/index.ts";
 import { SAMPLE_FUNCTIONS, type SampleFunction } from "./demo/sample-functions.ts";
 import { subscriptionEvent } from "./demo/subscription-payload.ts";
+import { createMotoFunction } from "./moto-functions.ts";
 import { startMotoServer } from "./moto-server.ts";
 
 const QUERY = '{runtime="python", region="eu-central-1", name=~"fun.*"}';
@@ -74,6 +76,7 @@ async function main(): Promise<void> {
     });
     const aws = { endpoint: moto.endpoint, region: REGION };
     const logs = new CloudWatchLogsClient(aws);
+    const lambda = new LambdaClient(aws);
     const s3 = new S3Client({ ...aws, forcePathStyle: true });
     await s3.send(
       new CreateBucketCommand({ Bucket: BUCKET, CreateBucketConfiguration: { LocationConstraint: REGION } }),
@@ -81,7 +84,7 @@ async function main(): Promise<void> {
 
     const demoStart = Date.now();
     for (const sample of SAMPLE_FUNCTIONS) {
-      await createSampleLogGroup(logs, sample);
+      await createSampleFunction(logs, aws, sample);
       const written = await writeHistory(logs, sample, demoStart);
       say(`Wrote ${written} events of history (${HISTORY_HOURS} h) to ${sample.logGroupName}`);
     }
@@ -118,7 +121,7 @@ async function main(): Promise<void> {
           subscriptionEvent(sample.logGroupName, LOG_STREAM, ACCOUNT, events),
           { getRemainingTimeInMillis: () => 60_000 },
           config,
-          { s3, logs, loki: () => createLokiPushClient(config.loki), logger, metrics },
+          { s3, logs, lambda, loki: () => createLokiPushClient(config.loki), logger, metrics },
         );
         if (result.outcome === "delivered") shipped += result.report.pushed;
       }
@@ -157,14 +160,14 @@ async function startLoki(port: number): Promise<LokiTestServer> {
   }
 }
 
-async function createSampleLogGroup(logs: CloudWatchLogsClient, sample: SampleFunction): Promise<void> {
+/** The tagged function and its log group, created untagged as Lambda creates it. */
+async function createSampleFunction(
+  logs: CloudWatchLogsClient,
+  aws: { endpoint: string; region: string },
+  sample: SampleFunction,
+): Promise<void> {
+  await createMotoFunction(aws, { name: sample.functionName, runtime: sample.runtime, tags: sample.tags });
   await logs.send(new CreateLogGroupCommand({ logGroupName: sample.logGroupName }));
-  await logs.send(
-    new TagResourceCommand({
-      resourceArn: `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:${sample.logGroupName}`,
-      tags: sample.tags,
-    }),
-  );
   await logs.send(
     new CreateLogStreamCommand({ logGroupName: sample.logGroupName, logStreamName: LOG_STREAM }),
   );

@@ -6,8 +6,11 @@ import { Construct } from "constructs";
 export interface FunctionMetadata {
   /** Team or person that owns the function (tag `owner`). */
   readonly owner: string;
-  /** Language runtime family, e.g. "python" or "nodejs" (tag `runtime`). */
-  readonly runtime: string;
+  /**
+   * Language runtime family, e.g. "python" or "nodejs" (tag `runtime`).
+   * @default - no tag: the shipper derives `runtime` from the function's configuration
+   */
+  readonly runtime?: string;
   /** The system the function belongs to or tests (tag `system_under_test`). */
   readonly systemUnderTest: string;
   /**
@@ -39,6 +42,12 @@ export interface FunctionLogGroupProps {
    */
   readonly registration?: RegistrationTarget;
   /**
+   * Put the tags on the log group. Off, the group stays untagged as Lambda would create it, and the
+   * shipper reads the function's tags instead (use `applyTagsTo` on the function).
+   * @default true
+   */
+  readonly tagLogGroup?: boolean;
+  /**
    * What happens to the log group when the stack is deleted.
    * @default RemovalPolicy.DESTROY
    */
@@ -66,11 +75,12 @@ export class FunctionLogGroup extends Construct {
       ...props.metadata.extraTags,
       name: props.functionName,
       owner: props.metadata.owner,
-      runtime: props.metadata.runtime,
+      ...(props.metadata.runtime ? { runtime: props.metadata.runtime } : {}),
       region: Stack.of(this).region,
       system_under_test: props.metadata.systemUnderTest,
     };
-    for (const [key, value] of Object.entries(this.tags)) Tags.of(this.logGroup).add(key, value);
+    if (props.tagLogGroup ?? true)
+      for (const [key, value] of Object.entries(this.tags)) Tags.of(this.logGroup).add(key, value);
     if (props.registration) {
       const subscription = new CustomResource(this, "Subscription", {
         serviceToken: props.registration.serviceToken,
@@ -81,7 +91,7 @@ export class FunctionLogGroup extends Construct {
     }
   }
 
-  /** The tags, to put on the function too (so the console shows them in both places). */
+  /** The tags, to put on the function (too). */
   applyTagsTo(scope: Construct): void {
     for (const [key, value] of Object.entries(this.tags)) Tags.of(scope).add(key, value);
   }

@@ -18,6 +18,7 @@ import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import type { IParameter } from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
+import { functionLabelsOn, grantFunctionLabelLookups } from "./function-label-access.ts";
 import { LogGroupRegistration, type LogGroupSelectionProps } from "./log-group-registration.ts";
 import { acknowledgeWildcardResources } from "./nag.ts";
 import { NodeFunction } from "./node-function.ts";
@@ -76,6 +77,13 @@ export interface LabelOptionsProps {
    * @default 15
    */
   readonly maxLabelNames?: number;
+  /**
+   * Labels from the Lambda function behind `/aws/lambda/<name>` log groups: its tags and its
+   * runtime's family (`runtime="python"`). Grants `lambda:GetFunction` (and, for the backfill plan,
+   * `lambda:ListFunctions` and `tag:GetResources`) only when on.
+   * @default true
+   */
+  readonly functionLabels?: boolean;
 }
 
 export interface LokiShipperProps {
@@ -286,6 +294,7 @@ export class LokiShipper extends Construct {
         resources: [anyLogGroup],
       }),
     );
+    if (functionLabelsOn(environment)) grantFunctionLabelLookups(shipper, this.shipper, { bulk: false });
     props.credentialsSecret?.grantRead(shipper);
     props.credentialsParameter?.grantRead(shipper);
     bucket.encryptionKey?.grantEncrypt(shipper);
@@ -469,6 +478,7 @@ function lokiEnvironment(props: LokiShipperProps, bucketName: string): Record<st
           .map(([name, value]) => `${name}=${value}`)
           .join(",")
       : undefined,
+    LABEL_LAMBDA_FUNCTION: booleanText(labels.functionLabels),
     LABEL_MAX_COUNT: labels.maxLabelNames === undefined ? undefined : String(labels.maxLabelNames),
     ...props.additionalEnvironment,
   };

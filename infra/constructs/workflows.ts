@@ -8,6 +8,7 @@ import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import type { IParameter } from "aws-cdk-lib/aws-ssm";
 import { DefinitionBody, LogLevel, StateMachine } from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
+import { functionLabelsOn, grantFunctionLabelLookups } from "./function-label-access.ts";
 import { acknowledgeServiceWildcard, acknowledgeWildcardResources } from "./nag.ts";
 import { NodeFunction } from "./node-function.ts";
 
@@ -240,6 +241,9 @@ export class Workflows extends Construct {
     };
 
     allowLogs(this.planBackfill, "FindLogGroups", ["logs:DescribeLogGroups", "logs:ListTagsForResource"]);
+    // The plan resolves every group's labels once; export and replay take them from the plan and chunks.
+    if (functionLabelsOn(props.lokiEnvironment))
+      grantFunctionLabelLookups(this.planBackfill.function, this.planBackfill, { bulk: true });
     allowObjects(this.planBackfill, "ReadRuns", ["s3:GetObject"], ["runs/"]);
     allowObjects(this.planBackfill, "WriteRuns", ["s3:PutObject"], ["runs/"]);
     allowList(this.planBackfill, ["runs/"]);

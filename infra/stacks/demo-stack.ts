@@ -42,8 +42,9 @@ export interface DemoStackProps extends StackProps {
 const DEMO_DIR = fileURLToPath(new URL("../demo-functions/", import.meta.url));
 
 /**
- * Two sample functions, fun-python and fun-node, invoked every minute, whose log groups are
- * created up front with their metadata as tags. After deployment
+ * Two sample functions, fun-python (python3.12) and fun-node, invoked every minute, tagged with
+ * their metadata; their log groups are created up front (for retention and subscription) but
+ * left untagged. After deployment
  * `{runtime="python", region="eu-central-1", name=~"fun.*"}` finds the Python one in Loki.
  */
 export class DemoStack extends Stack {
@@ -53,14 +54,13 @@ export class DemoStack extends Stack {
 
   constructor(scope: Construct, id: string, props: DemoStackProps) {
     super(scope, id, props);
-    const metadata = (runtime: string) => ({
-      owner: props.owner,
-      runtime,
-      systemUnderTest: props.systemUnderTest,
-    });
+    // The functions are tagged, their log groups are not (as when Lambda creates them): the
+    // shipper labels the events with the function's tags and its runtime's family.
+    const metadata = { owner: props.owner, systemUnderTest: props.systemUnderTest };
     const pythonLogs = new FunctionLogGroup(this, "FunPythonLogs", {
       functionName: "fun-python",
-      metadata: metadata("python"),
+      metadata,
+      tagLogGroup: false,
       retention: props.logRetention,
       registration: props.registration,
     });
@@ -72,7 +72,7 @@ export class DemoStack extends Stack {
     this.pythonFunction = new LambdaFn(this, "FunPython", {
       functionName: "fun-python",
       description: "Sample Python function that logs every minute",
-      runtime: Runtime.PYTHON_3_14,
+      runtime: Runtime.PYTHON_3_12,
       architecture: Architecture.ARM_64,
       handler: "handler.handler",
       code: Code.fromAsset(`${DEMO_DIR}python`),
@@ -94,7 +94,8 @@ export class DemoStack extends Stack {
 
     const nodeLogs = new FunctionLogGroup(this, "FunNodeLogs", {
       functionName: "fun-node",
-      metadata: metadata("nodejs"),
+      metadata,
+      tagLogGroup: false,
       retention: props.logRetention,
       registration: props.registration,
     });

@@ -33,6 +33,7 @@ export class PipelineStack extends Stack {
       subscribeNewLogGroups: config.subscribeNewLogGroups,
       accountSubscriptionPolicy: config.accountSubscriptionPolicy,
       shipperReservedConcurrency: config.shipperReservedConcurrency,
+      labels: { functionLabels: config.functionLabels },
       spillDrainInterval: config.spillDrainMinutes === 0 ? null : Duration.minutes(config.spillDrainMinutes),
       logRetention: config.logRetentionDays as RetentionDays,
       namePrefix: id,

@@ -1,14 +1,19 @@
 import { randomUUID } from "node:crypto";
 
-/** The two sample functions of the demo, tagged as a deployment of this project would tag them. */
+/**
+ * The two sample functions of the demo. Their IaC tags the *functions*; Lambda creates their log
+ * groups untagged, and the shipper takes the labels from the function's tags and runtime.
+ */
 export interface SampleFunction {
+  functionName: string;
+  /** Lambda's own log group of the function. */
   logGroupName: string;
+  runtime: "python3.12" | "nodejs22.x";
+  /** The function's tags (`runtime` is not one: it comes from the function's configuration). */
   tags: Record<string, string>;
   /** The lines one invocation writes, as the Lambda runtime and the function's code would. */
   invocationLines(invokedAtMs: number): string[];
 }
-
-const REGION = "eu-central-1";
 
 function lambdaEnvelope(requestId: string, body: string[], durationMs: number): string[] {
   return [
@@ -21,14 +26,10 @@ function lambdaEnvelope(requestId: string, body: string[], durationMs: number): 
 
 export const SAMPLE_FUNCTIONS: SampleFunction[] = [
   {
+    functionName: "fun-python",
     logGroupName: "/aws/lambda/fun-python",
-    tags: {
-      name: "fun-python",
-      owner: "demo-team",
-      runtime: "python",
-      region: REGION,
-      system_under_test: "webshop",
-    },
+    runtime: "python3.12",
+    tags: { name: "fun-python", owner: "demo-team", system_under_test: "webshop" },
     invocationLines(invokedAtMs) {
       const requestId = randomUUID();
       const orderId = Math.floor(invokedAtMs / 60_000) % 100_000;
@@ -44,14 +45,10 @@ export const SAMPLE_FUNCTIONS: SampleFunction[] = [
     },
   },
   {
+    functionName: "fun-node",
     logGroupName: "/aws/lambda/fun-node",
-    tags: {
-      name: "fun-node",
-      owner: "demo-team",
-      runtime: "nodejs",
-      region: REGION,
-      system_under_test: "webshop",
-    },
+    runtime: "nodejs22.x",
+    tags: { name: "fun-node", owner: "demo-team", system_under_test: "webshop" },
     invocationLines(invokedAtMs) {
       const requestId = randomUUID();
       const body = [

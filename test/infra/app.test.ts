@@ -31,7 +31,14 @@ describe("loadConfig", () => {
       lokiPushFormat: "protobuf",
       deployDemo: true,
       stackPrefix: "LokiShipper",
+      functionLabels: true,
     });
+    expect(
+      loadConfig(
+        context({ region: "eu-central-1", lokiUrl: "https://l.example.com", functionLabels: "false" }),
+        {},
+      ).functionLabels,
+    ).toBe(false);
   });
 
   it("reports every mistake at once, naming the key, the variable and the value received", () => {

@@ -108,7 +108,7 @@ describe("LokiShipper with defaults", () => {
     });
   });
 
-  it("grants the shipper writes under spill/, rejected/ and malformed/, tag reads, and the queue", () => {
+  it("grants the shipper writes under spill/, rejected/ and malformed/, tag and function reads, and the queue", () => {
     expectRoleStatements(template, shipperRoleId, [
       {
         Sid: "KeepUndelivered",
@@ -126,6 +126,11 @@ describe("LokiShipper with defaults", () => {
         Resource: partitionArn("logs:eu-central-1:123456789012:log-group:*"),
       },
       {
+        Sid: "ReadFunctionLabels",
+        Action: "lambda:GetFunction",
+        Resource: partitionArn("lambda:eu-central-1:123456789012:function:*"),
+      },
+      {
         Action: ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
         Resource: { "Fn::GetAtt": [queueId, "Arn"] },
       },
@@ -140,6 +145,7 @@ describe("LokiShipper with defaults", () => {
     const actions = statementsOfRole(template, shipperRoleId).flatMap((statement) => statement.Action);
     expect(actions.sort()).toEqual(
       [
+        "lambda:GetFunction",
         "logs:CreateLogStream",
         "logs:ListTagsForResource",
         "logs:PutLogEvents",
@@ -275,6 +281,29 @@ describe("LokiShipper options", () => {
     ).flatMap((statement) => statement.Action);
     expect(planActions).not.toContain("secretsmanager:GetSecretValue");
     expect(unacknowledgedNagFindings(stack)).toEqual([]);
+  });
+
+  it("turns function labels off, and with them the Lambda and Tagging API permissions", () => {
+    // Given functionLabels: false
+    const stack = testStack();
+    const pipeline = new LokiShipper(stack, "Pipeline", {
+      lokiUrl: "https://logs.example.com",
+      labels: { functionLabels: false },
+    });
+    const template = Template.fromStack(stack);
+
+    // Then the functions are told so, and no role may read functions or list tagged resources
+    expect(environmentOf(template, logicalIdOf(pipeline.shipper.function))).toMatchObject({
+      LABEL_LAMBDA_FUNCTION: "false",
+    });
+    for (const fn of [pipeline.shipper, pipeline.workflows.planBackfill]) {
+      const actions = statementsOfRole(template, logicalIdOf(fn.function.role as never)).flatMap(
+        (statement) => statement.Action,
+      );
+      expect(actions.filter((action) => /^(lambda:(Get|List)Function|tag:)/.test(String(action)))).toEqual(
+        [],
+      );
+    }
   });
 
   it("reads credentials from an SSM parameter when given one", () => {

@@ -175,6 +175,13 @@ describe("Workflows", () => {
         Action: ["logs:DescribeLogGroups", "logs:ListTagsForResource"],
         Resource: anyLogGroup,
       },
+      // Function labels: one function by ARN pattern, or many by listing (no resource ARN there).
+      {
+        Sid: "ReadFunctionLabels",
+        Action: "lambda:GetFunction",
+        Resource: partitionArn("lambda:eu-central-1:123456789012:function:*"),
+      },
+      { Sid: "ListFunctionLabels", Action: ["lambda:ListFunctions", "tag:GetResources"], Resource: "*" },
       { Action: "s3:GetObject", Resource: objectArn(bucketId, "/runs/*") },
       { Action: "s3:PutObject", Resource: objectArn(bucketId, "/runs/*") },
       {
@@ -237,6 +244,13 @@ describe("Workflows", () => {
       for (const statement of deletes) {
         expect(JSON.stringify(statement.Resource)).not.toMatch(/spill|rejected/);
       }
+    }
+    // Only the plan looks up functions: export and replay take the labels from the plan and chunks.
+    for (const task of ["exportSlice", "replayChunks", "planReplay", "finishRun"] as const) {
+      const actions = statementsOfRole(template, roleOf(task)).flatMap((statement) => statement.Action);
+      expect(actions.filter((action) => /^(lambda:(Get|List)Function|tag:)/.test(String(action)))).toEqual(
+        [],
+      );
     }
   });
 

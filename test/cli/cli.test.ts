@@ -76,11 +76,42 @@ describe("loki-shipper CLI", () => {
     const result = await runCli(["labels", pythonGroup]);
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/runtime\s+python\s+tag/);
+    expect(result.stdout).toMatch(/runtime\s+python\s+group tag "runtime"/);
     expect(result.stdout).toMatch(/log_group\s+\/aws\/lambda\/fun-python-\w+\s+fixed/);
-    expect(result.stdout).toMatch(/team-name\s+shop\s+yes, as team_name/);
-    expect(result.stdout).toMatch(/aws:cloudformation:stack-name\s+demo\s+no\s+/);
+    expect(result.stdout).toMatch(/group tag\s+team-name\s+shop\s+yes, as team_name/);
+    expect(result.stdout).toMatch(/group tag\s+aws:cloudformation:stack-name\s+demo\s+no\s+/);
     expect(result.stdout).toContain("time_shard");
+    expect(result.stdout).toMatch(/Function fun-python-\w+ does not exist \(any more\): no function labels/);
+  });
+
+  it("labels: an untagged group of a tagged function gets the function's tags and runtime, and says so", async () => {
+    // Given a python3.12 function tagged by its IaC, and its log group untagged (as Lambda creates it)
+    const functionName = uniqueName("fun-tagged");
+    await createFunction({
+      name: functionName,
+      runtime: "python3.12",
+      tags: { name: functionName, team: "shop", owner: "fn-owner", "aws:cloudformation:stack-name": "demo" },
+    });
+    const group = `/aws/lambda/${functionName}`;
+    await seedLogGroup(group, { owner: "group-owner" }, []);
+
+    // When the user asks which labels it gets
+    const result = await runCli(["labels", group]);
+
+    // Then each label names its source, and each dropped tag says why
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/runtime\s+python\s+function configuration \(Runtime python3\.12\)/);
+    expect(result.stdout).toMatch(new RegExp(`name\\s+${functionName}\\s+function tag "name"`));
+    expect(result.stdout).toMatch(/owner\s+group-owner\s+group tag "owner"/);
+    expect(result.stdout).toMatch(
+      /function tag\s+owner\s+fn-owner\s+no\s+label owner already comes from the group tag "owner"/,
+    );
+    expect(result.stdout).toMatch(
+      /function tag\s+aws:cloudformation:stack-name\s+demo\s+no\s+denied by "aws:\*"/,
+    );
+    expect(result.stdout).toMatch(/region\s+eu-central-1\s+fixed/);
+    expect(result.stdout).toContain(`Function ${functionName}: runtime python3.12, 4 tag(s).`);
   });
 
   it("labels: an unknown log group is one clear line and exit code 2", async () => {

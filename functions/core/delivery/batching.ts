@@ -119,8 +119,7 @@ export function buildStreams(
       const variant = logStreamLabel === undefined ? shard : `${shard}\u0000${logStreamLabel}`;
       let stream = groupStreams.get(variant);
       if (!stream) {
-        const labels: Record<string, string> = { ...group.labels, [TIME_SHARD_LABEL]: shard };
-        if (logStreamLabel !== undefined) labels[LOG_STREAM_LABEL] = logStreamLabel;
+        const labels = streamLabels(group.labels, shard, logStreamLabel);
         const key = streamKey(labels);
         stream = streams.get(key) ?? { key, labels, entries: [] };
         streams.set(key, stream);
@@ -148,6 +147,33 @@ export function buildStreams(
   const sorted = [...streams.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (const stream of sorted) stream.entries.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
   return sorted;
+}
+
+/** A stream's labels: the group's, its hour, and the log stream when that is a label. */
+function streamLabels(
+  groupLabels: Record<string, string>,
+  shard: string,
+  logStreamLabel: string | undefined,
+): Record<string, string> {
+  const labels: Record<string, string> = { ...groupLabels, [TIME_SHARD_LABEL]: shard };
+  if (logStreamLabel !== undefined) labels[LOG_STREAM_LABEL] = logStreamLabel;
+  return labels;
+}
+
+/** The keys of the Loki streams `events` of one group go to (as buildStreams makes them). */
+export function streamKeysOf(
+  groupLabels: Record<string, string>,
+  events: LogEvent[],
+  eventLabels: EventLabelOptions = DEFAULT_EVENT_LABEL_OPTIONS,
+): Set<string> {
+  const keys = new Map<string, string>();
+  for (const event of events) {
+    const shard = timeShard(event.timestamp);
+    const logStreamLabel = eventLabels.logStreamLabel && event.logStream ? event.logStream : undefined;
+    const variant = logStreamLabel === undefined ? shard : `${shard}\u0000${logStreamLabel}`;
+    if (!keys.has(variant)) keys.set(variant, streamKey(streamLabels(groupLabels, shard, logStreamLabel)));
+  }
+  return new Set(keys.values());
 }
 
 /**

@@ -1,0 +1,178 @@
+import { z } from "zod";
+import { ConfigError } from "../errors.ts";
+import { configErrorFrom, emptyToUndefined } from "../labels/labels.ts";
+import { parseDuration } from "../loki/loki-target.ts";
+
+/**
+ * Loki refuses a new stream beyond the tenant's `max_global_streams_per_user` (5,000 by default)
+ * with 429 "Maximum active stream limit exceeded", and a stream stays active until it has been idle
+ * for the ingester's `chunk_idle_period` (30 min by default) and its chunks are flushed
+ * (https://grafana.com/docs/loki/latest/configure/#limits_config). A backfill opens one stream per
+ * log group and hour, so a budget lets it (and a replay) open a new hour stream only while its
+ * share of the limit has room, and leaves the rest to live shipping.
+ */
+export interface StreamBudgetSettings {
+  /** The tenant's `max_global_streams_per_user`. */
+  maxGlobalStreamsPerUser: number;
+  /** The part of the limit a backfill or replay may hold (live shipping keeps the rest). */
+  share: number;
+  /** The ingester's `chunk_idle_period`. */
+  chunkIdlePeriodMs: number;
+  /** Added to the idle period: Loki checks for idle streams every `flush_check_period` (30 s) and then flushes them. */
+  idleMarginMs: number;
+}
+
+export const DEFAULT_STREAM_BUDGET: StreamBudgetSettings = {
+  maxGlobalStreamsPerUser: 5000,
+  share: 0.5,
+  chunkIdlePeriodMs: 30 * 60_000,
+  idleMarginMs: 2 * 60_000,
+};
+
+const durationSetting = z.string().transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined)
+    ctx.addIssue({ code: "custom", message: "expected a duration such as 30m, 2m or 500ms" });
+  return ms ?? 0;
+});
+
+const settingsSchema = z.object({
+  LOKI_MAX_GLOBAL_STREAMS_PER_USER: z.coerce
+    .number({ message: "expected a number" })
+    .int("expected a whole number")
+    .min(1, "must be at least 1")
+    .default(DEFAULT_STREAM_BUDGET.maxGlobalStreamsPerUser),
+  LOKI_BACKFILL_STREAM_SHARE: z.coerce
+    .number({ message: "expected a number" })
+    .gt(0, "must be above 0")
+    .max(1, "must be at most 1 (the whole limit)")
+    .default(DEFAULT_STREAM_BUDGET.share),
+  LOKI_CHUNK_IDLE_PERIOD: durationSetting.default(DEFAULT_STREAM_BUDGET.chunkIdlePeriodMs),
+  LOKI_STREAM_IDLE_MARGIN: durationSetting.default(DEFAULT_STREAM_BUDGET.idleMarginMs),
+});
+
+/** The stream budget's `LOKI_*` settings; throws one ConfigError naming every bad variable. */
+export function parseStreamBudgetSettings(env: Record<string, string | undefined>): StreamBudgetSettings {
+  const values = emptyToUndefined(env, Object.keys(settingsSchema.shape));
+  const result = settingsSchema.safeParse(values);
+  if (!result.success) throw configErrorFrom(result.error, env);
+  const parsed = result.data;
+  return {
+    maxGlobalStreamsPerUser: parsed.LOKI_MAX_GLOBAL_STREAMS_PER_USER,
+    share: parsed.LOKI_BACKFILL_STREAM_SHARE,
+    chunkIdlePeriodMs: parsed.LOKI_CHUNK_IDLE_PERIOD,
+    idleMarginMs: parsed.LOKI_STREAM_IDLE_MARGIN,
+  };
+}
+
+/** How long a stream counts as active after its last push. */
+export function streamHoldMs(settings: StreamBudgetSettings): number {
+  return settings.chunkIdlePeriodMs + settings.idleMarginMs;
+}
+
+/**
+ * The streams one of `branches` parallel workers may hold open: in AWS every branch is its own
+ * Lambda, so each takes an equal part of the run's share (like the FilterLogEvents budget,
+ * perBranchRate); a local run shares one budget object instead.
+ */
+export function perBranchStreams(settings: StreamBudgetSettings, branches: number): number {
+  const runStreams = Math.floor(settings.maxGlobalStreamsPerUser * settings.share);
+  const perBranch = Math.floor(runStreams / Math.max(1, branches));
+  if (perBranch < 1) {
+    throw new ConfigError(
+      `The stream budget (${runStreams} of LOKI_MAX_GLOBAL_STREAMS_PER_USER=${settings.maxGlobalStreamsPerUser} × LOKI_BACKFILL_STREAM_SHARE=${settings.share}) leaves less than one stream to each of ${branches} branches: lower the concurrency or raise the share`,
+    );
+  }
+  return perBranch;
+}
+
+/** What the budget made a caller wait for; `admitted` is false when the deadline came first. */
+export interface StreamWait {
+  admitted: boolean;
+  waits: number;
+  waitedMs: number;
+}
+
+/**
+ * The hour streams a backfill or replay has opened and not yet left idle for the hold time
+ * (`chunk_idle_period` + margin). {@link admit} resolves once every stream of a push may be
+ * pushed: streams already open are free, a new one needs room under the limit. Callers are served
+ * in arrival order.
+ */
+export class StreamBudget {
+  readonly limit: number;
+  readonly holdMs: number;
+  /** Stream key -> epoch ms of its last push (or of its admission). */
+  readonly #lastPush = new Map<string, number>();
+  readonly #now: () => number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    limit: number,
+    holdMs: number,
+    options: { now?: () => number; sleep?: (ms: number) => Promise<void> } = {},
+  ) {
+    if (!(limit >= 1)) throw new RangeError(`a stream budget needs at least 1 stream, got ${limit}`);
+    this.limit = limit;
+    this.holdMs = holdMs;
+    this.#now = options.now ?? Date.now;
+    this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  }
+
+  /** Streams counted as active now. */
+  active(): number {
+    this.#forgetIdle();
+    return this.#lastPush.size;
+  }
+
+  /**
+   * Waits until the streams `keys` may be pushed and counts the new ones as open from now; gives
+   * up (admitted: false) when there is no room by `deadline`.
+   */
+  admit(keys: Iterable<string>, deadline = Number.POSITIVE_INFINITY): Promise<StreamWait> {
+    const wanted = [...new Set(keys)];
+    const turn = this.#queue.then(() => this.#waitFor(wanted, deadline));
+    this.#queue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  /** Records a push to `keys`: each stays active for the hold time from now. */
+  touch(keys: Iterable<string>): void {
+    const now = this.#now();
+    for (const key of keys) this.#lastPush.set(key, now);
+  }
+
+  async #waitFor(keys: string[], deadline: number): Promise<StreamWait> {
+    const started = this.#now();
+    const wait = (admitted: boolean): StreamWait => {
+      const waitedMs = this.#now() - started;
+      return { admitted, waits: waitedMs > 0 ? 1 : 0, waitedMs };
+    };
+    for (;;) {
+      this.#forgetIdle();
+      const fresh = keys.filter((key) => !this.#lastPush.has(key));
+      // A push of more new streams than the whole budget waits for an empty budget, then goes.
+      const needed = Math.min(fresh.length, this.limit);
+      if (this.#lastPush.size + needed <= this.limit) {
+        this.touch(fresh);
+        return wait(true);
+      }
+      const now = this.#now();
+      if (now >= deadline) return wait(false);
+      const roomAt = this.#oldestPush() + this.holdMs;
+      await this.#sleep(Math.max(1, Math.min(roomAt, deadline) - now));
+    }
+  }
+
+  #forgetIdle(): void {
+    const idleBefore = this.#now() - this.holdMs;
+    for (const [key, lastPush] of this.#lastPush) if (lastPush <= idleBefore) this.#lastPush.delete(key);
+  }
+
+  #oldestPush(): number {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const lastPush of this.#lastPush.values()) oldest = Math.min(oldest, lastPush);
+    return oldest;
+  }
+}

@@ -153,6 +153,7 @@ export async function shipSubscriptionEvent(
       pushed: 0,
       refused: {},
       spilled: message.events.length,
+      streamLimited: 0,
       retries: 0,
       bytes: 0,
       requests: 0,

@@ -10,6 +10,7 @@ describe("recordDelivery", () => {
       pushed: 7,
       refused: { too_old: 1 },
       spilled: 3,
+      streamLimited: 0,
       retries: 2,
       bytes: 1234,
       requests: 3,

@@ -57,6 +57,8 @@ export interface DeliveryReport {
   /** Refused events by reason kind (too_old, too_new, line_too_long, invalid_labels...). */
   refused: Record<string, number>;
   spilled: number;
+  /** The part of `spilled` that Loki refused for the tenant's active-stream limit (see STREAM_LIMIT_REFUSAL). */
+  streamLimited: number;
   retries: number;
   bytes: number;
   requests: number;
@@ -84,16 +86,7 @@ const DEFAULT_PUSH_CONCURRENCY = 4;
 
 export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): Promise<DeliveryReport> {
   const now = deps.now ?? Date.now;
-  const report: DeliveryReport = {
-    received: 0,
-    pushed: 0,
-    refused: {},
-    spilled: 0,
-    retries: 0,
-    bytes: 0,
-    requests: 0,
-    chunkKeys: [],
-  };
+  const report = emptyDeliveryReport();
   const { pushable, refused } = precheckBatches(batches, deps.loki.limits, now());
   for (const group of batches) report.received += group.events.length;
   const session = new PushSession(
@@ -127,6 +120,20 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
   );
   await keepUndelivered({ refused, spilled: delivery.spilled }, deps, report, eventLabelsByGroup);
   return report;
+}
+
+export function emptyDeliveryReport(): DeliveryReport {
+  return {
+    received: 0,
+    pushed: 0,
+    refused: {},
+    spilled: 0,
+    streamLimited: 0,
+    retries: 0,
+    bytes: 0,
+    requests: 0,
+    chunkKeys: [],
+  };
 }
 
 /** Splits off the events Loki would refuse (too old, too new, line too long) before pushing. */

@@ -1,6 +1,7 @@
 import type { EventLabelOptions } from "../labels/labels.ts";
 import type { ChunkRecord } from "../storage/chunk-format.ts";
 import type { DeliveryDeps, DeliveryReport, Refused, Spilled } from "./deliver.ts";
+import { STREAM_LIMIT_REFUSAL } from "./push-session.ts";
 import { type EventChunkToKeep, keepEventChunk } from "./spill.ts";
 
 /**
@@ -58,6 +59,7 @@ function spillChunks(spilled: Spilled[], report: DeliveryReport): EventChunkToKe
   return [...byGroupAndReason.values()].map((items) => {
     report.spilled += items.length;
     const first = items[0] as Spilled;
+    if (STREAM_LIMIT_REFUSAL.test(first.reason)) report.streamLimited += items.length;
     return {
       kind: "spill",
       logGroup: first.entry.logGroup,

@@ -12,7 +12,7 @@ import { getJson, runKeys } from "../functions/core/storage/run-store.ts";
 import { parseBackfillRequest } from "../functions/core/workflow/backfill-request.ts";
 import { parseReplayRequest } from "../functions/core/workflow/replay-plan.ts";
 import type { RunReport } from "../functions/core/workflow/run-report.ts";
-import { createWorkflowTasks } from "../functions/core/workflow/workflow-tasks.ts";
+import { createWorkflowTasks, runStreamBudget } from "../functions/core/workflow/workflow-tasks.ts";
 
 /**
  * Runs statemachines/backfill.asl.json and replay.asl.json on a laptop or in tests with the
@@ -93,6 +93,8 @@ export async function runBackfillLocally(
       burst: 1,
       ...(deps.sleep ? { sleep: deps.sleep } : {}),
     }),
+    // ... and one stream budget: the run's share of the tenant's active streams.
+    sharedStreamBudget: runStreamBudget({ ...deps.env, ...parsed.loki }, deps),
     onProgress: (delta) => report(progress, delta, onProgress),
   });
   const machine = new StateMachine(loadDefinition("backfill") as never, {
@@ -136,6 +138,7 @@ export async function runReplayLocally(
       },
       deps.sleep ? { sleep: deps.sleep } : {},
     ),
+    sharedStreamBudget: runStreamBudget({ ...deps.env, ...parsed.loki }, deps),
     onProgress: (delta) => report(progress, delta, onProgress),
   });
   const machine = new StateMachine(loadDefinition("replay") as never, {

@@ -1,8 +1,13 @@
 import { CopyObjectCommand } from "@aws-sdk/client-s3";
+import { streamKeysOf } from "../delivery/batching.ts";
+import { emptyDeliveryReport } from "../delivery/deliver.ts";
 import type { Pacer } from "../delivery/pacing.ts";
+import { STREAM_LIMIT_REFUSAL } from "../delivery/push-session.ts";
+import type { StreamBudget } from "../delivery/stream-budget.ts";
 import { timeShard } from "../delivery/timestamps.ts";
+import type { EventLabelOptions } from "../labels/labels.ts";
 import type { LogEvent } from "../log-event.ts";
-import type { ChunkHeader, ChunkRecord } from "../storage/chunk-format.ts";
+import type { Chunk, ChunkHeader, ChunkRecord } from "../storage/chunk-format.ts";
 import {
   deleteKeys,
   getChunk,
@@ -20,6 +25,8 @@ export interface DeliveryCounts {
   pushed: number;
   refused: Record<string, number>;
   spilled: number;
+  /** The part of `spilled` refused for the tenant's active-stream limit. */
+  streamLimited: number;
   retries: number;
   bytes: number;
   requests: number;
@@ -52,9 +59,16 @@ export interface ReplayCheckpoint {
   pushed: number;
   refused: Record<string, number>;
   spilled: number;
+  streamLimited: number;
   retries: number;
   requests: number;
   bytes: number;
+  /** Chunks that waited for room in the stream budget, and how long in all. */
+  streamWaits: number;
+  streamWaitMs: number;
+  /** Events of spill/ chunks refused for the stream limit, left for a drain after `heldUntil`. */
+  held: number;
+  heldUntil?: string;
   /** Source chunks (spill/, rejected/) deleted or archived after their replay. */
   removed: number;
   /** Source chunks kept because none of their events reached Loki this time. */
@@ -86,6 +100,11 @@ export interface ReplayDeps {
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   onPushed?: (count: number) => void;
+  /**
+   * The run's stream budget: a chunk's new hour streams are opened only when it has room (the
+   * streams' labels need the per-entry label choices the delivery applies).
+   */
+  streams?: { budget: StreamBudget; eventLabels: EventLabelOptions };
 }
 
 export interface ReplayResult {
@@ -113,31 +132,14 @@ export async function replayUnit(
   const sleep = deps.sleep ?? ((ms: number) => new Promise((resolve) => setTimeout(resolve, ms)));
   const checkpointKey = runKeys.replayCheckpoint(runId, unit.unitId);
   const started = now();
-  const checkpoint: ReplayCheckpoint = (await getJson<ReplayCheckpoint>(deps.store, checkpointKey)) ?? {
-    unitId: unit.unitId,
-    source: unit.source,
-    prefix: unit.prefix,
-    logGroup: unit.logGroup,
-    chunks: 0,
-    received: 0,
-    pushed: 0,
-    refused: {},
-    spilled: 0,
-    retries: 0,
-    requests: 0,
-    bytes: 0,
-    removed: 0,
-    kept: 0,
-    invocations: 0,
-    done: false,
-    startedAt: new Date(started).toISOString(),
-    updatedAt: new Date(started).toISOString(),
-    replayMs: 0,
+  // Over a fresh checkpoint, so that one saved by an earlier version gets the newer counters.
+  const checkpoint: ReplayCheckpoint = {
+    ...newCheckpoint(unit, started),
+    ...(await getJson<ReplayCheckpoint>(deps.store, checkpointKey)),
   };
   if (checkpoint.done) return { status: "done", unitId: unit.unitId, pushed: checkpoint.pushed };
   checkpoint.invocations += 1;
   delete checkpoint.stoppedBecause;
-  const removesSource = unit.source === "spill" || unit.source === "rejected";
   const keys = (await listKeys(deps.store, unit.prefix, checkpoint.lastKey)).filter((key) =>
     key.endsWith(".ndjson.gz"),
   );
@@ -150,46 +152,23 @@ export async function replayUnit(
       break;
     }
     const found = await getChunk(deps.store, key);
-    if (!found) {
-      checkpoint.lastKey = key;
-      continue;
-    }
-    const { chunk } = found;
-    const counts = emptyCounts();
-    const rewritten = new Set<string>();
-    for (const events of inPieces(chunk.records, options.maxEventsPerDelivery)) {
-      await deps.pacer.take(bytesByStream(chunk.header.labels, events));
-      const delivered = await deps.deliver(
-        {
-          logGroup: chunk.header.logGroup,
-          labels: chunk.header.labels,
-          events,
-          ...(chunk.header.eventLabels ? { eventLabels: chunk.header.eventLabels } : {}),
-        },
-        deps.deadline,
-      );
-      addCounts(counts, delivered);
-      for (const written of delivered.chunkKeys ?? []) rewritten.add(written);
-      deps.onPushed?.(delivered.pushed);
-    }
-    addCounts(checkpoint, counts);
-    checkpoint.chunks += 1;
-    if (removesSource) {
-      // deliverEvents keeps what Loki did not take under spill/ or rejected/ again, under a key made
-      // from the content: when nothing was taken that copy can be this very key, which must stay.
-      if (rewritten.has(key)) checkpoint.kept += 1;
-      else {
-        if (options.archive) {
-          await deps.store.s3.send(
-            new CopyObjectCommand({
-              Bucket: deps.store.bucket,
-              CopySource: `${deps.store.bucket}/${encodeURIComponent(key).replace(/%2F/g, "/")}`,
-              Key: `archive/${key}`,
-            }),
-          );
-        }
-        await deleteKeys(deps.store, [key]);
-        checkpoint.removed += 1;
+    if (found && isHeldForStreamLimit(unit, found.chunk.header, deps, now())) {
+      holdChunk(checkpoint, found.chunk, deps);
+    } else if (found) {
+      const counts = await replayChunk(key, found.chunk, unit, options, deps);
+      if (!counts) {
+        // The stream budget had no room before the deadline: the next invocation starts here.
+        finished = false;
+        break;
+      }
+      addChunkOutcome(checkpoint, counts);
+      // Loki kept refusing or could not be reached: what was sent went to spill/, so stop here
+      // rather than move every remaining chunk from one S3 key to another. (A stream-limit refusal
+      // concerns new streams only: the next chunk may well go to an open one.)
+      const unreachable = counts.spilled > counts.streamLimited && counts.pushed === 0;
+      failuresInARow = unreachable ? failuresInARow + 1 : 0;
+      if (unreachable && failuresInARow >= 2) {
+        checkpoint.stoppedBecause = `Loki took none of the last ${failuresInARow} chunks (${counts.spilled} events kept in spill/)`;
       }
     }
     checkpoint.lastKey = key;
@@ -198,17 +177,8 @@ export async function replayUnit(
     lastTick = tick;
     checkpoint.updatedAt = new Date(tick).toISOString();
     await putJson(deps.store, checkpointKey, checkpoint);
-
-    // Loki kept refusing or could not be reached: what was sent went to spill/, so stop here
-    // rather than move every remaining chunk from one S3 key to another.
-    const unreachable = counts.spilled > 0 && counts.pushed === 0;
-    failuresInARow = unreachable ? failuresInARow + 1 : 0;
-    if (unreachable && failuresInARow >= 2) {
-      checkpoint.stoppedBecause = `Loki took none of the last ${failuresInARow} chunks (${counts.spilled} events kept in spill/)`;
-      finished = true;
-      break;
-    }
-    if (unreachable) await sleep(Math.min(30_000, 1000 * 2 ** failuresInARow));
+    if (checkpoint.stoppedBecause) break;
+    if (failuresInARow > 0) await sleep(Math.min(30_000, 1000 * 2 ** failuresInARow));
   }
   checkpoint.done = finished;
   checkpoint.updatedAt = new Date(now()).toISOString();
@@ -221,14 +191,148 @@ export async function replayUnit(
   };
 }
 
+function newCheckpoint(unit: ReplayUnit, started: number): ReplayCheckpoint {
+  return {
+    unitId: unit.unitId,
+    source: unit.source,
+    prefix: unit.prefix,
+    logGroup: unit.logGroup,
+    chunks: 0,
+    ...emptyCounts(),
+    streamWaits: 0,
+    streamWaitMs: 0,
+    held: 0,
+    removed: 0,
+    kept: 0,
+    invocations: 0,
+    done: false,
+    startedAt: new Date(started).toISOString(),
+    updatedAt: new Date(started).toISOString(),
+    replayMs: 0,
+  };
+}
+
+/**
+ * A spill/ chunk of events Loki refused for the stream limit cannot go in before the streams that
+ * filled the tenant have been idle for `chunk_idle_period`: the drain leaves it until then rather
+ * than pushing and failing every few minutes.
+ */
+function isHeldForStreamLimit(
+  unit: ReplayUnit,
+  header: ChunkHeader,
+  deps: ReplayDeps,
+  nowMs: number,
+): boolean {
+  if (unit.source !== "spill" || !deps.streams || !STREAM_LIMIT_REFUSAL.test(header.reason ?? ""))
+    return false;
+  return Date.parse(header.createdAt) + deps.streams.budget.holdMs > nowMs;
+}
+
+function holdChunk(checkpoint: ReplayCheckpoint, chunk: Chunk, deps: ReplayDeps): void {
+  const until = Date.parse(chunk.header.createdAt) + (deps.streams?.budget.holdMs ?? 0);
+  checkpoint.held += chunk.records.length;
+  if (!checkpoint.heldUntil || until > Date.parse(checkpoint.heldUntil))
+    checkpoint.heldUntil = new Date(until).toISOString();
+}
+
+/**
+ * Replays one chunk once the stream budget has room for its hour streams, then removes a spill/ or
+ * rejected/ source chunk. Undefined when the budget had no room before the deadline.
+ */
+async function replayChunk(
+  key: string,
+  chunk: Chunk,
+  unit: ReplayUnit,
+  options: ReplayOptions,
+  deps: ReplayDeps,
+): Promise<ChunkOutcome | undefined> {
+  const { labels, logGroup, eventLabels } = chunk.header;
+  const streamKeys = deps.streams
+    ? streamKeysOf(labels, chunk.records, eventLabels ?? deps.streams.eventLabels)
+    : new Set<string>();
+  const wait = (await deps.streams?.budget.admit(streamKeys, deps.deadline)) ?? {
+    admitted: true,
+    waits: 0,
+    waitedMs: 0,
+  };
+  if (!wait.admitted) return undefined;
+  const counts: ChunkOutcome = {
+    ...emptyCounts(),
+    streamWaits: wait.waits,
+    streamWaitMs: wait.waitedMs,
+    removed: 0,
+    kept: 0,
+  };
+  const rewritten = new Set<string>();
+  for (const events of inPieces(chunk.records, options.maxEventsPerDelivery)) {
+    await deps.pacer.take(bytesByStream(labels, events));
+    const delivered = await deps.deliver(
+      { logGroup, labels, events, ...(eventLabels ? { eventLabels } : {}) },
+      deps.deadline,
+    );
+    deps.streams?.budget.touch(streamKeys);
+    addCounts(counts, delivered);
+    for (const written of delivered.chunkKeys ?? []) rewritten.add(written);
+    deps.onPushed?.(delivered.pushed);
+  }
+  if (unit.source === "spill" || unit.source === "rejected") {
+    counts[await removeSource(key, rewritten, options, deps)] += 1;
+  }
+  return counts;
+}
+
+/**
+ * Deletes (or archives) a replayed spill/ or rejected/ chunk. deliverEvents keeps what Loki did not
+ * take under a key made from the content: when nothing was taken that copy can be this very key,
+ * which must stay.
+ */
+async function removeSource(
+  key: string,
+  rewritten: Set<string>,
+  options: ReplayOptions,
+  deps: ReplayDeps,
+): Promise<"kept" | "removed"> {
+  if (rewritten.has(key)) return "kept";
+  if (options.archive) {
+    await deps.store.s3.send(
+      new CopyObjectCommand({
+        Bucket: deps.store.bucket,
+        CopySource: `${deps.store.bucket}/${encodeURIComponent(key).replace(/%2F/g, "/")}`,
+        Key: `archive/${key}`,
+      }),
+    );
+  }
+  await deleteKeys(deps.store, [key]);
+  return "removed";
+}
+
 function emptyCounts(): DeliveryCounts {
-  return { received: 0, pushed: 0, refused: {}, spilled: 0, retries: 0, bytes: 0, requests: 0 };
+  const { chunkKeys: _written, ...counts } = emptyDeliveryReport();
+  return counts;
+}
+
+/** What replaying one chunk did, added to the unit's checkpoint. */
+interface ChunkOutcome extends DeliveryCounts {
+  streamWaits: number;
+  streamWaitMs: number;
+  removed: number;
+  kept: number;
+}
+
+function addChunkOutcome(checkpoint: ReplayCheckpoint, outcome: ChunkOutcome): void {
+  addCounts(checkpoint, outcome);
+  checkpoint.chunks += 1;
+  checkpoint.streamWaits += outcome.streamWaits;
+  checkpoint.streamWaitMs += outcome.streamWaitMs;
+  checkpoint.removed += outcome.removed;
+  checkpoint.kept += outcome.kept;
 }
 
 function addCounts(into: DeliveryCounts, add: DeliveryCounts): void {
   into.received += add.received;
   into.pushed += add.pushed;
   into.spilled += add.spilled;
+  into.streamLimited += add.streamLimited;
   into.retries += add.retries;
   into.bytes += add.bytes;
   into.requests += add.requests;

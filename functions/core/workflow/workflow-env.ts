@@ -4,6 +4,7 @@ import { LambdaClient } from "@aws-sdk/client-lambda";
 import { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-tagging-api";
 import { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
+import { parseStreamBudgetSettings } from "../delivery/stream-budget.ts";
 import { ConfigError } from "../errors.ts";
 import { parseLabelOptions } from "../labels/labels.ts";
 import { parseLokiTarget } from "../loki/loki-target.ts";
@@ -22,6 +23,7 @@ export function workflowTasksFromEnv(env: Record<string, string | undefined>): W
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => issue.message).join("; "));
   parseLokiTarget(env);
+  parseStreamBudgetSettings(env);
   parseLabelOptions(env);
   return createWorkflowTasks({
     logs: new CloudWatchLogsClient({}),

@@ -4,6 +4,12 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { perBranchRate, RateBudget } from "../cloudwatch/rate-budget.ts";
 import { deliverEvents } from "../delivery/deliver.ts";
 import { DEFAULT_PACING, Pacer } from "../delivery/pacing.ts";
+import {
+  parseStreamBudgetSettings,
+  perBranchStreams,
+  StreamBudget,
+  streamHoldMs,
+} from "../delivery/stream-budget.ts";
 import { InputError } from "../errors.ts";
 import { type FunctionLookupClients, functionLookupClientsLike } from "../labels/function-lookup.ts";
 import { parseLabelOptions } from "../labels/labels.ts";
@@ -53,6 +59,11 @@ export interface WorkflowDeps {
   sharedRateBudget?: RateBudget;
   /** One pacer for all replay branches (local runs); without it each takes its share. */
   sharedPacer?: Pacer;
+  /**
+   * One stream budget for all branches and child executions (local runs); without it each
+   * invocation holds its share of the run's streams (perBranchStreams).
+   */
+  sharedStreamBudget?: StreamBudget;
   /** Builds the Loki client for a target (tests pass a faulty one); default: createLokiPushClient. */
   lokiClient?: (env: Record<string, string | undefined>) => Promise<LokiPushClient>;
   lokiReady?: (env: Record<string, string | undefined>) => Promise<boolean>;
@@ -186,6 +197,8 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
           bytesPerSecond: options.bytesPerSecond ?? DEFAULT_PACING.bytesPerSecond / concurrency,
           perStreamBytesPerSecond: options.perStreamBytesPerSecond ?? DEFAULT_PACING.perStreamBytesPerSecond,
         });
+      const streamBudget =
+        deps.sharedStreamBudget ?? branchStreamBudget(lokiEnv(options.loki), concurrency, deps);
       const deliver: DeliverBatch = (batch, deadline) =>
         deliverEvents([{ eventLabels, ...batch }], {
           loki,
@@ -212,6 +225,7 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
           now,
           ...(deps.sleep ? { sleep: deps.sleep } : {}),
           onPushed: (count) => deps.onProgress?.({ pushed: count }),
+          streams: { budget: streamBudget, eventLabels },
         },
       );
     },
@@ -261,10 +275,32 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
           ...(event.error ? { error: event.error } : {}),
         },
         now(),
+        deps.env,
       );
       return withinPayloadLimit(report);
     },
   };
+}
+
+/** One branch's part of the run's stream budget, from the `LOKI_*` settings of the run. */
+function branchStreamBudget(
+  env: Record<string, string | undefined>,
+  concurrency: number,
+  deps: Pick<WorkflowDeps, "now" | "sleep">,
+): StreamBudget {
+  const settings = parseStreamBudgetSettings(env);
+  return new StreamBudget(perBranchStreams(settings, concurrency), streamHoldMs(settings), {
+    ...(deps.now ? { now: deps.now } : {}),
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+  });
+}
+
+/** The whole run's stream budget, shared by every branch of a local run. */
+export function runStreamBudget(
+  env: Record<string, string | undefined>,
+  deps: Pick<WorkflowDeps, "now" | "sleep"> = {},
+): StreamBudget {
+  return branchStreamBudget(env, 1, deps);
 }
 
 /** Step Functions outputs are limited to 256 KiB: a report over many groups keeps them in S3 only. */

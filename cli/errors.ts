@@ -4,9 +4,17 @@ import { ConfigError, InputError } from "../functions/core/errors.ts";
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_BAD_INPUT = 2;
+/** The run finished but left events in spill/ or rejected/ (report status `partial`). */
+export const EXIT_PARTIAL = 3;
+
+/** A run that ended `partial`: nothing is lost, but not everything is in Loki yet. */
+export class RunPartialError extends Error {
+  override name = "RunPartialError";
+}
 
 /** Turns any error into one line for the user and the exit code that goes with it. */
 export function describeFailure(error: unknown): { line: string; exitCode: number } {
+  if (error instanceof RunPartialError) return { line: error.message, exitCode: EXIT_PARTIAL };
   if (error instanceof InputError || error instanceof ConfigError) {
     return { line: `error: ${error.message}`, exitCode: EXIT_BAD_INPUT };
   }

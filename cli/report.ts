@@ -16,16 +16,32 @@ export function printRunReport(output: Output, report: RunReport): void {
     group.pushed,
     refusedText(group.refused),
     group.spilled,
+    group.streamLimited,
     (group.pushedBytes / 1_048_576).toFixed(1),
     (group.durationMs / 1000).toFixed(1),
     group.eventsPerSecond,
   ];
   output.out(
     formatTable(
-      ["log group", "exported", "pushed", "refused", "spilled", "MB pushed", "seconds", "events/s"],
+      [
+        "log group",
+        "exported",
+        "pushed",
+        "refused",
+        "spilled",
+        "of which refused: stream limit",
+        "MB pushed",
+        "seconds",
+        "events/s",
+      ],
       [...report.groups.map((group) => row(group.logGroup, group)), row("total", report.totals)],
     ),
   );
+  if (report.totals.streamWaits > 0) {
+    output.out(
+      `stream budget: ${report.totals.streamWaits} chunk(s) waited ${(report.totals.streamWaitMs / 1000).toFixed(1)} s in all for hour streams to go idle in Loki (LOKI_MAX_GLOBAL_STREAMS_PER_USER × LOKI_BACKFILL_STREAM_SHARE)`,
+    );
+  }
   for (const hint of report.hints) output.out(`hint: ${hint}`);
   output.out(`Report: ${report.reportKey}`);
 }

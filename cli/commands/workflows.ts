@@ -5,6 +5,7 @@ import { parseBackfillRequest } from "../../functions/core/workflow/backfill-req
 import { parseReplayRequest } from "../../functions/core/workflow/replay-plan.ts";
 import type { RunReport } from "../../functions/core/workflow/run-report.ts";
 import { createAwsClients } from "../aws.ts";
+import { RunPartialError } from "../errors.ts";
 import { runBackfillLocally, runReplayLocally } from "../local-workflow.ts";
 import type { CommandContext } from "../program.ts";
 import { createProgressDisplay } from "../progress.ts";
@@ -228,9 +229,18 @@ async function runWorkflow(
 
 function finishReport(context: CommandContext, report: RunReport): void {
   printRunReport(context.output, report);
+  if (report.status === "partial") {
+    throw new RunPartialError(
+      `The run ${report.runId} is partial: ${report.totals.spilled + report.totals.held} event(s) wait in spill/ and ${refusedCount(report)} in rejected/; the hints above say when and how they go in`,
+    );
+  }
   if (report.status === "failed" || report.status === "incomplete") {
     throw new Error(
       `The run ${report.runId} is ${report.status}: run the same command with --run-id ${report.runId} to resume it`,
     );
   }
+}
+
+function refusedCount(report: RunReport): number {
+  return Object.values(report.totals.refused).reduce((sum, count) => sum + count, 0);
 }

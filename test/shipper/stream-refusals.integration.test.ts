@@ -79,6 +79,13 @@ function expectAccountedFor(found: Audit, events: LogEvent[]): void {
   expect([...keptIds].every((id) => events.some((event) => event.id === id))).toBe(true);
 }
 
+/**
+ * The shipper's idea of Loki's chunk_idle_period, short so that a drain may take a stream-limit
+ * spill within the test (the tenant's limit is raised instead of waiting for Loki to idle streams).
+ */
+const SHORT_IDLE = { LOKI_CHUNK_IDLE_PERIOD: "2s", LOKI_STREAM_IDLE_MARGIN: "100ms" };
+const afterIdlePeriod = () => new Promise((resolve) => setTimeout(resolve, 2_200));
+
 const sum = (reports: DeliveryReport[], key: "pushed" | "spilled") =>
   reports.reduce((total, report) => total + report[key], 0);
 
@@ -91,7 +98,7 @@ describe.skipIf(externalLoki)(`a tenant at its active-stream limit (${EXTERNAL_L
   ])("spills the new stream with Loki's reason and stores the other ($order)", async (hours) => {
     const bucket = await createTestBucket();
     const name = `/aws/lambda/${uniqueName("streamcap")}`;
-    const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap") };
+    const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap"), ...SHORT_IDLE };
     loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 1 });
     await seedLogGroup(name, { name: "streamcap" }, []);
     const first = eventsAt(hourStart(hours.existingHoursAgo), 1, "existing-before");
@@ -112,10 +119,20 @@ describe.skipIf(externalLoki)(`a tenant at its active-stream limit (${EXTERNAL_L
     const chunk = await getChunk({ s3, bucket }, chunkKey as string);
     expect(chunk?.chunk.header.reason).toMatch(/^Loki answered 429: Maximum active stream limit exceeded/);
 
-    // Once the limit allows the stream, the drain replays the spill: exactly once, spill/ empty.
+    // A drain right away leaves the chunk: the limit cannot clear before chunk_idle_period.
+    const early = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
+    expect(early).toMatchObject({ status: "partial", totals: { pushed: 0, held: 2 } });
+    expect(early.hints.join("\n")).toMatch(
+      /2 event\(s\) refused earlier for the stream limit wait under spill\/ until/,
+    );
+    expect(await listKeys(bucket, "spill/")).toEqual([chunkKey]);
+
+    // Once the streams have been idle (here 2 s) and the limit allows the stream, the drain
+    // replays the spill: exactly once, spill/ empty.
     loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 10 });
+    await afterIdlePeriod();
     const drain = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
-    expect(drain.totals.pushed).toBe(2);
+    expect(drain).toMatchObject({ status: "succeeded", totals: { pushed: 2, held: 0 } });
     expect(await listKeys(bucket, "spill/")).toEqual([]);
     expect((await audit(name, bucket, env.LOKI_TENANT)).inLoki).toEqual(
       expectedEntries([...first, ...existing, ...fresh]),
@@ -125,7 +142,7 @@ describe.skipIf(externalLoki)(`a tenant at its active-stream limit (${EXTERNAL_L
   it("replays a spill chunk that straddles a new and an existing hour at the limit: the new hour is kept, not lost", async () => {
     const bucket = await createTestBucket();
     const name = `/aws/lambda/${uniqueName("straddle")}`;
-    const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap") };
+    const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap"), ...SHORT_IDLE };
     loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 1 });
     await seedLogGroup(name, { name: "straddle" }, []);
     const early = eventsAt(hourStart(10), 3, "early");
@@ -144,11 +161,13 @@ describe.skipIf(externalLoki)(`a tenant at its active-stream limit (${EXTERNAL_L
     const atLimit = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
 
     expect(atLimit.totals.pushed).toBe(2);
+    expect(atLimit).toMatchObject({ status: "partial", totals: { spilled: 3, streamLimited: 3 } });
     const found = await audit(name, bucket, env.LOKI_TENANT);
     expect(found.spilled.map((event) => event.message).sort()).toEqual(["early 0", "early 1", "early 2"]);
     expectAccountedFor(found, [...early, ...late]);
 
     loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 10 });
+    await afterIdlePeriod();
     const drained = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
     expect(drained.totals.pushed).toBe(3);
     expect((await audit(name, bucket, env.LOKI_TENANT)).inLoki).toEqual(expectedEntries([...early, ...late]));

@@ -1,3 +1,8 @@
+import {
+  parseStreamBudgetSettings,
+  type StreamBudgetSettings,
+  streamHoldMs,
+} from "../delivery/stream-budget.ts";
 import { getJson, listKeys, putJson, runKeys, type Store } from "../storage/run-store.ts";
 import type { BackfillPlan } from "./backfill-plan.ts";
 import type { ReplayCheckpoint } from "./replay-engine.ts";
@@ -13,6 +18,14 @@ export interface GroupReport {
   pushed: number;
   refused: Record<string, number>;
   spilled: number;
+  /** The part of `spilled` Loki refused for the tenant's active-stream limit ("refused: stream limit"). */
+  streamLimited: number;
+  /** Chunks that waited for room in the run's stream budget before their push, and how long in all. */
+  streamWaits: number;
+  streamWaitMs: number;
+  /** Events in spill/ refused for the stream limit that a drain left there until `heldUntil`. */
+  held: number;
+  heldUntil?: string;
   /** Push attempts repeated after 429, 5xx or network errors. */
   retries: number;
   /** Compressed chunk bytes written (backfill) plus bytes pushed to Loki. */
@@ -29,7 +42,11 @@ export interface GroupReport {
 export interface RunReport {
   runId: string;
   kind: "backfill" | "replay";
-  status: "succeeded" | "incomplete" | "planned" | "skipped" | "failed";
+  /**
+   * `partial`: the run finished but left events in spill/ or rejected/ (counts and hints say which
+   * and what to do); `incomplete`: a part did not finish (resume with the same runId).
+   */
+  status: "succeeded" | "partial" | "incomplete" | "planned" | "skipped" | "failed";
   message?: string;
   startedAt: string;
   finishedAt: string;
@@ -52,7 +69,13 @@ export interface FinishInput {
 }
 
 /** Adds up the run's checkpoints into the report and stores it. */
-export async function buildRunReport(store: Store, input: FinishInput, now: number): Promise<RunReport> {
+export async function buildRunReport(
+  store: Store,
+  input: FinishInput,
+  now: number,
+  /** The `LOKI_*` settings of the function (a run's `loki` overrides them), for the hints. */
+  env: Record<string, string | undefined> = {},
+): Promise<RunReport> {
   const { runId } = input;
   const plan = await getJson<BackfillPlan & { createdAt: string }>(store, runKeys.plan(runId));
   const startedAt = input.startedAt ?? plan?.createdAt ?? new Date(now).toISOString();
@@ -96,6 +119,7 @@ export async function buildRunReport(store: Store, input: FinishInput, now: numb
     group.received += checkpoint.received;
     group.pushed += checkpoint.pushed;
     group.spilled += checkpoint.spilled;
+    addStreamCounts(group, checkpoint);
     group.retries += checkpoint.retries;
     group.pushedBytes += checkpoint.bytes;
     for (const [reason, count] of Object.entries(checkpoint.refused)) {
@@ -124,9 +148,7 @@ export async function buildRunReport(store: Store, input: FinishInput, now: numb
     durationMs > 0
       ? round(((input.kind === "backfill" ? totals.exported : totals.pushed) * 1000) / durationMs)
       : 0;
-  let status: RunReport["status"] = input.status ?? "succeeded";
-  if (input.error) status = "failed";
-  else if (status === "succeeded" && (incomplete > 0 || stopped.length > 0)) status = "incomplete";
+  const status = runStatus(input, totals, incomplete > 0 || stopped.length > 0);
   const request = plan?.request;
   const cutShort =
     input.kind === "backfill" && request && request.endMs < request.requestedEndMs
@@ -148,7 +170,13 @@ export async function buildRunReport(store: Store, input: FinishInput, now: numb
     durationMs,
     groups: groupReports,
     totals,
-    hints: hintsFor(totals),
+    hints: hintsFor(totals, {
+      settings: parseStreamBudgetSettings({
+        ...env,
+        ...(plan?.request as { loki?: Record<string, string> })?.loki,
+      }),
+      now,
+    }),
     reportKey: runKeys.report(runId),
   };
   await putJson(store, runKeys.report(runId), report);
@@ -162,6 +190,10 @@ function zeroCounts(): Omit<GroupReport, "logGroup"> {
     pushed: 0,
     refused: {},
     spilled: 0,
+    streamLimited: 0,
+    streamWaits: 0,
+    streamWaitMs: 0,
+    held: 0,
     retries: 0,
     chunkBytes: 0,
     pushedBytes: 0,
@@ -180,6 +212,7 @@ function sumGroups(groups: GroupReport[]): Omit<GroupReport, "logGroup"> {
     totals.received += group.received;
     totals.pushed += group.pushed;
     totals.spilled += group.spilled;
+    addStreamCounts(totals, group);
     totals.retries += group.retries;
     totals.chunkBytes += group.chunkBytes;
     totals.pushedBytes += group.pushedBytes;
@@ -192,8 +225,46 @@ function sumGroups(groups: GroupReport[]): Omit<GroupReport, "logGroup"> {
   return totals;
 }
 
+type StreamCounts = Pick<
+  GroupReport,
+  "streamLimited" | "streamWaits" | "streamWaitMs" | "held" | "heldUntil"
+>;
+
+function addStreamCounts(into: StreamCounts, add: Partial<StreamCounts>): void {
+  into.streamLimited += add.streamLimited ?? 0;
+  into.streamWaits += add.streamWaits ?? 0;
+  into.streamWaitMs += add.streamWaitMs ?? 0;
+  into.held += add.held ?? 0;
+  if (add.heldUntil && (!into.heldUntil || add.heldUntil > into.heldUntil)) into.heldUntil = add.heldUntil;
+}
+
+/**
+ * A run that finished but left events in spill/ or rejected/ is `partial`, not `succeeded`: they
+ * are safe in S3, but not in Loki yet.
+ */
+function runStatus(
+  input: FinishInput,
+  totals: Omit<GroupReport, "logGroup">,
+  unfinished: boolean,
+): RunReport["status"] {
+  if (input.error) return "failed";
+  const status = input.status ?? "succeeded";
+  if (status !== "succeeded") return status;
+  if (unfinished) return "incomplete";
+  const refused = Object.values(totals.refused).reduce((sum, count) => sum + count, 0);
+  return totals.spilled > 0 || totals.held > 0 || refused > 0 ? "partial" : "succeeded";
+}
+
+const REPLAY_SPILL = 'replay with {"source":"spill"} (loki-shipper replay --source spill)';
+
 /** Tells the operator which Loki setting refused events and how to bring them in afterwards. */
-export function hintsFor(totals: Pick<GroupReport, "refused" | "spilled">): string[] {
+export function hintsFor(
+  totals: Pick<GroupReport, "refused" | "spilled"> & Partial<StreamCounts>,
+  stream: { settings: StreamBudgetSettings; now: number } = {
+    settings: parseStreamBudgetSettings({}),
+    now: Date.now(),
+  },
+): string[] {
   const hints: string[] = [];
   for (const [reason, count] of Object.entries(totals.refused)) {
     if (/too_old|too old|reject_old/i.test(reason)) {
@@ -214,12 +285,32 @@ export function hintsFor(totals: Pick<GroupReport, "refused" | "spilled">): stri
       );
     }
   }
-  if (totals.spilled > 0) {
+  const streamLimited = totals.streamLimited ?? 0;
+  if (streamLimited > 0) hints.push(streamLimitHint(streamLimited, stream.settings, stream.now));
+  if ((totals.held ?? 0) > 0) {
     hints.push(
-      `${totals.spilled} event(s) could not be delivered and wait under spill/: replay with {"source":"spill"} once Loki is back`,
+      `${totals.held} event(s) refused earlier for the stream limit wait under spill/ until ${totals.heldUntil}, when the streams that filled the tenant have been idle for chunk_idle_period (LOKI_CHUNK_IDLE_PERIOD): the scheduled drain takes them after that, or ${REPLAY_SPILL}`,
+    );
+  }
+  const otherSpilled = totals.spilled - streamLimited;
+  if (otherSpilled > 0) {
+    hints.push(
+      `${otherSpilled} event(s) could not be delivered and wait under spill/: ${REPLAY_SPILL} once Loki is back`,
     );
   }
   return hints;
+}
+
+/** "refused: stream limit": which Loki settings, when the events can go in, and the command. */
+function streamLimitHint(count: number, settings: StreamBudgetSettings, now: number): string {
+  const after = new Date(now + streamHoldMs(settings)).toISOString();
+  return (
+    `${count} event(s) refused: stream limit. Loki refuses a new stream while the tenant has max_global_streams_per_user active streams, ` +
+    `and a stream stays active until idle for chunk_idle_period (this run counted LOKI_MAX_GLOBAL_STREAMS_PER_USER=${settings.maxGlobalStreamsPerUser}, ` +
+    `LOKI_BACKFILL_STREAM_SHARE=${settings.share}, LOKI_CHUNK_IDLE_PERIOD=${settings.chunkIdlePeriodMs / 60_000}m). ` +
+    `They wait under spill/ and can go in after ${after}: the scheduled drain takes them then, or ${REPLAY_SPILL}. ` +
+    "If Loki's max_global_streams_per_user is lower than LOKI_MAX_GLOBAL_STREAMS_PER_USER, set the variable to Loki's value, or raise the limit in Loki's limits_config"
+  );
 }
 
 function round(value: number): number {

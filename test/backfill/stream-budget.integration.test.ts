@@ -26,12 +26,12 @@ import {
 } from "./harness.ts";
 
 /**
- * A backfill within Loki's active-stream limit, on the Loki test server with a 1.5 s
+ * A backfill within Loki's active-stream limit, on the Loki test server with a 4 s
  * chunk_idle_period (Loki's default is 30 min): streams leave the tenant's count as they would in
  * Loki, only sooner. The tenant allows 20 active streams; the shipper is told so
  * (LOKI_MAX_GLOBAL_STREAMS_PER_USER) and gives half of them to the backfill.
  */
-const IDLE_MS = 1_500;
+const IDLE_MS = 4_000;
 const MARGIN_MS = 300;
 const LIMIT = 20;
 
@@ -46,12 +46,12 @@ afterAll(async () => {
   await loki?.close();
 });
 
-function shipperEnv(tenant: string, toldLimit = LIMIT): Record<string, string> {
+function shipperEnv(tenant: string, toldLimit = LIMIT, share = 0.5): Record<string, string> {
   return {
     LOKI_URL: loki.url,
     LOKI_TENANT: tenant,
     LOKI_MAX_GLOBAL_STREAMS_PER_USER: String(toldLimit),
-    LOKI_BACKFILL_STREAM_SHARE: "0.5",
+    LOKI_BACKFILL_STREAM_SHARE: String(share),
     LOKI_CHUNK_IDLE_PERIOD: `${IDLE_MS}ms`,
     LOKI_STREAM_IDLE_MARGIN: `${MARGIN_MS}ms`,
   };
@@ -69,7 +69,7 @@ async function groupWithHistory(label: string, tenantTag: string, hours: number)
 }
 
 /**
- * Live shipping of `groups` while `running` lasts: one event per group every 2 s, longer than the
+ * Live shipping of `groups` while `running` lasts: one event per group a little less often than the
  * idle period, so that every push needs a new stream in Loki, as a new hour does.
  */
 async function shipLiveUntil(
@@ -98,7 +98,7 @@ async function shipLiveUntil(
         reports.push(...(await shipLive(group, [event], env, bucket)));
       }),
     );
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await new Promise((resolve) => setTimeout(resolve, IDLE_MS + 500));
   }
   return { reports, events };
 }
@@ -157,7 +157,7 @@ describe.skipIf(externalLoki)(`backfill within a 20-stream limit (${EXTERNAL_LOK
     }
 
     // 48 streams, 10 at a time, each held for the idle period and margin after its push: at least
-    // four waits of 1.8 s for the streams before it to go idle.
+    // four waits of 4.3 s for the streams before it to go idle.
     const holdMs = IDLE_MS + MARGIN_MS;
     expect(report.totals.streamWaits).toBeGreaterThanOrEqual(4);
     expect(report.durationMs).toBeGreaterThanOrEqual((Math.ceil(48 / 10) - 1) * holdMs);
@@ -202,11 +202,11 @@ describe.skipIf(externalLoki)(`backfill within a 20-stream limit (${EXTERNAL_LOK
     expect([...inLoki, ...expectedEntries(spilled)].sort()).toEqual(expectedEntries(history.events));
 
     // The operator sets the real limit; once the refused streams' idle period has passed, the drain
-    // takes the spill within the budget: everything once, spill/ empty.
+    // takes the spill within the budget (all of it: no live traffic here): everything once, spill/ empty.
     await new Promise((resolve) => setTimeout(resolve, IDLE_MS + MARGIN_MS + 200));
     const drain = await runReplayLocally(
       { source: "spill" },
-      { logs, s3, bucket, env: shipperEnv(tenant, 4) },
+      { logs, s3, bucket, env: shipperEnv(tenant, 4, 1) },
     );
 
     expect(drain).toMatchObject({ status: "succeeded", totals: { pushed: spilled.length, spilled: 0 } });

@@ -369,7 +369,11 @@ describe("a dry run", () => {
       { logs, s3, bucket, env: lokiEnv(loki) },
     );
     expect(report.status).toBe("planned");
-    expect(report.message).toBe("dry run: 3 slice(s) planned, nothing exported");
+    expect(report.message).toBe(
+      "dry run: 3 slice(s) planned, nothing exported; 3 hour stream(s) to open, at most 2500 at a time " +
+        "(LOKI_MAX_GLOBAL_STREAMS_PER_USER=5000 × LOKI_BACKFILL_STREAM_SHARE=0.5, each open until idle for " +
+        "LOKI_CHUNK_IDLE_PERIOD=30 min + 2 min): the stream budget holds them all at once; the FilterLogEvents pace at least 750 ms",
+    );
     const plan = await getJson<{ groups: { logGroup: string; labels: Record<string, string> }[] }>(
       { s3, bucket },
       runKeys.plan(report.runId),

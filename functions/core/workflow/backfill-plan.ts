@@ -5,6 +5,7 @@ import {
 } from "@aws-sdk/client-cloudwatch-logs";
 import { RateBudget } from "../cloudwatch/rate-budget.ts";
 import { matchesTagSelector, parseTagSelector } from "../cloudwatch/tag-selector.ts";
+import { parseStreamBudgetSettings } from "../delivery/stream-budget.ts";
 import { InputError } from "../errors.ts";
 import { type FunctionFacts, functionLabelSources, lambdaFunctionName } from "../labels/function-labels.ts";
 import {
@@ -17,6 +18,7 @@ import { getLogGroupTags, LogGroupTagCache, logGroupArn } from "../labels/log-gr
 import { logGroupKeySegment } from "../storage/chunk-format.ts";
 import { getJson, putJson, runKeys, type Store } from "../storage/run-store.ts";
 import type { BackfillRequest } from "./backfill-request.ts";
+import { describeEstimate, estimatePlan, type PlanEstimate } from "./plan-estimate.ts";
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
@@ -79,6 +81,7 @@ export interface BackfillPlan {
   sliceCount: number;
   partCount: number;
   options: RunOptions;
+  estimate?: PlanEstimate;
 }
 
 export interface PlanPart {
@@ -98,6 +101,8 @@ export interface PlanOutput {
     sliceCount: number;
     partCount: number;
     parts: { runId: string; partIndex: number }[];
+    /** A dry run's estimate: hour streams, and the time the stream budget and the pace imply. */
+    estimate?: string;
   };
   part: { options: RunOptions; slices: SliceTask[] };
 }
@@ -317,6 +322,8 @@ export async function planBackfill(
     ...(request.bytesPerSecond ? { bytesPerSecond: request.bytesPerSecond / request.concurrency } : {}),
     ...(request.perStreamBytesPerSecond ? { perStreamBytesPerSecond: request.perStreamBytesPerSecond } : {}),
   };
+  const streamSettings = parseStreamBudgetSettings({ ...deps.env, ...request.loki });
+  const estimate = estimatePlan(slices, streamSettings, request.requestsPerSecond);
   const plan: BackfillPlan = {
     runId,
     createdAt: new Date((deps.now ?? Date.now)()).toISOString(),
@@ -325,6 +332,7 @@ export async function planBackfill(
     sliceCount: slices.length,
     partCount,
     options,
+    estimate,
   };
   const parts: PlanPart[] = [];
   for (let partIndex = 0; partIndex < partCount; partIndex++) {
@@ -352,6 +360,7 @@ export async function planBackfill(
       sliceCount: slices.length,
       partCount,
       parts: parts.map((part) => ({ runId, partIndex: part.partIndex })),
+      ...(request.dryRun ? { estimate: describeEstimate(estimate, streamSettings) } : {}),
     },
     part: partCount === 1 && !request.dryRun ? { options, slices } : { options, slices: [] },
   };

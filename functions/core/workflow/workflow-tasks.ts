@@ -113,6 +113,7 @@ export interface FinishRunEvent extends FinishInput {
     startedAt?: string;
     dryRun?: boolean;
     sliceCount?: number;
+    estimate?: string;
   };
 }
 
@@ -266,7 +267,12 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
           ...(planned
             ? {
                 status: "planned" as const,
-                message: `dry run: ${event.run?.sliceCount ?? 0} slice(s) planned, nothing exported`,
+                message: [
+                  `dry run: ${event.run?.sliceCount ?? 0} slice(s) planned, nothing exported`,
+                  event.run?.estimate,
+                ]
+                  .filter(Boolean)
+                  .join("; "),
               }
             : {}),
           ...(event.run?.message ? { message: event.run.message } : {}),

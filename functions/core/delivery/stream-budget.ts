@@ -120,6 +120,20 @@ export class StreamBudget {
     this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
 
+  /** The open streams and their last push (epoch ms), to keep between invocations. */
+  openStreams(): Record<string, number> {
+    this.#forgetIdle();
+    return Object.fromEntries(this.#lastPush);
+  }
+
+  /** Takes back streams an earlier invocation opened (from {@link openStreams}). */
+  restore(openStreams: Record<string, number>): void {
+    for (const [key, lastPush] of Object.entries(openStreams)) {
+      this.#lastPush.set(key, Math.max(lastPush, this.#lastPush.get(key) ?? 0));
+    }
+    this.#forgetIdle();
+  }
+
   /** Streams counted as active now. */
   active(): number {
     this.#forgetIdle();
@@ -145,10 +159,9 @@ export class StreamBudget {
 
   async #waitFor(keys: string[], deadline: number): Promise<StreamWait> {
     const started = this.#now();
-    const wait = (admitted: boolean): StreamWait => {
-      const waitedMs = this.#now() - started;
-      return { admitted, waits: waitedMs > 0 ? 1 : 0, waitedMs };
-    };
+    let slept = false;
+    const wait = (admitted: boolean): StreamWait =>
+      slept ? { admitted, waits: 1, waitedMs: this.#now() - started } : { admitted, waits: 0, waitedMs: 0 };
     for (;;) {
       this.#forgetIdle();
       const fresh = keys.filter((key) => !this.#lastPush.has(key));
@@ -162,6 +175,7 @@ export class StreamBudget {
       if (now >= deadline) return wait(false);
       const roomAt = this.#oldestPush() + this.holdMs;
       await this.#sleep(Math.max(1, Math.min(roomAt, deadline) - now));
+      slept = true;
     }
   }
 

@@ -178,11 +178,12 @@ export async function acquireLock(
   key: string,
   runId: string,
   now: number,
+  ttlMs = LOCK_TTL_MS,
 ): Promise<LockRecord | undefined> {
   const record: LockRecord = {
     runId,
     acquiredAt: new Date(now).toISOString(),
-    expiresAt: new Date(now + LOCK_TTL_MS).toISOString(),
+    expiresAt: new Date(now + ttlMs).toISOString(),
   };
   for (let attempt = 0; attempt < 2; attempt++) {
     try {

@@ -34,6 +34,7 @@ import {
 } from "./replay-plan.ts";
 import { buildRunReport, type FinishInput, type RunReport } from "./run-report.ts";
 import { type ExportResult, exportSlice, type ReplayUnit } from "./slice-export.ts";
+import { type StreamLaneOptions, withStreamLane } from "./stream-lanes.ts";
 
 /**
  * The work behind every Task state of statemachines/backfill.asl.json and replay.asl.json, over
@@ -198,8 +199,6 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
           bytesPerSecond: options.bytesPerSecond ?? DEFAULT_PACING.bytesPerSecond / concurrency,
           perStreamBytesPerSecond: options.perStreamBytesPerSecond ?? DEFAULT_PACING.perStreamBytesPerSecond,
         });
-      const streamBudget =
-        deps.sharedStreamBudget ?? branchStreamBudget(lokiEnv(options.loki), concurrency, deps);
       const deliver: DeliverBatch = (batch, deadline) =>
         deliverEvents([{ eventLabels, ...batch }], {
           loki,
@@ -211,23 +210,34 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
           ...(deps.logger ? { logger: deps.logger } : {}),
           ...(deps.sleep ? { sleep: deps.sleep } : {}),
         });
-      return replayUnit(
-        event.runId,
-        event.unit,
-        {
-          archive: options.archive ?? DEFAULT_REPLAY_OPTIONS.archive,
-          maxEventsPerDelivery: options.maxEventsPerDelivery ?? DEFAULT_REPLAY_OPTIONS.maxEventsPerDelivery,
-        },
-        {
+      const replay = (streamBudget: StreamBudget) =>
+        replayUnit(
+          event.runId,
+          event.unit,
+          {
+            archive: options.archive ?? DEFAULT_REPLAY_OPTIONS.archive,
+            maxEventsPerDelivery: options.maxEventsPerDelivery ?? DEFAULT_REPLAY_OPTIONS.maxEventsPerDelivery,
+          },
+          {
+            store,
+            deliver,
+            pacer,
+            deadline: deadlineFrom(remainingMs),
+            now,
+            ...(deps.sleep ? { sleep: deps.sleep } : {}),
+            onPushed: (count) => deps.onProgress?.({ pushed: count }),
+            streams: { budget: streamBudget, eventLabels },
+          },
+        );
+      if (deps.sharedStreamBudget) return replay(deps.sharedStreamBudget);
+      return withStreamLane(
+        branchStreamLane(
+          lokiEnv(options.loki),
+          { runId: event.runId, holder: event.unit.unitId, concurrency },
           store,
-          deliver,
-          pacer,
-          deadline: deadlineFrom(remainingMs),
-          now,
-          ...(deps.sleep ? { sleep: deps.sleep } : {}),
-          onPushed: (count) => deps.onProgress?.({ pushed: count }),
-          streams: { budget: streamBudget, eventLabels },
-        },
+          deps,
+        ),
+        replay,
       );
     },
 
@@ -288,17 +298,28 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
   };
 }
 
-/** One branch's part of the run's stream budget, from the `LOKI_*` settings of the run. */
-function branchStreamBudget(
+/**
+ * Without a shared budget (in AWS) each replay invocation takes one of the run's `concurrency`
+ * lanes of the stream budget, kept in S3 between invocations (stream-lanes.ts).
+ */
+function branchStreamLane(
   env: Record<string, string | undefined>,
-  concurrency: number,
-  deps: Pick<WorkflowDeps, "now" | "sleep">,
-): StreamBudget {
+  branch: { runId: string; holder: string; concurrency: number },
+  store: Store,
+  deps: Pick<WorkflowDeps, "now" | "sleep" | "logger">,
+): StreamLaneOptions {
   const settings = parseStreamBudgetSettings(env);
-  return new StreamBudget(perBranchStreams(settings, concurrency), streamHoldMs(settings), {
-    ...(deps.now ? { now: deps.now } : {}),
+  return {
+    store,
+    runId: branch.runId,
+    holder: branch.holder,
+    lanes: branch.concurrency,
+    perLane: perBranchStreams(settings, branch.concurrency),
+    holdMs: streamHoldMs(settings),
+    now: deps.now ?? Date.now,
     ...(deps.sleep ? { sleep: deps.sleep } : {}),
-  });
+    ...(deps.logger ? { logger: deps.logger } : {}),
+  };
 }
 
 /** The whole run's stream budget, shared by every branch of a local run. */
@@ -306,7 +327,11 @@ export function runStreamBudget(
   env: Record<string, string | undefined>,
   deps: Pick<WorkflowDeps, "now" | "sleep"> = {},
 ): StreamBudget {
-  return branchStreamBudget(env, 1, deps);
+  const settings = parseStreamBudgetSettings(env);
+  return new StreamBudget(perBranchStreams(settings, 1), streamHoldMs(settings), {
+    ...(deps.now ? { now: deps.now } : {}),
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+  });
 }
 
 /** Step Functions outputs are limited to 256 KiB: a report over many groups keeps them in S3 only. */

@@ -210,6 +210,41 @@ describe("loki-shipper CLI", () => {
     },
   );
 
+  it.skipIf(externalLoki)(
+    "backfill --local that leaves events in spill/ for the stream limit ends partial with exit code 3 and says what to do",
+    async () => {
+      // Loki allows one active stream; the range covers four hours, so four hour streams.
+      const tenant = uniqueName("cli-cap");
+      loki.setTenantLimits(tenant, { maxGlobalStreamsPerUser: 1 });
+      const result = await runCli(["backfill", "--local", "--log-group", pythonGroup, "--since", "4h"], {
+        LOKI_URL: loki.url,
+        LOKI_TENANT: tenant,
+      });
+      expect(result.code).toBe(3);
+      expect(result.stdout).toMatch(/\(backfill\): partial/);
+      expect(result.stdout).toContain("refused: stream limit");
+      expect(result.stdout).toMatch(
+        /hint: \d+ event\(s\) refused: stream limit\. .*max_global_streams_per_user/,
+      );
+      expect(result.stderr.trim()).toMatch(
+        /^The run \S+ is partial: \d+ event\(s\) wait in spill\/ and 0 in rejected\//,
+      );
+    },
+  );
+
+  it("backfill --dry-run prints the hour streams and the time the stream budget and the pace imply", async () => {
+    const result = await runCli(
+      ["backfill", "--local", "--log-group", pythonGroup, "--since", "4h", "--dry-run"],
+      { LOKI_URL: loki.url, LOKI_MAX_GLOBAL_STREAMS_PER_USER: "4" },
+    );
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    // Four or five hour streams (the range starts within an hour), two at a time, each held 32 min.
+    expect(result.stdout).toMatch(
+      /planned — dry run: [45] slice\(s\) planned, nothing exported; [45] hour stream\(s\) to open, at most 2 at a time .*: the stream budget alone makes the run take at least (1 h 4 min|1 h 36 min); the FilterLogEvents pace at least 1 s; the stream limit bounds this run/,
+    );
+  });
+
   it("backfill: an invalid time range is one clear line and exit code 2", async () => {
     const result = await runCli([
       "backfill",

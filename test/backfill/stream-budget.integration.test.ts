@@ -5,25 +5,17 @@ import type { DeliveryReport } from "../../functions/core/delivery/deliver.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { cloudWatchEventId } from "../fixtures/subscription.ts";
 import { uniqueName } from "../helpers/aws.ts";
+import { HOUR, logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
 import {
   EXTERNAL_LOKI_SKIP_REASON,
+  expectedEntries,
   externalLoki,
   queryRangeAll,
   startTestLoki,
   type TestLoki,
 } from "../helpers/loki.ts";
-import {
-  chunkRecords,
-  createTestBucket,
-  expectedEntries,
-  HOUR,
-  listKeys,
-  logs,
-  s3,
-  seedLogGroup,
-  shipLive,
-  spreadEvents,
-} from "./harness.ts";
+import { chunkRecords, createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
+import { shipLive } from "../helpers/shipper.ts";
 
 /**
  * A backfill within Loki's active-stream limit, on the Loki test server with a 4 s
@@ -46,7 +38,7 @@ afterAll(async () => {
   await loki?.close();
 });
 
-function shipperEnv(tenant: string, toldLimit = LIMIT, share = 0.5): Record<string, string> {
+function budgetEnv(tenant: string, toldLimit = LIMIT, share = 0.5): Record<string, string> {
   return {
     LOKI_URL: loki.url,
     LOKI_TENANT: tenant,
@@ -121,7 +113,7 @@ describe.skipIf(externalLoki)(`backfill within a 20-stream limit (${EXTERNAL_LOK
     const tenant = uniqueName("budget");
     const tenantTag = uniqueName("t");
     loki.setTenantLimits(tenant, { maxGlobalStreamsPerUser: LIMIT });
-    const env = shipperEnv(tenant);
+    const env = budgetEnv(tenant);
     const history = await groupWithHistory("history", tenantTag, 48);
     const liveGroups = await Promise.all(
       ["live-a", "live-b", "live-c", "live-d"].map(async (label) => {
@@ -182,7 +174,7 @@ describe.skipIf(externalLoki)(`backfill within a 20-stream limit (${EXTERNAL_LOK
         concurrency: 4,
         requestsPerSecond: 20,
       },
-      { logs, s3, bucket, env: shipperEnv(tenant) },
+      { logs, s3, bucket, env: budgetEnv(tenant) },
     );
 
     expect(report.status).toBe("partial");
@@ -206,7 +198,7 @@ describe.skipIf(externalLoki)(`backfill within a 20-stream limit (${EXTERNAL_LOK
     await new Promise((resolve) => setTimeout(resolve, IDLE_MS + MARGIN_MS + 200));
     const drain = await runReplayLocally(
       { source: "spill" },
-      { logs, s3, bucket, env: shipperEnv(tenant, 4, 1) },
+      { logs, s3, bucket, env: budgetEnv(tenant, 4, 1) },
     );
 
     expect(drain).toMatchObject({ status: "succeeded", totals: { pushed: spilled.length, spilled: 0 } });

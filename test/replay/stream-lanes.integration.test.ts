@@ -5,10 +5,11 @@ import { getJson, putChunk, runKeys } from "../../functions/core/storage/run-sto
 import type { ReplayCheckpoint } from "../../functions/core/workflow/replay-engine.ts";
 import type { ReplayUnit } from "../../functions/core/workflow/slice-export.ts";
 import { createWorkflowTasks } from "../../functions/core/workflow/workflow-tasks.ts";
-import { createTestBucket, HOUR, logs, s3 } from "../backfill/harness.ts";
 import { cloudWatchEventId } from "../fixtures/subscription.ts";
 import { uniqueName } from "../helpers/aws.ts";
+import { HOUR, logs } from "../helpers/log-groups.ts";
 import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import { createTestBucket, s3 } from "../helpers/s3.ts";
 
 /**
  * In AWS every ReplaySlice invocation is a Lambda of its own, with no shared stream budget: the
@@ -17,7 +18,7 @@ import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
  */
 let loki: TestLoki;
 const now = Date.now();
-const HOLD_MS = 1_000;
+const HOLD_MS = 3_000;
 
 beforeAll(async () => {
   loki = await startTestLoki();

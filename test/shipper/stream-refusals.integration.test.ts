@@ -80,11 +80,15 @@ function expectAccountedFor(found: Audit, events: LogEvent[]): void {
 }
 
 /**
- * The shipper's idea of Loki's chunk_idle_period, short so that a drain may take a stream-limit
- * spill within the test (the tenant's limit is raised instead of waiting for Loki to idle streams).
+ * A drain that sees the stream-limit spill as past its idle period: the shipper's idea of Loki's
+ * chunk_idle_period set to 0, as when the 30 minutes have passed (the tests raise the tenant's
+ * limit instead of waiting for Loki to idle streams).
  */
-const SHORT_IDLE = { LOKI_CHUNK_IDLE_PERIOD: "2s", LOKI_STREAM_IDLE_MARGIN: "100ms" };
-const afterIdlePeriod = () => new Promise((resolve) => setTimeout(resolve, 2_200));
+const idlePassed = (env: Record<string, string>) => ({
+  ...env,
+  LOKI_CHUNK_IDLE_PERIOD: "0s",
+  LOKI_STREAM_IDLE_MARGIN: "0s",
+});
 
 const sum = (reports: DeliveryReport[], key: "pushed" | "spilled") =>
   reports.reduce((total, report) => total + report[key], 0);
@@ -98,7 +102,7 @@ describe.skipIf(externalLoki)(`a tenant at its active-stream limit (${EXTERNAL_L
   ])("spills the new stream with Loki's reason and stores the other ($order)", async (hours) => {
     const bucket = await createTestBucket();
     const name = `/aws/lambda/${uniqueName("streamcap")}`;
-    const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap"), ...SHORT_IDLE };
+    const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap") };
     loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 1 });
     await seedLogGroup(name, { name: "streamcap" }, []);
     const first = eventsAt(hourStart(hours.existingHoursAgo), 1, "existing-before");
@@ -127,11 +131,10 @@ describe.skipIf(externalLoki)(`a tenant at its active-stream limit (${EXTERNAL_L
     );
     expect(await listKeys(bucket, "spill/")).toEqual([chunkKey]);
 
-    // Once the streams have been idle (here 2 s) and the limit allows the stream, the drain
-    // replays the spill: exactly once, spill/ empty.
+    // Once the streams have been idle and the limit allows the stream, the drain replays the
+    // spill: exactly once, spill/ empty.
     loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 10 });
-    await afterIdlePeriod();
-    const drain = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
+    const drain = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env: idlePassed(env) });
     expect(drain).toMatchObject({ status: "succeeded", totals: { pushed: 2, held: 0 } });
     expect(await listKeys(bucket, "spill/")).toEqual([]);
     expect((await audit(name, bucket, env.LOKI_TENANT)).inLoki).toEqual(
@@ -142,7 +145,7 @@ describe.skipIf(externalLoki)(`a tenant at its active-stream limit (${EXTERNAL_L
   it("replays a spill chunk that straddles a new and an existing hour at the limit: the new hour is kept, not lost", async () => {
     const bucket = await createTestBucket();
     const name = `/aws/lambda/${uniqueName("straddle")}`;
-    const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap"), ...SHORT_IDLE };
+    const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap") };
     loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 1 });
     await seedLogGroup(name, { name: "straddle" }, []);
     const early = eventsAt(hourStart(10), 3, "early");
@@ -167,8 +170,7 @@ describe.skipIf(externalLoki)(`a tenant at its active-stream limit (${EXTERNAL_L
     expectAccountedFor(found, [...early, ...late]);
 
     loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 10 });
-    await afterIdlePeriod();
-    const drained = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
+    const drained = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env: idlePassed(env) });
     expect(drained.totals.pushed).toBe(3);
     expect((await audit(name, bucket, env.LOKI_TENANT)).inLoki).toEqual(expectedEntries([...early, ...late]));
   });

@@ -34,7 +34,7 @@ import {
 } from "./replay-plan.ts";
 import { buildRunReport, type FinishInput, type RunReport } from "./run-report.ts";
 import { type ExportResult, exportSlice, type ReplayUnit } from "./slice-export.ts";
-import { type StreamLaneOptions, withStreamLane } from "./stream-lanes.ts";
+import { withStreamLane } from "./stream-lanes.ts";
 
 /**
  * The work behind every Task state of statemachines/backfill.asl.json and replay.asl.json, over
@@ -229,16 +229,8 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
             streams: { budget: streamBudget, eventLabels },
           },
         );
-      if (deps.sharedStreamBudget) return replay(deps.sharedStreamBudget);
-      return withStreamLane(
-        branchStreamLane(
-          lokiEnv(options.loki),
-          { runId: event.runId, holder: event.unit.unitId, concurrency },
-          store,
-          deps,
-        ),
-        replay,
-      );
+      const branch = { runId: event.runId, holder: event.unit.unitId, concurrency };
+      return withBranchStreamBudget(lokiEnv(options.loki), branch, store, deps, replay);
     },
 
     async planReplay(event) {
@@ -277,12 +269,7 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
           ...(planned
             ? {
                 status: "planned" as const,
-                message: [
-                  `dry run: ${event.run?.sliceCount ?? 0} slice(s) planned, nothing exported`,
-                  event.run?.estimate,
-                ]
-                  .filter(Boolean)
-                  .join("; "),
+                message: plannedMessage(event.run),
               }
             : {}),
           ...(event.run?.message ? { message: event.run.message } : {}),
@@ -298,28 +285,39 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
   };
 }
 
+/** A dry run's report message: what was planned and the plan's estimate. */
+function plannedMessage(run: FinishRunEvent["run"]): string {
+  const planned = `dry run: ${run?.sliceCount ?? 0} slice(s) planned, nothing exported`;
+  return run?.estimate ? `${planned}; ${run.estimate}` : planned;
+}
+
 /**
- * Without a shared budget (in AWS) each replay invocation takes one of the run's `concurrency`
- * lanes of the stream budget, kept in S3 between invocations (stream-lanes.ts).
+ * Runs a replay invocation within the stream budget: the shared one of a local run, or (in AWS)
+ * one of the run's `concurrency` lanes of it, kept in S3 between invocations (stream-lanes.ts).
  */
-function branchStreamLane(
+function withBranchStreamBudget<T>(
   env: Record<string, string | undefined>,
   branch: { runId: string; holder: string; concurrency: number },
   store: Store,
-  deps: Pick<WorkflowDeps, "now" | "sleep" | "logger">,
-): StreamLaneOptions {
+  deps: Pick<WorkflowDeps, "now" | "sleep" | "logger" | "sharedStreamBudget">,
+  work: (budget: StreamBudget) => Promise<T>,
+): Promise<T> {
+  if (deps.sharedStreamBudget) return work(deps.sharedStreamBudget);
   const settings = parseStreamBudgetSettings(env);
-  return {
-    store,
-    runId: branch.runId,
-    holder: branch.holder,
-    lanes: branch.concurrency,
-    perLane: perBranchStreams(settings, branch.concurrency),
-    holdMs: streamHoldMs(settings),
-    now: deps.now ?? Date.now,
-    ...(deps.sleep ? { sleep: deps.sleep } : {}),
-    ...(deps.logger ? { logger: deps.logger } : {}),
-  };
+  return withStreamLane(
+    {
+      store,
+      runId: branch.runId,
+      holder: branch.holder,
+      lanes: branch.concurrency,
+      perLane: perBranchStreams(settings, branch.concurrency),
+      holdMs: streamHoldMs(settings),
+      now: deps.now ?? Date.now,
+      ...(deps.sleep ? { sleep: deps.sleep } : {}),
+      ...(deps.logger ? { logger: deps.logger } : {}),
+    },
+    work,
+  );
 }
 
 /** The whole run's stream budget, shared by every branch of a local run. */

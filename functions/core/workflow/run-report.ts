@@ -260,10 +260,7 @@ const REPLAY_SPILL = 'replay with {"source":"spill"} (loki-shipper replay --sour
 /** Tells the operator which Loki setting refused events and how to bring them in afterwards. */
 export function hintsFor(
   totals: Pick<GroupReport, "refused" | "spilled"> & Partial<StreamCounts>,
-  stream: { settings: StreamBudgetSettings; now: number } = {
-    settings: parseStreamBudgetSettings({}),
-    now: Date.now(),
-  },
+  stream: { settings: StreamBudgetSettings; now: number },
 ): string[] {
   const hints: string[] = [];
   for (const [reason, count] of Object.entries(totals.refused)) {

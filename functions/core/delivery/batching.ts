@@ -8,6 +8,7 @@ import type { LogEvent } from "../log-event.ts";
 import type { LokiLimits } from "../loki/loki-client.ts";
 import { entrySize, type PushEntry, type PushStream, streamKey } from "../loki/loki-push.ts";
 import type { RefusalKind } from "../loki/loki-response.ts";
+import { lambdaReportFields } from "./lambda-report.ts";
 import { eventNanoseconds, timeShard } from "./timestamps.ts";
 
 /** A push entry that remembers the event and log group it came from (for spill and rejected/). */
@@ -97,7 +98,7 @@ export function lambdaRequestId(line: string): string | undefined {
 /**
  * Groups events into Loki streams: the group's labels plus `time_shard` (and `log_stream` when
  * asked for); entries of a stream sorted by timestamp. High-cardinality values go into
- * structured metadata instead of labels.
+ * structured metadata instead of labels, and so do the figures of Lambda's report lines.
  */
 export function buildStreams(
   groups: {
@@ -130,6 +131,8 @@ export function buildStreams(
         if (!options.logStreamLabel && event.logStream) metadata.push([LOG_STREAM_LABEL, event.logStream]);
         const requestId = lambdaRequestId(event.message);
         if (requestId) metadata.push(["request_id", requestId]);
+        const report = lambdaReportFields(event.message);
+        if (report) metadata.push(...report);
       }
       const entry: TrackedEntry = {
         ns: eventNanoseconds(event.timestamp, event.id),

@@ -6,6 +6,7 @@ export function printRunReport(output: Output, report: RunReport): void {
   output.out(
     `Run ${report.runId} (${report.kind}): ${report.status}${report.message ? ` — ${report.message}` : ""}`,
   );
+  // Counts by reason or rule: "2 too_old", "5 rule 1".
   const refusedText = (refused: Record<string, number>) =>
     Object.entries(refused)
       .map(([reason, count]) => `${count} ${reason}`)
@@ -13,6 +14,7 @@ export function printRunReport(output: Output, report: RunReport): void {
   const row = (name: string, group: RunReport["totals"]) => [
     name,
     group.exported,
+    refusedText(group.dropped),
     group.pushed,
     refusedText(group.refused),
     group.spilled,
@@ -26,6 +28,7 @@ export function printRunReport(output: Output, report: RunReport): void {
       [
         "log group",
         "exported",
+        "dropped",
         "pushed",
         "refused",
         "spilled",

@@ -30,6 +30,12 @@ export function recordDelivery(metrics: Metrics, report: DeliveryReport): void {
   metrics.addMetric("EventsIn", MetricUnit.Count, report.received);
   metrics.addMetric("EventsShipped", MetricUnit.Count, report.pushed);
   metrics.addMetric("EventsSpilled", MetricUnit.Count, report.spilled);
+  const droppedTotal = Object.values(report.dropped).reduce((sum, count) => sum + count, 0);
+  metrics.addMetric("EventsDropped", MetricUnit.Count, droppedTotal);
+  // EventsDropped_rule_2: "dropped by rule 2", one metric per rule like EventsRefused_<reason>.
+  for (const [rule, count] of Object.entries(report.dropped)) {
+    metrics.addMetric(`EventsDropped_${rule.replace(" ", "_")}`, MetricUnit.Count, count);
+  }
   metrics.addMetric("PushRetries", MetricUnit.Count, report.retries);
   metrics.addMetric("PushRequests", MetricUnit.Count, report.requests);
   metrics.addMetric("BytesSent", MetricUnit.Bytes, report.bytes);

@@ -6,6 +6,7 @@ import type { LambdaClient } from "@aws-sdk/client-lambda";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { type DeliveryReport, deliverEvents, type RetryOptions } from "../core/delivery/deliver.ts";
+import { RuleSet } from "../core/delivery/rules.ts";
 import { keepEventChunk } from "../core/delivery/spill.ts";
 import { ConfigError } from "../core/errors.ts";
 import { functionLabelSources, lambdaFunctionName } from "../core/labels/function-labels.ts";
@@ -31,6 +32,8 @@ export interface ShipperConfig {
   region: string;
   loki: LokiTarget;
   labels: LabelOptions;
+  /** Drop and mask rules (LOG_RULES), compiled at cold start. */
+  rules: RuleSet;
   /** Time kept back from the invocation's timeout for writing spill chunks to S3. */
   deadlineReserveMs: number;
 }
@@ -67,7 +70,8 @@ export function parseShipperConfig(env: Record<string, string | undefined>): Shi
   });
   const loki = collect(() => parseLokiTarget(env));
   const labels = collect(() => parseLabelOptions(env));
-  if (problems.length > 0 || !own || !loki || !labels) {
+  const rules = collect(() => RuleSet.fromJson(env.LOG_RULES));
+  if (problems.length > 0 || !own || !loki || !labels || !rules) {
     throw new ConfigError(`Invalid configuration:\n- ${problems.join("\n- ")}`);
   }
   return {
@@ -75,6 +79,7 @@ export function parseShipperConfig(env: Record<string, string | undefined>): Shi
     region: own.AWS_REGION,
     loki,
     labels,
+    rules,
     deadlineReserveMs: own.SHIPPER_DEADLINE_RESERVE,
   };
 }
@@ -135,12 +140,14 @@ export async function shipSubscriptionEvent(
     loki = await deps.loki();
   } catch (error) {
     // E.g. the credentials cannot be read: keep the events for a replay rather than fail the
-    // invocation, which Lambda retries twice and then drops.
+    // invocation, which Lambda retries twice and then drops. Shaped first: nothing to be masked
+    // or dropped may reach S3.
     const reason = `no Loki client: ${(error as Error).message}`;
+    const shaped = config.rules.shape(message.logGroup, message.events);
     const key = await keepEventChunk(
       deps.s3,
       config.bucket,
-      { kind: "spill", logGroup: message.logGroup, labels: resolved.labels, reason, records: message.events },
+      { kind: "spill", logGroup: message.logGroup, labels: resolved.labels, reason, records: shaped.events },
       now,
     );
     deps.logger.error("could not create the Loki client; events kept in S3", {
@@ -151,8 +158,9 @@ export async function shipSubscriptionEvent(
     const report: DeliveryReport = {
       received: message.events.length,
       pushed: 0,
+      dropped: shaped.dropped,
       refused: {},
-      spilled: message.events.length,
+      spilled: shaped.events.length,
       streamLimited: 0,
       retries: 0,
       bytes: 0,
@@ -170,6 +178,7 @@ export async function shipSubscriptionEvent(
         labels: resolved.labels,
         events: message.events,
         eventLabels: resolved.eventLabels,
+        rules: config.rules,
       },
     ],
     {

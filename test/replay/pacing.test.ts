@@ -98,6 +98,7 @@ describe("the report as execution output", () => {
       exported: 1,
       received: 1,
       pushed: 1,
+      dropped: {},
       refused: {},
       spilled: 0,
       streamLimited: 0,

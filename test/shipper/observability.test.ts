@@ -6,8 +6,9 @@ describe("recordDelivery", () => {
   it("turns a delivery report into EMF metrics", () => {
     const metrics = new Metrics({ namespace: "LokiShipper", serviceName: "shipper" });
     recordDelivery(metrics, {
-      received: 10,
+      received: 12,
       pushed: 7,
+      dropped: { "rule 2": 2 },
       refused: { too_old: 1 },
       spilled: 3,
       streamLimited: 0,
@@ -22,7 +23,9 @@ describe("recordDelivery", () => {
     };
     expect(emf._aws.CloudWatchMetrics[0]?.Namespace).toBe("LokiShipper");
     expect(emf).toMatchObject({
-      EventsIn: 10,
+      EventsIn: 12,
+      EventsDropped: 2,
+      EventsDropped_rule_2: 2,
       EventsShipped: 7,
       EventsSpilled: 3,
       EventsRefused: 1,

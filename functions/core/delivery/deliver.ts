@@ -14,6 +14,7 @@ import {
 } from "./batching.ts";
 import { keepUndelivered } from "./keep-undelivered.ts";
 import { DEFAULT_RETRY, type PushOutcome, PushSession, type RetryOptions } from "./push-session.ts";
+import { addDropped, type RuleSet } from "./rules.ts";
 
 export { DEFAULT_RETRY, type RetryOptions } from "./push-session.ts";
 
@@ -34,6 +35,11 @@ export interface GroupBatch {
   events: LogEvent[];
   /** Per-entry label choices (log stream as label, structured metadata); defaults: off, on. */
   eventLabels?: EventLabelOptions;
+  /**
+   * Drop and mask rules, for events fresh from CloudWatch only: events read back from a chunk were
+   * shaped before they were kept, and applying the rules twice could change them (rules.ts).
+   */
+  rules?: RuleSet;
 }
 
 export interface DeliveryDeps {
@@ -54,6 +60,8 @@ export interface DeliveryDeps {
 export interface DeliveryReport {
   received: number;
   pushed: number;
+  /** Events dropped by a drop rule, keyed "rule N" (counted in `received`, never kept in S3). */
+  dropped: Record<string, number>;
   /** Refused events by reason kind (too_old, too_new, line_too_long, invalid_labels...). */
   refused: Record<string, number>;
   spilled: number;
@@ -87,8 +95,8 @@ const DEFAULT_PUSH_CONCURRENCY = 4;
 export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): Promise<DeliveryReport> {
   const now = deps.now ?? Date.now;
   const report = emptyDeliveryReport();
-  const { pushable, refused } = precheckBatches(batches, deps.loki.limits, now());
   for (const group of batches) report.received += group.events.length;
+  const { pushable, refused } = precheckBatches(applyRules(batches, report), deps.loki.limits, now());
   const session = new PushSession(
     {
       loki: deps.loki,
@@ -126,6 +134,7 @@ export function emptyDeliveryReport(): DeliveryReport {
   return {
     received: 0,
     pushed: 0,
+    dropped: {},
     refused: {},
     spilled: 0,
     streamLimited: 0,
@@ -134,6 +143,16 @@ export function emptyDeliveryReport(): DeliveryReport {
     requests: 0,
     chunkKeys: [],
   };
+}
+
+/** Shapes the batches that carry rules (what they drop is counted, never kept). */
+function applyRules(batches: GroupBatch[], report: DeliveryReport): GroupBatch[] {
+  return batches.map(({ rules, ...group }) => {
+    if (!rules) return group;
+    const shaped = rules.shape(group.logGroup, group.events);
+    addDropped(report.dropped, shaped.dropped);
+    return { ...group, events: shaped.events };
+  });
 }
 
 /** Splits off the events Loki would refuse (too old, too new, line too long) before pushing. */

@@ -1,3 +1,4 @@
+import { addDropped } from "../delivery/rules.ts";
 import {
   parseStreamBudgetSettings,
   type StreamBudgetSettings,
@@ -13,6 +14,8 @@ export interface GroupReport {
   logGroup: string;
   /** Events read from CloudWatch into chunks (backfill). */
   exported: number;
+  /** Events a drop rule kept out of the export, keyed "rule N" (not in `exported`, not in S3). */
+  dropped: Record<string, number>;
   /** Events read from chunks and handed to Loki (replay). */
   received: number;
   pushed: number;
@@ -105,6 +108,7 @@ export async function buildRunReport(
     if (!checkpoint) continue;
     const group = groupOf(checkpoint.logGroup);
     group.exported += checkpoint.events;
+    addDropped(group.dropped, checkpoint.dropped ?? {});
     group.chunkBytes += checkpoint.bytes;
     group.slices += 1;
     group.pages += checkpoint.pages;
@@ -186,6 +190,7 @@ export async function buildRunReport(
 function zeroCounts(): Omit<GroupReport, "logGroup"> {
   return {
     exported: 0,
+    dropped: {},
     received: 0,
     pushed: 0,
     refused: {},
@@ -209,6 +214,7 @@ function sumGroups(groups: GroupReport[]): Omit<GroupReport, "logGroup"> {
   const totals = zeroCounts();
   for (const group of groups) {
     totals.exported += group.exported;
+    addDropped(totals.dropped, group.dropped);
     totals.received += group.received;
     totals.pushed += group.pushed;
     totals.spilled += group.spilled;

@@ -1,6 +1,7 @@
 import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import { type FilterPage, readFilterPage } from "../cloudwatch/cloudwatch-pager.ts";
 import type { RateBudget } from "../cloudwatch/rate-budget.ts";
+import { addDropped, RuleSet } from "../delivery/rules.ts";
 import { InputError, LokiShipperError } from "../errors.ts";
 import type { LogEvent } from "../log-event.ts";
 import { CHUNK_FORMAT, logGroupKeySegment } from "../storage/chunk-format.ts";
@@ -48,6 +49,8 @@ export interface ExportCheckpoint {
   exportMs: number;
   /** Times the slice was started again because its FilterLogEvents token had expired. */
   restarted?: number;
+  /** Events a drop rule kept out of the chunks, keyed "rule N" (`events` counts the rest). */
+  dropped?: Record<string, number>;
 }
 
 export interface ReplayUnit {
@@ -75,6 +78,11 @@ export interface ExportDeps {
   sleep?: (ms: number) => Promise<void>;
   onEvents?: (count: number) => void;
   onThrottle?: (attempt: number, waitMs: number) => void;
+  /**
+   * Drop and mask rules, applied before events are written to a chunk: the chunks hold events as
+   * shipped, exactly as the live shipper shapes them, and nothing masked reaches S3.
+   */
+  rules?: RuleSet;
 }
 
 /**
@@ -139,7 +147,9 @@ export async function exportSlice(
   );
   if (leftovers.length > 0) await deleteKeys(deps.store, leftovers);
 
+  const rules = deps.rules ?? RuleSet.empty;
   let buffer: LogEvent[] = [];
+  let bufferDropped: Record<string, number> = {};
   let bufferPages = 0;
   let token = checkpoint.nextToken;
   let finished = false;
@@ -162,6 +172,10 @@ export async function exportSlice(
       checkpoint.nextSeq += 1;
     }
     checkpoint.events += buffer.length;
+    if (Object.keys(bufferDropped).length > 0) {
+      checkpoint.dropped ??= {};
+      addDropped(checkpoint.dropped, bufferDropped);
+    }
     checkpoint.pages += bufferPages;
     if (token) checkpoint.nextToken = token;
     else delete checkpoint.nextToken;
@@ -172,6 +186,7 @@ export async function exportSlice(
     await putJson(deps.store, checkpointKey, checkpoint);
     deps.onEvents?.(buffer.length);
     buffer = [];
+    bufferDropped = {};
     bufferPages = 0;
   };
   let lastSave: number | undefined;
@@ -195,7 +210,7 @@ export async function exportSlice(
     try {
       page = await readFilterPage(deps.logs, query, token, pagerOptions);
     } catch (error) {
-      if (!(token && isExpiredToken(error) && buffer.length === 0 && bufferPages === 0)) throw error;
+      if (!(token && isExpiredToken(error) && bufferPages === 0)) throw error;
       // A run resumed after more than 24 h holds an expired token. Nothing of this slice has been
       // pushed yet (its replay follows its export), so start the slice again from a clean state.
       await deleteKeys(deps.store, await listKeys(deps.store, chunkPrefix));
@@ -207,6 +222,7 @@ export async function exportSlice(
         restarted: (checkpoint.restarted ?? 0) + 1,
       });
       delete checkpoint.nextToken;
+      delete checkpoint.dropped;
       token = undefined;
       await putJson(deps.store, checkpointKey, checkpoint);
       continue;
@@ -214,13 +230,15 @@ export async function exportSlice(
     pagesThisCall += 1;
     bufferPages += 1;
     checkpoint.throttled += page.throttled;
-    for (const event of page.events) buffer.push(event);
+    const shaped = rules.shape(slice.logGroup, page.events);
+    for (const event of shaped.events) buffer.push(event);
+    addDropped(bufferDropped, shaped.dropped);
     token = page.nextToken;
     finished = token === undefined;
     if (finished || buffer.length >= options.maxEventsPerChunk || bufferBytes(buffer) >= MAX_CHUNK_BYTES)
       await save();
   }
-  if (!finished && (buffer.length > 0 || bufferPages > 0)) await save();
+  if (!finished && bufferPages > 0) await save();
   else if (!finished) {
     checkpoint.updatedAt = new Date(now()).toISOString();
     await putJson(deps.store, checkpointKey, checkpoint);

@@ -4,6 +4,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { perBranchRate, RateBudget } from "../cloudwatch/rate-budget.ts";
 import { deliverEvents } from "../delivery/deliver.ts";
 import { DEFAULT_PACING, Pacer } from "../delivery/pacing.ts";
+import { RuleSet } from "../delivery/rules.ts";
 import {
   parseStreamBudgetSettings,
   perBranchStreams,
@@ -47,7 +48,10 @@ export interface WorkflowDeps {
   functions?: FunctionLookupClients;
   s3: S3Client;
   bucket: string;
-  /** `LOKI_*` and `LABEL_*` settings; a request's `loki`/`labels` fields override them. */
+  /**
+   * `LOKI_*` and `LABEL_*` settings (a request's `loki`/`labels` fields override them), and
+   * `LOG_RULES`, applied when the backfill exports events (replays read them shaped).
+   */
   env: Record<string, string | undefined>;
   logger?: Logger;
   now?: () => number;
@@ -129,6 +133,8 @@ export interface WorkflowTasks {
 export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
   const now = deps.now ?? Date.now;
   const store: Store = { s3: deps.s3, bucket: deps.bucket };
+  // Compiled once: a bad rule fails here, at cold start, with every problem listed.
+  const rules = RuleSet.fromJson(deps.env.LOG_RULES);
   const lokiClients = new Map<string, Promise<LokiPushClient>>();
   const lokiEnv = (overrides: Record<string, string> | undefined) => ({ ...deps.env, ...overrides });
   const lokiFor = (overrides: Record<string, string> | undefined): Promise<LokiPushClient> => {
@@ -169,6 +175,7 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
         logs: deps.logs,
         store,
         budget,
+        rules,
         deadline: deadlineFrom(remainingMs),
         now,
         ...(deps.sleep ? { sleep: deps.sleep } : {}),

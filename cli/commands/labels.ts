@@ -1,54 +1,32 @@
 import type { Command } from "commander";
-import { selectLogGroups } from "../../functions/core/cloudwatch/log-group-registry.ts";
-import { InputError } from "../../functions/core/errors.ts";
-import {
-  type FunctionFacts,
-  functionLabelSources,
-  lambdaFunctionName,
-} from "../../functions/core/labels/function-labels.ts";
-import { FunctionFactsCache, getFunctionFacts } from "../../functions/core/labels/function-lookup.ts";
-import {
-  explainLabels,
-  type LabelExplanation,
-  type LabelSources,
-  parseLabelOptions,
-} from "../../functions/core/labels/labels.ts";
-import { getLogGroupTags, LogGroupTagCache } from "../../functions/core/labels/log-group-tags.ts";
+import { REPORT_FIELDS } from "../../functions/core/delivery/lambda-report.ts";
+import type { FunctionFacts } from "../../functions/core/labels/function-labels.ts";
+import type { LabelExplanation } from "../../functions/core/labels/labels.ts";
 import { createAwsClients } from "../aws.ts";
+import { explainGroup, printRules } from "../group-explanation.ts";
 import { formatTable, type Output } from "../output.ts";
 import type { CommandContext } from "../program.ts";
 
-/** `labels <log group>`: the labels the group's events would get, and why, without shipping anything. */
+/**
+ * `labels <log group>`: the labels the group's events would get, and why, and the drop and mask
+ * rules that apply to it, without shipping anything.
+ */
 export function registerLabels(program: Command, { output, awsOptions }: CommandContext): void {
   program
     .command("labels")
     .description(
-      "show the Loki labels a log group's events would get, where each comes from (group tag, function tag, function configuration, fixed), and why each tag is kept or dropped",
+      "show the Loki labels a log group's events would get, where each comes from (group tag, function tag, function configuration, fixed), why each tag is kept or dropped, and the drop and mask rules that apply",
     )
     .argument("<log-group>", "log group name, e.g. /aws/lambda/fun-python")
     .action(async (logGroupName: string) => {
-      const { logs, lambda, region } = createAwsClients(awsOptions());
-      const [group] = await selectLogGroups(logs, { names: [logGroupName] });
-      if (!group) {
-        throw new InputError(
-          `Log group ${logGroupName} does not exist in ${region}: check the name and --region`,
-        );
-      }
-      const accountId = group.arn.split(":")[4] ?? "";
-      // Same LABEL_* settings as the shipper's environment; fresh caches: the CLI wants today's tags.
-      const options = parseLabelOptions(process.env);
-      const { tags } = await getLogGroupTags(logs, group.arn, { accountId, region }, new LogGroupTagCache());
-      const sources: LabelSources = { groupTags: tags };
-      const functionName = options.functionLabels ? lambdaFunctionName(group.name) : undefined;
-      let facts: FunctionFacts | undefined;
-      if (functionName) {
-        facts = await getFunctionFacts(lambda, functionName, new FunctionFactsCache());
-        Object.assign(sources, functionLabelSources(facts));
-      }
-      const explanation = explainLabels(group.name, sources, options, { accountId, region });
-      printExplanation(output, group.name, explanation, facts);
+      const group = await explainGroup(createAwsClients(awsOptions()), logGroupName);
+      const { labels: explanation, functionName, facts } = group;
+      printExplanation(output, group.logGroup, explanation, facts);
       if (functionName && facts) output.out(describeFunction(functionName, facts));
-      else if (!options.functionLabels) output.out("Function labels are off (LABEL_LAMBDA_FUNCTION=false).");
+      else if (!group.options.functionLabels)
+        output.out("Function labels are off (LABEL_LAMBDA_FUNCTION=false).");
+      output.out("");
+      printRules(output, group);
       for (const warning of explanation.warnings) output.err(`warning: ${warning}`);
     });
 }
@@ -96,6 +74,7 @@ function printExplanation(
   }
   if (explanation.structuredMetadata.length > 0) {
     output.out(`Structured metadata per entry: ${explanation.structuredMetadata.join(", ")}`);
+    output.out(`Lambda report lines also carry: ${REPORT_FIELDS.join(", ")}`);
   }
 }
 

@@ -122,6 +122,79 @@ describe("loki-shipper CLI", () => {
     );
   });
 
+  const rulesEnv = {
+    LOG_RULES: JSON.stringify([
+      { action: "drop", pattern: "GET /health" },
+      { action: "mask", builtin: "email" },
+      { action: "drop", pattern: "DEBUG", logGroups: "^/aws/lambda/other-" },
+    ]),
+  };
+
+  it("labels: lists the rules that apply to the group, with their numbers", async () => {
+    const result = await runCli(["labels", pythonGroup], rulesEnv);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/rule 1\s+drop \/GET \/health\/\s+all/);
+    expect(result.stdout).toMatch(/rule 2\s+mask email\s+all/);
+    expect(result.stdout).not.toContain("rule 3");
+    expect(result.stdout).toContain("Lambda report lines also carry: duration_ms, billed_duration_ms");
+  });
+
+  it("labels and preview: bad rules are one clear line each and exit code 2", async () => {
+    const bad = {
+      LOG_RULES: JSON.stringify([
+        { action: "drop", pattern: "(a" },
+        { action: "mask", builtin: "phone" },
+      ]),
+    };
+    for (const command of ["labels", "preview"]) {
+      const result = await runCli([command, pythonGroup], bad);
+      expect(result.code).toBe(2);
+      const lines = result.stderr.trim().split("\n");
+      expect(lines).toHaveLength(3);
+      expect(lines[0]).toBe("error: Invalid configuration:");
+      expect(lines[1]).toMatch(/^- LOG_RULES rule 1: pattern "\(a" is not a valid RE2 regular expression/);
+      expect(lines[2]).toMatch(/^- LOG_RULES rule 2: expected one of .*"builtin":"phone"/);
+    }
+  });
+
+  it("preview: prints recent events as shipped (labels, metadata, masked line) or dropped, and sends nothing", async () => {
+    const group = `/aws/lambda/${uniqueName("fun-preview")}`;
+    const requestId = "8f5d3c1e-2b4a-4c6d-9e8f-0a1b2c3d4e5f";
+    const start = Date.now() - 20 * 60_000;
+    await seedLogGroup(group, { name: "fun-preview", runtime: "nodejs" }, [
+      { timestamp: start, message: "GET /health 200", logStream: "s-1" },
+      { timestamp: start + 1, message: "signup of jane@example.com", logStream: "s-1" },
+      {
+        timestamp: start + 2,
+        message: `REPORT RequestId: ${requestId}\tDuration: 36.00 ms\tBilled Duration: 36 ms\tMemory Size: 128 MB\tMax Memory Used: 71 MB\t`,
+        logStream: "s-1",
+      },
+      { timestamp: start - 2 * HOUR, message: "too old for --since 1h", logStream: "s-1" },
+    ]);
+
+    const result = await runCli(["preview", group, "--since", "1h"], {
+      ...rulesEnv,
+      LOKI_URL: loki.url,
+      LOKI_TENANT: loki.tenant,
+    });
+
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const out = result.stdout;
+    expect(out).toMatch(/Z {2}dropped by rule 1\n/);
+    expect(out).toContain("line: signup of <email>");
+    expect(out).not.toContain("jane@example.com");
+    expect(out).toMatch(/\{.*name="fun-preview".*runtime="nodejs".*time_shard="\d{4}-\d\d-\d\dT\d\d"\}/);
+    expect(out).toContain(
+      `metadata: log_stream=s-1 request_id=${requestId} duration_ms=36 billed_duration_ms=36 memory_size_mb=128 max_memory_used_mb=71`,
+    );
+    expect(out).not.toContain("too old for --since");
+    expect(out).toContain("3 event(s): 2 would be shipped, 1 dropped. Nothing was sent.");
+    expect(await lokiEntries(loki, `{name="fun-preview"}`, start - 3 * HOUR, Date.now() + 60_000)).toEqual(
+      [],
+    );
+  });
+
   it("link --dry-run shows the plan and changes nothing; link then subscribes; unlink removes it", async () => {
     const functionArn = await createFunction({ name: uniqueName("shipper") });
     const dryRun = await runCli([
@@ -187,7 +260,8 @@ describe("loki-shipper CLI", () => {
       expect(result.stderr).toBe("");
       expect(result.code).toBe(0);
       expect(result.stdout).toMatch(new RegExp(`Run ${runId} \\(backfill\\): succeeded`));
-      expect(result.stdout).toMatch(new RegExp(`${pythonGroup}\\s+300\\s+300\\s+0\\s+0`));
+      // exported, dropped, pushed, refused, spilled
+      expect(result.stdout).toMatch(new RegExp(`${pythonGroup}\\s+300\\s+0\\s+300\\s+0\\s+0`));
       // Not a terminal: progress comes as plain lines.
       expect(result.stdout).toMatch(/backfill: exported \d+, pushed \d+/);
 

@@ -86,6 +86,34 @@ export interface LabelOptionsProps {
   readonly functionLabels?: boolean;
 }
 
+/**
+ * One drop or mask rule (the functions' `LOG_RULES` setting, a JSON list of these). Patterns are
+ * RE2 regular expressions (https://github.com/google/re2/wiki/Syntax), matched in linear time.
+ */
+export type LogRuleProps =
+  | {
+      readonly action: "drop";
+      /** A line that matches is not shipped, and not kept in S3. */
+      readonly pattern: string;
+      /** Only for log groups whose name matches. @default - every log group */
+      readonly logGroups?: string;
+    }
+  | {
+      readonly action: "mask";
+      /** A built-in pattern, or "all" of them. */
+      readonly builtin: "email" | "ipv4" | "ipv6" | "bearer" | "jwt" | "aws_access_key" | "all";
+      /** @default - every log group */
+      readonly logGroups?: string;
+    }
+  | {
+      readonly action: "mask";
+      readonly pattern: string;
+      /** `$1` refers to the pattern's first group. @default "<redacted>" */
+      readonly replacement?: string;
+      /** @default - every log group */
+      readonly logGroups?: string;
+    };
+
 export interface LokiShipperProps {
   /** Base URL of Loki, e.g. https://logs-prod-012.grafana.net (the push path is added). */
   readonly lokiUrl: string;
@@ -124,6 +152,13 @@ export interface LokiShipperProps {
    * @default - the shipper's defaults (every tag except aws:*, plus log group, account and region)
    */
   readonly labels?: LabelOptionsProps;
+  /**
+   * Drop and mask rules, in order, applied by the live shipper and the backfill before anything is
+   * pushed or kept in S3. Every rule is checked when a function starts; a bad one fails it with a
+   * line naming the rule.
+   * @default - none: every line is shipped as it is
+   */
+  readonly rules?: LogRuleProps[];
   /**
    * Log groups to subscribe at deploy time, and later when created or tagged (see subscribeNewLogGroups).
    * @default - none
@@ -443,7 +478,7 @@ export class LokiShipper extends Construct {
   }
 }
 
-/** Environment of every function that pushes to Loki (parsed by loki-target.ts and labels.ts). */
+/** Environment of every function that pushes to Loki (parsed by loki-target.ts, labels.ts and rules.ts). */
 function lokiEnvironment(props: LokiShipperProps, bucketName: string): Record<string, string> {
   const labels = props.labels ?? {};
   if (props.credentialsSecret && props.credentialsParameter) {
@@ -480,6 +515,7 @@ function lokiEnvironment(props: LokiShipperProps, bucketName: string): Record<st
       : undefined,
     LABEL_LAMBDA_FUNCTION: booleanText(labels.functionLabels),
     LABEL_MAX_COUNT: labels.maxLabelNames === undefined ? undefined : String(labels.maxLabelNames),
+    LOG_RULES: props.rules && props.rules.length > 0 ? JSON.stringify(props.rules) : undefined,
     ...props.additionalEnvironment,
   };
   return Object.fromEntries(

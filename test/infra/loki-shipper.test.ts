@@ -4,6 +4,7 @@ import { Key } from "aws-cdk-lib/aws-kms";
 import { Secret } from "aws-cdk-lib/aws-secretsmanager";
 import { StringParameter } from "aws-cdk-lib/aws-ssm";
 import { beforeAll, describe, expect, it } from "vitest";
+import { RuleSet } from "../../functions/core/delivery/rules.ts";
 import { parseLabelOptions } from "../../functions/core/labels/labels.ts";
 import { parseLokiTarget } from "../../functions/core/loki/loki-target.ts";
 import { LokiShipper, type LokiShipperProps } from "../../infra/constructs/loki-shipper.ts";
@@ -360,6 +361,24 @@ describe("LokiShipper options", () => {
       staticLabels: { cluster: "prod" },
       maxLabelNames: 12,
     });
+  });
+
+  it("passes the rules to the shipper and the backfill export as the LOG_RULES list they compile", () => {
+    const rules = [
+      { action: "drop" as const, pattern: "GET /health", logGroups: "^/aws/lambda/api-" },
+      { action: "mask" as const, builtin: "all" as const },
+      { action: "mask" as const, pattern: "(password=)\\S+", replacement: "$1***" },
+    ];
+    const { pipeline, template } = givenPipeline({ rules });
+    for (const fn of [pipeline.shipper.function, pipeline.workflows.exportSlice.function]) {
+      const environment = environmentOf(template, logicalIdOf(fn));
+      expect(JSON.parse(environment.LOG_RULES as string)).toEqual(rules);
+      expect(RuleSet.fromJson(environment.LOG_RULES).describe("/aws/lambda/api-users")).toHaveLength(3);
+    }
+    const plain = givenPipeline();
+    expect(
+      environmentOf(plain.template, logicalIdOf(plain.pipeline.shipper.function)).LOG_RULES,
+    ).toBeUndefined();
   });
 
   it("turns the drain off, and uses a KMS key for the bucket with grants to the functions", () => {

@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import { RuleSet } from "../../functions/core/delivery/rules.ts";
 import { ConfigError } from "../../functions/core/errors.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
+import { workflowTasksFromEnv } from "../../functions/core/workflow/workflow-env.ts";
+import { parseShipperConfig } from "../../functions/shipper/ship-subscription.ts";
 import { cloudWatchEventId } from "../fixtures/subscription.ts";
 
 const group = "/aws/lambda/orders";
@@ -173,5 +175,36 @@ describe("describe", () => {
       description: "drop /health/",
       logGroups: "^/aws/lambda/api-",
     });
+  });
+});
+
+describe("at cold start", () => {
+  const badRules = JSON.stringify([
+    { action: "drop", pattern: "(a" },
+    { action: "mask", pattern: "[z-a]" },
+  ]);
+
+  it("the shipper reports every bad rule with its other configuration mistakes, one line each", () => {
+    expect(() =>
+      parseShipperConfig({
+        AWS_REGION: "eu-central-1",
+        BUCKET_NAME: "bucket",
+        LOKI_URL: "ftp://x",
+        LOG_RULES: badRules,
+      }),
+    ).toThrow(
+      expect.objectContaining({
+        name: "ConfigError",
+        message: expect.stringMatching(
+          /^Invalid configuration:\n- LOKI_URL: .*\n- LOG_RULES rule 1: pattern "\(a" .*\n- LOG_RULES rule 2: pattern "\[z-a\]" .*$/,
+        ),
+      }),
+    );
+  });
+
+  it("the workflow functions refuse bad rules when they start", () => {
+    expect(() =>
+      workflowTasksFromEnv({ BUCKET_NAME: "bucket", LOKI_URL: "http://127.0.0.1:3100", LOG_RULES: badRules }),
+    ).toThrow(/LOG_RULES rule 1: .*\n- LOG_RULES rule 2: /);
   });
 });

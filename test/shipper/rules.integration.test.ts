@@ -2,22 +2,20 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runBackfillLocally, runReplayLocally } from "../../cli/local-workflow.ts";
 import { RuleSet } from "../../functions/core/delivery/rules.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
+import { uniqueName } from "../helpers/aws.ts";
+import { HOUR, logs, seedLogGroup } from "../helpers/log-groups.ts";
 import {
-  chunkRecords,
-  createTestBucket,
+  EXTERNAL_LOKI_SKIP_REASON,
   entryKeys,
   expectedEntries,
-  HOUR,
-  listKeys,
-  logs,
+  externalLoki,
   lokiEntries,
   lokiEnv,
-  s3,
-  seedLogGroup,
-  shipLive,
-} from "../backfill/harness.ts";
-import { uniqueName } from "../helpers/aws.ts";
-import { EXTERNAL_LOKI_SKIP_REASON, externalLoki, startTestLoki, type TestLoki } from "../helpers/loki.ts";
+  startTestLoki,
+  type TestLoki,
+} from "../helpers/loki.ts";
+import { chunkRecords, createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
+import { shipLive } from "../helpers/shipper.ts";
 
 /**
  * Drop and mask rules on every path, end to end: the live shipper, spill/ and rejected/, the

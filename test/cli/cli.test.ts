@@ -186,7 +186,7 @@ describe("loki-shipper CLI", () => {
     expect(out).not.toContain("jane@example.com");
     expect(out).toMatch(/\{.*name="fun-preview".*runtime="nodejs".*time_shard="\d{4}-\d\d-\d\dT\d\d"\}/);
     expect(out).toContain(
-      `metadata: log_stream=s-1 request_id=${requestId} duration_ms=36 billed_duration_ms=36 memory_size_mb=128 max_memory_used_mb=71`,
+      `metadata: log_stream=s-1 request_id=${requestId} duration_ms=36 billed_duration_ms=36 memory_size_mb=128 max_memory_used_mb=71 memory_utilization=55.5`,
     );
     expect(out).not.toContain("too old for --since");
     expect(out).toContain("3 event(s): 2 would be shipped, 1 dropped. Nothing was sent.");

@@ -238,3 +238,30 @@ export function expectedEntries(events: LogEvent[]): string[] {
 export function lokiEnv(loki: { url: string; tenant: string }): Record<string, string> {
   return { LOKI_URL: loki.url, LOKI_TENANT: loki.tenant };
 }
+
+/** One series of an instant metric query: its labels and its value as Loki prints it. */
+export interface InstantSample {
+  metric: Record<string, string>;
+  value: string;
+}
+
+/** `GET /loki/api/v1/query` (an instant metric query) at `timeMs`, returning the vector. */
+export async function instantQuery(
+  target: { url: string; tenant: string },
+  query: string,
+  timeMs: number,
+): Promise<InstantSample[]> {
+  const url = new URL("/loki/api/v1/query", target.url);
+  url.searchParams.set("query", query);
+  url.searchParams.set("time", (BigInt(timeMs) * 1_000_000n).toString());
+  const response = await fetch(url, { headers: { "X-Scope-OrgID": target.tenant } });
+  const body = await response.text();
+  if (response.status !== 200) {
+    throw new Error(`query ${query} failed with HTTP ${response.status}: ${body.slice(0, 1024)}`);
+  }
+  const parsed = JSON.parse(body) as {
+    data: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] };
+  };
+  if (parsed.data.resultType !== "vector") throw new Error(`query ${query} did not return a vector: ${body}`);
+  return parsed.data.result.map((series) => ({ metric: series.metric, value: series.value[1] }));
+}

@@ -10,6 +10,8 @@ const expectedFields = [
   ["memory_size_mb", "128"],
   ["max_memory_used_mb", "67"],
   ["init_duration_ms", "180.52"],
+  // 67 of 128 MB
+  ["memory_utilization", "52.3"],
 ];
 
 describe("lambdaReportFields", () => {
@@ -28,6 +30,7 @@ describe("lambdaReportFields", () => {
       ["billed_duration_ms", "36"],
       ["memory_size_mb", "128"],
       ["max_memory_used_mb", "71"],
+      ["memory_utilization", "55.5"],
     ]);
     expect(
       lambdaReportFields(lambdaLines.platformReport(0, requestId, false))?.map(([field]) => field),

@@ -11,6 +11,10 @@
  * metadata and labels (`detected_level`, `service_name`), the unit kept as a suffix as Prometheus
  * names do: duration_ms, billed_duration_ms, memory_size_mb, max_memory_used_mb, init_duration_ms.
  * The request id is `request_id`, as for every other line (batching.ts).
+ *
+ * One figure is derived: `memory_utilization`, max memory used as a percentage of the memory size,
+ * named after the Lambda Insights metric that holds the same. LogQL cannot divide one field by
+ * another within a line, so "functions above 90 % of their memory" needs it as a field of its own.
  */
 
 export const REPORT_FIELDS = [
@@ -19,6 +23,7 @@ export const REPORT_FIELDS = [
   "memory_size_mb",
   "max_memory_used_mb",
   "init_duration_ms",
+  "memory_utilization",
 ] as const;
 
 export type ReportField = (typeof REPORT_FIELDS)[number];
@@ -90,6 +95,10 @@ function normalise(value: string): string {
 
 function inFieldOrder(found: Map<ReportField, string>): [ReportField, string][] | undefined {
   if (found.size === 0) return undefined;
+  const used = Number(found.get("max_memory_used_mb"));
+  const size = Number(found.get("memory_size_mb"));
+  // Percent with one decimal: 115 of 128 MB is 89.8, not rounded up into "above 90 %".
+  if (used >= 0 && size > 0) found.set("memory_utilization", String(Math.round((used * 1000) / size) / 10));
   return REPORT_FIELDS.flatMap((field) => {
     const value = found.get(field);
     return value === undefined ? [] : [[field, value] as [ReportField, string]];

@@ -7,6 +7,7 @@
  * 3. backfills the history through the backfill state machine run locally,
  * 4. ships the new events through the live shipper as CloudWatch's subscription would,
  * 5. runs {runtime="python", region="eu-central-1", name=~"fun.*"} against Loki and prints it,
+ *    then two queries on the Lambda report figures (p99 duration, invocations near the memory size),
  * 6. keeps shipping until Ctrl-C (or stops after the first result with --once).
  */
 import { parseArgs } from "node:util";
@@ -130,6 +131,7 @@ async function main(): Promise<void> {
 
     say(`Live shipper: ${await shipNew()} new events shipped through the subscription handler`);
     await printQuery(loki, demoStart);
+    await printReportFigures(loki);
     say("");
     say(`Loki is running at ${loki.url} (tenant "${TENANT}"). Point Grafana or logcli at it:`);
     say(`  logcli --addr=${loki.url} --org-id=${TENANT} query --since=25h '${QUERY}'`);
@@ -274,6 +276,35 @@ async function queryAll(loki: LokiTestServer, query: string, from: number): Prom
     }
     // The next page starts at the newest timestamp seen (inclusive), so entries sharing it are not lost.
     if (pageSize < 5000) return entries.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+  }
+}
+
+/** Two of the README's queries on the report figures the shipper attaches as structured metadata. */
+const REPORT_QUERIES = [
+  [
+    "p99 duration (ms) per function, last hour",
+    'quantile_over_time(0.99, {system_under_test="webshop"} | duration_ms != "" | unwrap duration_ms [1h]) by (name)',
+  ],
+  [
+    "invocations above 90 % of their memory size, last hour",
+    'sum by (name) (count_over_time({system_under_test="webshop"} | memory_utilization >= 90 [1h]))',
+  ],
+] as const;
+
+async function printReportFigures(loki: LokiTestServer): Promise<void> {
+  for (const [title, query] of REPORT_QUERIES) {
+    const url = new URL("/loki/api/v1/query", loki.url);
+    url.searchParams.set("query", query);
+    const response = await fetch(url, { headers: { "X-Scope-OrgID": TENANT } });
+    if (!response.ok) throw new Error(`query answered ${response.status}: ${await response.text()}`);
+    const body = (await response.json()) as {
+      data: { result: { metric: Record<string, string>; value: [number, string] }[] };
+    };
+    say("");
+    say(`Query: ${query}`);
+    say(`  ${title}:`);
+    if (body.data.result.length === 0) say("  none");
+    for (const series of body.data.result) say(`  ${series.metric.name}: ${series.value[1]}`);
   }
 }
 

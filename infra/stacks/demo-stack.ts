@@ -106,7 +106,9 @@ export class DemoStack extends Stack {
       timeout: Duration.seconds(10),
       memorySize: 128,
       logGroup: nodeLogs.logGroup,
-      loggingFormat: LoggingFormat.TEXT,
+      // Lambda's JSON log format: the report comes as a platform.report record, while fun-python's
+      // text format gives REPORT lines; the shipper reads the figures of both (lambda-report.ts).
+      loggingFormat: LoggingFormat.JSON,
       serviceName: "fun-node",
     });
     nodeLogs.applyTagsTo(this.nodeFunction.function);

@@ -23,10 +23,11 @@ describe("DemoStack", () => {
     template = Template.fromStack(demo);
   });
 
-  it("deploys fun-python (python3.12) and fun-node on arm64, tagged, each logging to its own untagged group", () => {
-    for (const [name, runtime, index] of [
-      ["fun-python", "python3.12", 0],
-      ["fun-node", "nodejs22.x", 1],
+  it("deploys fun-python (python3.12, text logs) and fun-node (JSON logs) on arm64, tagged, each logging to its own untagged group", () => {
+    // Text REPORT lines from fun-python, JSON platform.report records from fun-node.
+    for (const [name, runtime, index, logFormat] of [
+      ["fun-python", "python3.12", 0, Match.absent()],
+      ["fun-node", "nodejs22.x", 1, "JSON"],
     ] as const) {
       template.hasResourceProperties("AWS::Lambda::Function", {
         FunctionName: name,
@@ -34,6 +35,7 @@ describe("DemoStack", () => {
         Architectures: ["arm64"],
         LoggingConfig: Match.objectLike({
           LogGroup: { Ref: logicalIdOf(demo.logGroups[index]?.logGroup as never) },
+          LogFormat: logFormat,
         }),
         Tags: Match.arrayWith([
           { Key: "name", Value: name },

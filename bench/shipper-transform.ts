@@ -3,7 +3,9 @@
  * shape check), labels, pre-checks, deterministic timestamps, stream building, batching and push
  * encoding (protobuf + snappy, or JSON + gzip). No network. `npm run bench` runs the same
  * measurement (section 1) with the rest; this runs it alone: `npx node bench/shipper-transform.ts`.
+ * Then the cost of drop and mask rules on that work (rules.ts).
  */
+import { measureRules, rulesTable } from "./rules.ts";
 import { measureTransform, TRANSFORM_FORMATS, type TransformRow, transformTable } from "./transform.ts";
 
 const COUNTS = [1_000, 10_000];
@@ -15,3 +17,5 @@ for (const count of COUNTS)
   for (const lineBytes of LINE_BYTES)
     for (const { name } of TRANSFORM_FORMATS) rows.push(measureTransform(count, lineBytes, name));
 console.log(transformTable(rows));
+console.log("");
+console.log(rulesTable(measureRules()));

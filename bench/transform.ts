@@ -1,4 +1,5 @@
 import { buildStreams, precheckEvent, splitIntoRequests } from "../functions/core/delivery/batching.ts";
+import { RuleSet } from "../functions/core/delivery/rules.ts";
 import { defaultLabelOptions, resolveGroupLabels } from "../functions/core/labels/labels.ts";
 import type { LokiLimits } from "../functions/core/loki/loki-client.ts";
 import { encodePush, type PushFormat } from "../functions/core/loki/loki-push.ts";
@@ -40,15 +41,21 @@ export interface TransformOutput {
   wireBytes: number;
 }
 
-/** One invocation's work on `data` (the `awslogs.data` string). */
-export function transformPayload(data: string, format: PushFormat, nowMs = Date.now()): TransformOutput {
+/** One invocation's work on `data` (the `awslogs.data` string), with the drop and mask rules given. */
+export function transformPayload(
+  data: string,
+  format: PushFormat,
+  nowMs = Date.now(),
+  rules: RuleSet = RuleSet.empty,
+): TransformOutput {
   const message = decodeSubscriptionData(data);
   if (message.messageType !== "DATA_MESSAGE") throw new Error("expected a DATA_MESSAGE");
+  const shaped = rules.shape(message.logGroup, message.events).events;
   const { labels, eventLabels } = resolveGroupLabels(message.logGroup, { groupTags: TAGS }, labelOptions, {
     accountId: message.owner,
     region: "eu-central-1",
   });
-  const events = message.events.filter((event) => precheckEvent(event, LIMITS, nowMs) === undefined);
+  const events = shaped.filter((event) => precheckEvent(event, LIMITS, nowMs) === undefined);
   const streams = buildStreams([{ logGroup: message.logGroup, labels, events, eventLabels }]);
   const requests = splitIntoRequests(streams, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES);
   let wireBytes = 0;
@@ -82,22 +89,9 @@ export function measureTransform(count: number, lineBytes: number, format: strin
   const pushFormat = TRANSFORM_FORMATS.find((entry) => entry.name === format)?.format ?? "protobuf";
   const data = transformPayloadFor(count, lineBytes);
   const big = count * lineBytes > 20e6;
-  const warmUps = big ? 1 : 3;
-  const runs = big ? 3 : 7;
-  for (let run = 0; run < warmUps; run += 1) transformPayload(data, pushFormat);
-  const durations: number[] = [];
-  const cpuDurations: number[] = [];
-  let last: TransformOutput = { requests: 0, wireBytes: 0 };
-  for (let run = 0; run < runs; run += 1) {
-    const cpuStarted = process.cpuUsage();
-    const started = performance.now();
-    last = transformPayload(data, pushFormat);
-    durations.push(performance.now() - started);
-    const cpu = process.cpuUsage(cpuStarted);
-    cpuDurations.push((cpu.user + cpu.system) / 1000);
-  }
-  const medianMs = median(durations);
-  const medianCpuMs = median(cpuDurations);
+  const { runs, medianMs, medianCpuMs, last } = timeRuns(big ? 3 : 7, big ? 1 : 3, () =>
+    transformPayload(data, pushFormat),
+  );
   return {
     events: count,
     lineBytes,
@@ -110,6 +104,27 @@ export function measureTransform(count: number, lineBytes: number, format: strin
     requests: last.requests,
     wireMegabytes: last.wireBytes / 1e6,
   };
+}
+
+/** Median wall and CPU time of `runs` calls of `work` after `warmUps` JIT warm-up calls. */
+export function timeRuns<T>(
+  runs: number,
+  warmUps: number,
+  work: () => T,
+): { runs: number; medianMs: number; medianCpuMs: number; last: T } {
+  for (let run = 0; run < warmUps; run += 1) work();
+  const durations: number[] = [];
+  const cpuDurations: number[] = [];
+  let last = work();
+  for (let run = 0; run < runs; run += 1) {
+    const cpuStarted = process.cpuUsage();
+    const started = performance.now();
+    last = work();
+    durations.push(performance.now() - started);
+    const cpu = process.cpuUsage(cpuStarted);
+    cpuDurations.push((cpu.user + cpu.system) / 1000);
+  }
+  return { runs, medianMs: median(durations), medianCpuMs: median(cpuDurations), last };
 }
 
 function median(values: number[]): number {

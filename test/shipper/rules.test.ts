@@ -1,5 +1,11 @@
+import { RE2JS } from "re2js";
 import { describe, expect, it } from "vitest";
-import { RuleSet } from "../../functions/core/delivery/rules.ts";
+import {
+  BUILTIN_MASKS,
+  FAST_MASK_MAX_CHARS,
+  RuleSet,
+  v8Pattern,
+} from "../../functions/core/delivery/rules.ts";
 import { ConfigError } from "../../functions/core/errors.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { workflowTasksFromEnv } from "../../functions/core/workflow/workflow-env.ts";
@@ -79,6 +85,27 @@ describe("mask rules", () => {
     expect(shipped(builtins, line)).toBe(line);
   });
 
+  it("give the same result on V8 (short lines) as on RE2 (long lines)", () => {
+    const lines = [
+      "user jane.doe+shop@example.co.uk from 203.0.113.42 and 2001:db8::8a2e:370:7334 and ::1",
+      "Authorization: BEARER abc.DEF-123==; key AKIAIOSFODNN7EXAMPLE; eyJa.eyJb.c",
+      "a@b a@b.c x@y.io 999.1.1.1 1.2.3.4.5 fe80::1%eth0 12:34:56",
+    ];
+    for (const [name, mask] of Object.entries(BUILTIN_MASKS)) {
+      const re2 = RE2JS.compile(mask.pattern);
+      for (const line of lines) {
+        expect(line.replace(v8Pattern(mask.pattern), mask.replacement), name).toBe(
+          re2.matcher(line).replaceAll(mask.replacement),
+        );
+      }
+    }
+    // The same line, once under and once over the V8 length bound, is masked the same way.
+    const long = `${lines[0]} ${"x".repeat(FAST_MASK_MAX_CHARS)}`;
+    expect(shipped(builtins, long)).toBe(
+      `${shipped(builtins, lines[0] as string)} ${"x".repeat(FAST_MASK_MAX_CHARS)}`,
+    );
+  });
+
   it("give the same line when applied to an already masked line (every built-in's output is stable)", () => {
     const line = "a@b.io from 10.0.0.1 and ::1 with Bearer xyz and AKIAIOSFODNN7EXAMPLE";
     const once = shipped(builtins, line) as string;
@@ -153,6 +180,18 @@ describe("catastrophic backtracking", () => {
     const hostile = `${"a".repeat(262_143)}!`;
     expect(shipped(rules, hostile)).toBe(hostile);
     expect(shipped(rules, "aaaa")).toBe(1);
+  });
+
+  it("run every built-in mask over 256 KB lines made to look almost like their targets", () => {
+    const builtins = RuleSet.fromJson(JSON.stringify([{ action: "mask", builtin: "all" }]));
+    for (const hostile of [
+      "0.0.0x".repeat(43_690),
+      "12:12:12:12:12:x".repeat(16_384),
+      "a.".repeat(131_072),
+      "bearer.".repeat(37_449),
+    ]) {
+      expect(shipped(builtins, hostile)).toBe(hostile);
+    }
   });
 });
 

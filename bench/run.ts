@@ -28,6 +28,7 @@ import { type LiveResult, measureLive, prepareLiveRun } from "./live.ts";
 import { openLokiEndpoint } from "./loki-endpoint.ts";
 import { loadAverage, machineInfo } from "./machine.ts";
 import { LAMBDA_256MB_FLAGS, type MemoryResult, measureMemory, writeSliceChunks } from "./memory.ts";
+import { measureRules, rulesSection } from "./rules.ts";
 import { fmt, markdownTable } from "./table.ts";
 import { measureTransform, TRANSFORM_FORMATS, type TransformRow, transformTable } from "./transform.ts";
 
@@ -96,7 +97,7 @@ async function main(): Promise<void> {
   for (const count of SIZES.transformCounts)
     for (const lineBytes of SIZES.transformLineBytes)
       for (const { name } of TRANSFORM_FORMATS) transformRows.push(measureTransform(count, lineBytes, name));
-  const transformText = transformTable(transformRows);
+  const transformText = `${transformTable(transformRows)}\n\n${rulesSection(measureRules())}`;
   say(transformText);
   const profile = await profileTransform();
 

@@ -5,7 +5,7 @@
  * measurement (section 1) with the rest; this runs it alone: `npx node bench/shipper-transform.ts`.
  * Then the cost of drop and mask rules on that work (rules.ts).
  */
-import { measureRules, rulesTable } from "./rules.ts";
+import { measureRules, rulesSection } from "./rules.ts";
 import { measureTransform, TRANSFORM_FORMATS, type TransformRow, transformTable } from "./transform.ts";
 
 const COUNTS = [1_000, 10_000];
@@ -18,4 +18,4 @@ for (const count of COUNTS)
     for (const { name } of TRANSFORM_FORMATS) rows.push(measureTransform(count, lineBytes, name));
 console.log(transformTable(rows));
 console.log("");
-console.log(rulesTable(measureRules()));
+console.log(rulesSection(measureRules()));

@@ -6,7 +6,6 @@ import { parseReplayRequest } from "../../functions/core/workflow/replay-plan.ts
 import type { RunReport } from "../../functions/core/workflow/run-report.ts";
 import { createAwsClients } from "../aws.ts";
 import { RunPartialError } from "../errors.ts";
-import { runBackfillLocally, runReplayLocally } from "../local-workflow.ts";
 import type { CommandContext } from "../program.ts";
 import { createProgressDisplay } from "../progress.ts";
 import { printRunReport } from "../report.ts";
@@ -50,6 +49,20 @@ interface ReplayOptions extends TargetOptions {
 }
 
 const POLL_INTERVAL_MS = 5_000;
+const LOCAL_NODE_MAJOR = 22;
+
+/**
+ * `--local` runs the state machines with aws-local-stepfunctions, which needs Node.js 22: it is
+ * loaded only for `--local`, so that every other command runs on Node.js 20 too.
+ */
+export async function loadLocalWorkflow(nodeVersion = process.versions.node) {
+  if (Number(nodeVersion.split(".")[0]) < LOCAL_NODE_MAJOR) {
+    throw new ConfigError(
+      `--local needs Node.js ${LOCAL_NODE_MAJOR} or later (aws-local-stepfunctions runs the state machines); this is Node.js ${nodeVersion}: run it with Node.js ${LOCAL_NODE_MAJOR}, or without --local to run in AWS`,
+    );
+  }
+  return import("../local-workflow.ts");
+}
 
 function addTargetOptions(command: Command, kind: "backfill" | "replay"): Command {
   const envName = kind === "backfill" ? "LOKI_SHIPPER_BACKFILL_ARN" : "LOKI_SHIPPER_REPLAY_ARN";
@@ -161,36 +174,55 @@ async function runWorkflow(
   options: TargetOptions,
   context: CommandContext,
 ): Promise<void> {
-  const { output } = context;
+  // Before anything else, so that an older Node gets its one line and nothing more.
+  const localWorkflow = options.local ? await loadLocalWorkflow() : undefined;
   const clients = createAwsClients(context.awsOptions());
-  if (options.local) {
-    const bucket = options.bucket ?? process.env.LOKI_SHIPPER_BUCKET;
-    if (!bucket) {
-      throw new ConfigError(
-        "No bucket given for the run's chunks and reports: pass --bucket or set LOKI_SHIPPER_BUCKET",
-      );
-    }
-    const env = { ...process.env, ...lokiOverrides(options) };
-    if (!env.LOKI_URL) {
-      throw new ConfigError(
-        "No Loki URL given: pass --loki-url (e.g. http://127.0.0.1:3100) or set LOKI_URL",
-      );
-    }
-    const progress = createProgressDisplay(output, kind);
-    const run = kind === "backfill" ? runBackfillLocally : runReplayLocally;
-    try {
-      const report = await run(request, { logs: clients.logs, s3: clients.s3, bucket, env }, (p) =>
-        progress.update(p),
-      );
-      progress.stop();
-      finishReport(context, report);
-    } catch (error) {
-      progress.stop();
-      throw error;
-    }
-    return;
-  }
+  if (localWorkflow) await runLocally(kind, request, options, context, { ...clients, ...localWorkflow });
+  else await runInAws(kind, request, options, context, clients);
+}
 
+type LocalWorkflow = Awaited<ReturnType<typeof loadLocalWorkflow>>;
+type AwsClients = ReturnType<typeof createAwsClients>;
+
+async function runLocally(
+  kind: "backfill" | "replay",
+  request: Record<string, unknown>,
+  options: TargetOptions,
+  context: CommandContext,
+  local: AwsClients & LocalWorkflow,
+): Promise<void> {
+  const bucket = options.bucket ?? process.env.LOKI_SHIPPER_BUCKET;
+  if (!bucket) {
+    throw new ConfigError(
+      "No bucket given for the run's chunks and reports: pass --bucket or set LOKI_SHIPPER_BUCKET",
+    );
+  }
+  const env = { ...process.env, ...lokiOverrides(options) };
+  if (!env.LOKI_URL) {
+    throw new ConfigError("No Loki URL given: pass --loki-url (e.g. http://127.0.0.1:3100) or set LOKI_URL");
+  }
+  const progress = createProgressDisplay(context.output, kind);
+  const run = kind === "backfill" ? local.runBackfillLocally : local.runReplayLocally;
+  try {
+    const report = await run(request, { logs: local.logs, s3: local.s3, bucket, env }, (p) =>
+      progress.update(p),
+    );
+    progress.stop();
+    finishReport(context, report);
+  } catch (error) {
+    progress.stop();
+    throw error;
+  }
+}
+
+async function runInAws(
+  kind: "backfill" | "replay",
+  request: Record<string, unknown>,
+  options: TargetOptions,
+  context: CommandContext,
+  clients: AwsClients,
+): Promise<void> {
+  const { output } = context;
   const envName = kind === "backfill" ? "LOKI_SHIPPER_BACKFILL_ARN" : "LOKI_SHIPPER_REPLAY_ARN";
   const stateMachineArn = options.stateMachineArn ?? process.env[envName];
   if (!stateMachineArn) {

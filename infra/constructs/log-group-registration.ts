@@ -1,4 +1,3 @@
-import { fileURLToPath } from "node:url";
 import { ArnFormat, CustomResource, Duration, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
 import { Rule } from "aws-cdk-lib/aws-events";
 import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
@@ -8,6 +7,7 @@ import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { Provider } from "aws-cdk-lib/custom-resources";
 import { Construct } from "constructs";
+import { handlerCode } from "./lambda-handlers.ts";
 import { acknowledgeWildcardResources } from "./nag.ts";
 import { NodeFunction } from "./node-function.ts";
 
@@ -71,8 +71,6 @@ export interface LogGroupRegistrationProps {
   readonly logRetention?: RetentionDays;
 }
 
-const REGISTRAR_ENTRY = fileURLToPath(new URL("../../functions/register-log-groups.ts", import.meta.url));
-
 /**
  * Subscribes log groups to the shipper automatically: a custom resource at deploy time for the
  * groups that already exist, and an EventBridge rule on CloudTrail's CreateLogGroup / TagResource
@@ -93,7 +91,7 @@ export class LogGroupRegistration extends Construct {
     const stack = Stack.of(this);
     const retention = props.logRetention ?? RetentionDays.ONE_MONTH;
     this.registrar = new NodeFunction(this, "Registrar", {
-      entry: REGISTRAR_ENTRY,
+      ...handlerCode("register-log-groups"),
       description: "Subscribes selected CloudWatch Logs log groups to the Loki shipper",
       timeout: Duration.minutes(10),
       logRetention: retention,

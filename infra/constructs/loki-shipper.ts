@@ -1,4 +1,3 @@
-import { fileURLToPath } from "node:url";
 import { ArnFormat, Duration, type RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
 import {
   Alarm,
@@ -19,6 +18,7 @@ import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import type { IParameter } from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
 import { functionLabelsOn, grantFunctionLabelLookups } from "./function-label-access.ts";
+import { handlerCode } from "./lambda-handlers.ts";
 import { LogGroupRegistration, type LogGroupSelectionProps } from "./log-group-registration.ts";
 import { acknowledgeWildcardResources } from "./nag.ts";
 import { NodeFunction } from "./node-function.ts";
@@ -248,8 +248,6 @@ export const SHIPPER_METRICS = {
   refused: "EventsRefused",
 } as const;
 
-const SHIPPER_ENTRY = fileURLToPath(new URL("../../functions/shipper.ts", import.meta.url));
-
 /**
  * The whole pipeline in one construct, to drop into any CDK app: the live shipper Lambda (with a
  * dead-letter queue so no invocation is lost), the encrypted bucket, the backfill and replay state
@@ -287,7 +285,7 @@ export class LokiShipper extends Construct {
 
     const environment = lokiEnvironment(props, bucket.bucketName);
     this.shipper = new NodeFunction(this, "Shipper", {
-      entry: SHIPPER_ENTRY,
+      ...handlerCode("shipper"),
       description: "Ships CloudWatch Logs subscription batches to Loki",
       memorySize: props.shipperMemorySize ?? 512,
       timeout: props.shipperTimeout ?? Duration.minutes(2),

@@ -1,18 +1,32 @@
 import { fileURLToPath } from "node:url";
 import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
 import { Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
-import { Architecture, LoggingFormat, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
-import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
+import {
+  Architecture,
+  Code,
+  type FunctionOptions,
+  Function as LambdaFunction,
+  LoggingFormat,
+  Runtime,
+  Tracing,
+} from "aws-cdk-lib/aws-lambda";
+import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { type ILogGroup, LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
+import { LAMBDA_BUNDLE } from "./lambda-handlers.ts";
 import { acknowledgeServiceWildcard } from "./nag.ts";
 
-export interface NodeFunctionProps
-  extends Omit<NodejsFunctionProps, "entry" | "runtime" | "architecture" | "logGroup" | "tracing"> {
+export interface NodeFunctionProps extends Omit<FunctionOptions, "architecture" | "logGroup" | "tracing"> {
   /**
    * Path of the TypeScript handler file to bundle.
    */
   readonly entry: string;
+  /**
+   * A directory with the handler already bundled (`index.mjs` exporting `handler`, and its source
+   * map), deployed as it is instead of bundling `entry`.
+   * @default - `entry` is bundled with esbuild at synth time
+   */
+  readonly bundleDirectory?: string;
   /**
    * How long the function's log group keeps events.
    * @default RetentionDays.ONE_MONTH
@@ -38,24 +52,29 @@ export interface NodeFunctionProps
 // Bundle against this repository's lock file and node_modules, wherever the CDK app runs from.
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
-// esbuild writes ESM; some dependencies still call require(), which ESM lacks.
-const REQUIRE_SHIM =
-  "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);";
-
 /**
  * Every Lambda of the project goes through this wrapper, so they share one set of defaults:
  * Node.js 22 on arm64, ESM output minified with source maps, an explicit log group with
  * retention (not the implicit one Lambda creates without retention), JSON logs and X-Ray tracing.
- * Bundling uses the project's own esbuild, never Docker, so `cdk synth` works offline.
+ * Bundling uses the project's own esbuild, never Docker, so `cdk synth` works offline; a
+ * pre-built bundle (the installed package's) is deployed as it is.
  */
 export class NodeFunction extends Construct {
-  readonly function: NodejsFunction;
+  readonly function: LambdaFunction;
   readonly logGroup: ILogGroup;
 
   constructor(scope: Construct, id: string, props: NodeFunctionProps) {
     super(scope, id);
-    const { logRetention, logRemovalPolicy, serviceName, bundling, environment, logGroup, ...functionProps } =
-      props;
+    const {
+      logRetention,
+      logRemovalPolicy,
+      serviceName,
+      entry,
+      bundleDirectory,
+      environment,
+      logGroup,
+      ...functionProps
+    } = props;
     this.logGroup =
       logGroup ??
       new LogGroup(this, "LogGroup", {
@@ -71,9 +90,7 @@ export class NodeFunction extends Construct {
         description: `Runs ${this.node.path}`,
       });
     this.logGroup.grantWrite(role);
-    this.function = new NodejsFunction(this, "Function", {
-      projectRoot: PROJECT_ROOT,
-      depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
+    const settings = {
       memorySize: 256,
       timeout: Duration.seconds(60),
       loggingFormat: LoggingFormat.JSON,
@@ -89,20 +106,32 @@ export class NodeFunction extends Construct {
         NODE_OPTIONS: "--enable-source-maps",
         ...environment,
       },
-      bundling: {
-        format: OutputFormat.ESM,
-        target: "node22",
-        platform: "node",
-        minify: true,
-        sourceMap: true,
-        // File and line numbers are enough for stack traces; the sources themselves would triple the zip.
-        sourcesContent: false,
-        mainFields: ["module", "main"],
-        banner: REQUIRE_SHIM,
-        forceDockerBundling: false,
-        ...bundling,
-      },
-    });
+    };
+    this.function = bundleDirectory
+      ? new LambdaFunction(this, "Function", {
+          ...settings,
+          code: Code.fromAsset(bundleDirectory),
+          handler: "index.handler",
+        })
+      : new NodejsFunction(this, "Function", {
+          ...settings,
+          entry,
+          projectRoot: PROJECT_ROOT,
+          depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
+          bundling: {
+            format: OutputFormat.ESM,
+            target: LAMBDA_BUNDLE.target,
+            platform: "node",
+            minify: true,
+            sourceMap: true,
+            // File and line numbers are enough for stack traces; the sources themselves would triple the zip.
+            sourcesContent: false,
+            mainFields: [...LAMBDA_BUNDLE.mainFields],
+            banner: LAMBDA_BUNDLE.banner,
+            externalModules: [...LAMBDA_BUNDLE.external],
+            forceDockerBundling: false,
+          },
+        });
     acknowledgeServiceWildcard(
       this,
       "X-Ray tracing (PutTraceSegments, PutTelemetryRecords) supports only Resource *.",

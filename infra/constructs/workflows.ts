@@ -9,6 +9,7 @@ import type { IParameter } from "aws-cdk-lib/aws-ssm";
 import { DefinitionBody, LogLevel, StateMachine } from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
 import { functionLabelsOn, grantFunctionLabelLookups } from "./function-label-access.ts";
+import { handlerCode, type LambdaHandler } from "./lambda-handlers.ts";
 import { acknowledgeServiceWildcard, acknowledgeWildcardResources } from "./nag.ts";
 import { NodeFunction } from "./node-function.ts";
 
@@ -44,7 +45,6 @@ export interface WorkflowsProps {
   readonly definitionsDirectory?: string;
 }
 
-const FUNCTIONS_DIR = fileURLToPath(new URL("../../functions/", import.meta.url));
 const STATEMACHINES_DIR = fileURLToPath(new URL("../../statemachines/", import.meta.url));
 
 /**
@@ -70,31 +70,31 @@ export class Workflows extends Construct {
     const stack = Stack.of(this);
     const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
     const environment = props.lokiEnvironment;
-    const task = (taskId: string, file: string, description: string, timeout: Duration) =>
+    const task = (taskId: string, handler: LambdaHandler, description: string, timeout: Duration) =>
       new NodeFunction(this, taskId, {
-        entry: `${FUNCTIONS_DIR}${file}`,
+        ...handlerCode(handler),
         description,
         timeout,
         memorySize: 512,
         environment,
         logRetention,
-        serviceName: `loki-shipper-${file.replace(/\.ts$/, "")}`,
+        serviceName: `loki-shipper-${handler}`,
       });
-    this.planBackfill = task("PlanBackfill", "backfill-plan.ts", "Plans a backfill run", Duration.minutes(5));
+    this.planBackfill = task("PlanBackfill", "backfill-plan", "Plans a backfill run", Duration.minutes(5));
     this.exportSlice = task(
       "ExportSlice",
-      "backfill-export.ts",
+      "backfill-export",
       "Exports one time slice of a log group from CloudWatch Logs to S3 chunks",
       Duration.minutes(15),
     );
-    this.planReplay = task("PlanReplay", "replay-plan.ts", "Plans a replay run", Duration.minutes(5));
+    this.planReplay = task("PlanReplay", "replay-plan", "Plans a replay run", Duration.minutes(5));
     this.replayChunks = task(
       "ReplayChunks",
-      "replay-chunks.ts",
+      "replay-chunks",
       "Replays S3 chunks into Loki in timestamp order",
       Duration.minutes(15),
     );
-    this.finishRun = task("FinishRun", "finish-run.ts", "Writes the report of a run", Duration.minutes(5));
+    this.finishRun = task("FinishRun", "finish-run", "Writes the report of a run", Duration.minutes(5));
 
     this.grantFunctionAccess(props, stack);
 

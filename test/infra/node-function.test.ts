@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import type { App, Stack } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
@@ -13,6 +13,7 @@ import {
 } from "./cdk-helpers.ts";
 
 const ENTRY = new URL("./fixtures/echo-handler.ts", import.meta.url).pathname;
+const PREBUILT = new URL("./fixtures/prebuilt-echo/", import.meta.url).pathname;
 
 describe("NodeFunction", () => {
   let stack: Stack;
@@ -80,6 +81,32 @@ describe("NodeFunction", () => {
   });
 
   it("has no cdk-nag AwsSolutions finding without an acknowledged reason", () => {
+    expect(unacknowledgedNagFindings(stack)).toEqual([]);
+  });
+});
+
+describe("NodeFunction with a pre-built bundle (the installed package's)", () => {
+  it("deploys the bundle directory as it is, without bundling the entry", () => {
+    // Given a directory that already holds index.mjs and its map, and an entry that does not exist
+    const stack = testStack(testApp({ bundle: true }));
+    const fn = new NodeFunction(stack, "Echo", { entry: "/nowhere/echo.ts", bundleDirectory: PREBUILT });
+
+    // When the stack is synthesised
+    const template = Template.fromStack(stack);
+    const assembly = (stack.node.root as App).synth();
+
+    // Then the function runs index.handler from an asset with exactly those files, with the same defaults
+    const properties = template.toJSON().Resources[logicalIdOf(fn.function)].Properties;
+    expect(properties).toMatchObject({
+      Runtime: "nodejs22.x",
+      Architectures: ["arm64"],
+      Handler: "index.handler",
+      TracingConfig: { Mode: "Active" },
+      Environment: { Variables: { NODE_OPTIONS: "--enable-source-maps" } },
+    });
+    const assetDir = `${assembly.directory}/asset.${String(properties.Code.S3Key).replace(/\.zip$/, "")}`;
+    expect(readdirSync(assetDir).sort()).toEqual(["index.mjs", "index.mjs.map"]);
+    expect(readFileSync(`${assetDir}/index.mjs`, "utf8")).toBe(readFileSync(`${PREBUILT}index.mjs`, "utf8"));
     expect(unacknowledgedNagFindings(stack)).toEqual([]);
   });
 });

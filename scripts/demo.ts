@@ -1,5 +1,7 @@
 /**
- * The local demo, on embedded defaults: moto as AWS, the Loki test server as Loki.
+ * The local demo, on embedded defaults: moto as AWS, the Loki test server as Loki. With
+ * `--loki-url URL [--tenant T]` it ships to the user's own Loki instead (credentials from
+ * LOKI_USERNAME and LOKI_PASSWORD, or LOKI_BEARER_TOKEN), to watch the events arrive in Grafana.
  *
  * 1. creates the two tagged sample functions (fun-python on python3.12, fun-node) and their
  *    untagged log groups in moto: the labels come from the functions' tags and runtime,
@@ -20,14 +22,16 @@ import {
 } from "@aws-sdk/client-cloudwatch-logs";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { runBackfillLocally } from "../cli/local-workflow.ts";
 import type { LogEvent } from "../functions/core/log-event.ts";
-import { createLokiPushClient } from "../functions/core/loki/loki-target.ts";
+import { createLokiPushClient, parseLokiTarget } from "../functions/core/loki/loki-target.ts";
 import { createObservability } from "../functions/shipper/observability.ts";
 import { parseShipperConfig, shipSubscriptionEvent } from "../functions/shipper/ship-subscription.ts";
 import { type LokiTestServer, startLokiTestServer } from "../loki-test-server/index.ts";
 import { SAMPLE_FUNCTIONS, type SampleFunction } from "./demo/sample-functions.ts";
 import { subscriptionEvent } from "./demo/subscription-payload.ts";
+import { credentialsFromEnv, lokiHeaders, lokiRefusal, storeCredentials } from "./demo/user-loki.ts";
 import { createMotoFunction } from "./moto-functions.ts";
 import { startMotoServer } from "./moto-server.ts";
 
@@ -44,17 +48,26 @@ const { values: args } = parseArgs({
   options: {
     once: { type: "boolean", default: false },
     "loki-port": { type: "string", default: "3100" },
+    "loki-url": { type: "string" },
+    tenant: { type: "string" },
   },
 });
+
+/** Where the demo's own queries go: Loki's base URL and the headers it wants. */
+interface QueryTarget {
+  baseUrl: string;
+  headers: Record<string, string>;
+}
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 async function main(): Promise<void> {
-  say("Starting the local test bed: moto (AWS) and the Loki test server ...");
+  const userLokiUrl = args["loki-url"];
+  say(`Starting the local test bed: moto (AWS)${userLokiUrl ? "" : " and the Loki test server"} ...`);
   const moto = await startMotoServer();
-  const loki = await startLoki(Number(args["loki-port"]));
+  const embedded = userLokiUrl ? undefined : await startLoki(Number(args["loki-port"]));
   const stopAll = async () => {
-    await loki.close();
+    await embedded?.close();
     await moto.stop();
   };
   let stopping = false;
@@ -64,18 +77,24 @@ async function main(): Promise<void> {
   });
 
   try {
+    const tenant = args.tenant ?? (embedded ? TENANT : undefined);
     // The shipper code reads its settings from the environment, as it does in Lambda.
     Object.assign(process.env, {
       AWS_REGION: REGION,
       AWS_ACCESS_KEY_ID: "demo",
       AWS_SECRET_ACCESS_KEY: "demo",
+      // Clients the shipper code creates itself (e.g. for the Loki secret) talk to moto too.
+      AWS_ENDPOINT_URL: moto.endpoint,
       BUCKET_NAME: BUCKET,
-      LOKI_URL: `${loki.url}/loki/api/v1/push`,
-      LOKI_TENANT: TENANT,
+      LOKI_URL: userLokiUrl ?? `${embedded?.url}/loki/api/v1/push`,
       POWERTOOLS_LOG_LEVEL: "WARN",
       POWERTOOLS_METRICS_DISABLED: "true",
     });
+    if (tenant) process.env.LOKI_TENANT = tenant;
+    else delete process.env.LOKI_TENANT;
     const aws = { endpoint: moto.endpoint, region: REGION };
+    const queryTarget = await connectLoki(new SecretsManagerClient(aws));
+    if (!queryTarget) return;
     const logs = new CloudWatchLogsClient(aws);
     const lambda = new LambdaClient(aws);
     const s3 = new S3Client({ ...aws, forcePathStyle: true });
@@ -130,14 +149,18 @@ async function main(): Promise<void> {
     };
 
     say(`Live shipper: ${await shipNew()} new events shipped through the subscription handler`);
-    await printQuery(loki, demoStart);
-    await printReportFigures(loki);
+    await printQuery(queryTarget, demoStart);
+    await printReportFigures(queryTarget);
     say("");
-    say(`Loki is running at ${loki.url} (tenant "${TENANT}"). Point Grafana or logcli at it:`);
-    say(`  logcli --addr=${loki.url} --org-id=${TENANT} query --since=25h '${QUERY}'`);
-    say(
-      `  Grafana: add a Loki data source with URL ${loki.url} and the HTTP header X-Scope-OrgID: ${TENANT}`,
-    );
+    if (embedded) {
+      say(`Loki is running at ${embedded.url} (tenant "${TENANT}"). Point Grafana or logcli at it:`);
+      say(`  logcli --addr=${embedded.url} --org-id=${TENANT} query --since=25h '${QUERY}'`);
+      say(
+        `  Grafana: add a Loki data source with URL ${embedded.url} and the HTTP header X-Scope-OrgID: ${TENANT}`,
+      );
+    } else {
+      say(`The events are in your Loki: in Grafana, open Explore on its data source and run ${QUERY}`);
+    }
     if (args.once) return;
 
     say(`Shipping new events every ${LIVE_INTERVAL_MS / 1000} s; press Ctrl-C to stop.`);
@@ -150,6 +173,24 @@ async function main(): Promise<void> {
   } finally {
     await stopAll();
   }
+}
+
+/**
+ * Hands the credentials to the shipper as a secret and checks that the Loki takes pushes; on a
+ * refusal prints one line and answers undefined.
+ */
+async function connectLoki(secrets: SecretsManagerClient): Promise<QueryTarget | undefined> {
+  const credentials = credentialsFromEnv(process.env);
+  if (credentials) Object.assign(process.env, await storeCredentials(secrets, credentials));
+  const target = parseLokiTarget(process.env);
+  const headers = await lokiHeaders(target);
+  const refusal = await lokiRefusal(target, headers);
+  if (refusal) {
+    process.stderr.write(`${refusal}\n`);
+    process.exitCode = 1;
+    return undefined;
+  }
+  return { baseUrl: target.pushUrl.replace(/\/loki\/api\/v1\/push$/, ""), headers };
 }
 
 async function startLoki(port: number): Promise<LokiTestServer> {
@@ -242,13 +283,13 @@ interface QueriedEntry {
 }
 
 /** Every entry the query matches since the history began, paging over Loki's 5,000-entry limit. */
-async function queryAll(loki: LokiTestServer, query: string, from: number): Promise<QueriedEntry[]> {
+async function queryAll(loki: QueryTarget, query: string, from: number): Promise<QueriedEntry[]> {
   const entries: QueriedEntry[] = [];
   const seen = new Set<string>();
   let start = BigInt(from) * 1_000_000n;
   const end = BigInt(Date.now() + 60_000) * 1_000_000n;
   for (;;) {
-    const url = new URL("/loki/api/v1/query_range", loki.url);
+    const url = new URL(`${loki.baseUrl}/loki/api/v1/query_range`);
     for (const [name, value] of Object.entries({
       query,
       start,
@@ -258,7 +299,7 @@ async function queryAll(loki: LokiTestServer, query: string, from: number): Prom
     })) {
       url.searchParams.set(name, String(value));
     }
-    const response = await fetch(url, { headers: { "X-Scope-OrgID": TENANT } });
+    const response = await fetch(url, { headers: loki.headers });
     if (!response.ok) throw new Error(`query_range answered ${response.status}: ${await response.text()}`);
     const body = (await response.json()) as {
       data: { result: { stream: Record<string, string>; values: [string, string][] }[] };
@@ -291,11 +332,11 @@ const REPORT_QUERIES = [
   ],
 ] as const;
 
-async function printReportFigures(loki: LokiTestServer): Promise<void> {
+async function printReportFigures(loki: QueryTarget): Promise<void> {
   for (const [title, query] of REPORT_QUERIES) {
-    const url = new URL("/loki/api/v1/query", loki.url);
+    const url = new URL(`${loki.baseUrl}/loki/api/v1/query`);
     url.searchParams.set("query", query);
-    const response = await fetch(url, { headers: { "X-Scope-OrgID": TENANT } });
+    const response = await fetch(url, { headers: loki.headers });
     if (!response.ok) throw new Error(`query answered ${response.status}: ${await response.text()}`);
     const body = (await response.json()) as {
       data: { result: { metric: Record<string, string>; value: [number, string] }[] };
@@ -308,7 +349,7 @@ async function printReportFigures(loki: LokiTestServer): Promise<void> {
   }
 }
 
-async function printQuery(loki: LokiTestServer, demoStart: number): Promise<void> {
+async function printQuery(loki: QueryTarget, demoStart: number): Promise<void> {
   const from = demoStart - (HISTORY_HOURS + 1) * 3_600_000;
   const entries = await queryAll(loki, QUERY, from);
   // Loki splits results by structured metadata (request_id, log_stream); a stream is the label set without it.

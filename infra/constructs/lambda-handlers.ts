@@ -46,6 +46,6 @@ export function handlerCode(name: LambdaHandler): HandlerCode {
   if (existsSync(`${bundleDirectory}index.mjs`)) return { entry, bundleDirectory };
   if (existsSync(entry)) return { entry };
   throw new Error(
-    `The code of the ${name} Lambda is missing: neither ${bundleDirectory}index.mjs nor ${entry} exists. Reinstall loki-shipper (or run npm run build in a clone).`,
+    `The code of the ${name} Lambda is missing: neither ${bundleDirectory}index.mjs nor ${entry} exists. The installed loki-shipper package is incomplete: reinstall it.`,
   );
 }

@@ -56,10 +56,9 @@ async function bundleHandlers(): Promise<void> {
         mainFields: [...LAMBDA_BUNDLE.mainFields],
         banner: { js: LAMBDA_BUNDLE.banner },
         external: [...LAMBDA_BUNDLE.external],
-        minify: true,
-        sourcemap: true,
-        // File and line numbers are enough for stack traces; the sources would triple the size.
-        sourcesContent: false,
+        minify: LAMBDA_BUNDLE.minify,
+        sourcemap: LAMBDA_BUNDLE.sourceMap,
+        sourcesContent: LAMBDA_BUNDLE.sourcesContent,
         logLevel: "warning",
       }),
     ),

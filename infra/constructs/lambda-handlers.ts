@@ -20,6 +20,10 @@ export type LambdaHandler = (typeof LAMBDA_HANDLERS)[number];
  */
 export const LAMBDA_BUNDLE = {
   target: "node22",
+  minify: true,
+  sourceMap: true,
+  // File and line numbers are enough for stack traces; the sources themselves would triple the zip.
+  sourcesContent: false,
   mainFields: ["module", "main"],
   // esbuild writes ESM; some dependencies still call require(), which ESM lacks.
   banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",

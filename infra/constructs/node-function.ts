@@ -5,6 +5,7 @@ import {
   Architecture,
   Code,
   type FunctionOptions,
+  type FunctionProps,
   Function as LambdaFunction,
   LoggingFormat,
   Runtime,
@@ -90,7 +91,7 @@ export class NodeFunction extends Construct {
         description: `Runs ${this.node.path}`,
       });
     this.logGroup.grantWrite(role);
-    const settings = {
+    const settings: FunctionSettings = {
       memorySize: 256,
       timeout: Duration.seconds(60),
       loggingFormat: LoggingFormat.JSON,
@@ -107,31 +108,7 @@ export class NodeFunction extends Construct {
         ...environment,
       },
     };
-    this.function = bundleDirectory
-      ? new LambdaFunction(this, "Function", {
-          ...settings,
-          code: Code.fromAsset(bundleDirectory),
-          handler: "index.handler",
-        })
-      : new NodejsFunction(this, "Function", {
-          ...settings,
-          entry,
-          projectRoot: PROJECT_ROOT,
-          depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
-          bundling: {
-            format: OutputFormat.ESM,
-            target: LAMBDA_BUNDLE.target,
-            platform: "node",
-            minify: true,
-            sourceMap: true,
-            // File and line numbers are enough for stack traces; the sources themselves would triple the zip.
-            sourcesContent: false,
-            mainFields: [...LAMBDA_BUNDLE.mainFields],
-            banner: LAMBDA_BUNDLE.banner,
-            externalModules: [...LAMBDA_BUNDLE.external],
-            forceDockerBundling: false,
-          },
-        });
+    this.function = createFunction(this, settings, entry, bundleDirectory);
     acknowledgeServiceWildcard(
       this,
       "X-Ray tracing (PutTraceSegments, PutTelemetryRecords) supports only Resource *.",
@@ -147,4 +124,40 @@ export class NodeFunction extends Construct {
   get logGroupName(): string {
     return this.logGroup.logGroupName;
   }
+}
+
+type FunctionSettings = Omit<FunctionProps, "code" | "handler">;
+
+/** The pre-built bundle as it is, or the entry bundled at synth with the same esbuild settings. */
+function createFunction(
+  scope: Construct,
+  settings: FunctionSettings,
+  entry: string,
+  bundleDirectory: string | undefined,
+): LambdaFunction {
+  if (bundleDirectory) {
+    return new LambdaFunction(scope, "Function", {
+      ...settings,
+      code: Code.fromAsset(bundleDirectory),
+      handler: "index.handler",
+    });
+  }
+  return new NodejsFunction(scope, "Function", {
+    ...settings,
+    entry,
+    projectRoot: PROJECT_ROOT,
+    depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
+    bundling: {
+      format: OutputFormat.ESM,
+      platform: "node",
+      target: LAMBDA_BUNDLE.target,
+      minify: LAMBDA_BUNDLE.minify,
+      sourceMap: LAMBDA_BUNDLE.sourceMap,
+      sourcesContent: LAMBDA_BUNDLE.sourcesContent,
+      mainFields: [...LAMBDA_BUNDLE.mainFields],
+      banner: LAMBDA_BUNDLE.banner,
+      externalModules: [...LAMBDA_BUNDLE.external],
+      forceDockerBundling: false,
+    },
+  });
 }

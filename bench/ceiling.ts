@@ -1,8 +1,8 @@
 import http from "node:http";
 import https from "node:https";
 import { gzipSync } from "node:zlib";
-import snappy from "snappyjs";
-import { encodePushRequestProtobuf } from "../functions/core/loki/loki-push.ts";
+import { encodePushRequestProtobuf } from "../functions/core/loki/push-protobuf.ts";
+import { snappyCompress } from "../functions/core/loki/snappy.ts";
 import { logLine } from "./payloads.ts";
 
 /**
@@ -101,8 +101,7 @@ export function encodeBatches(options: CeilingOptions): EncodedBatch[] {
       });
       body = gzipSync(json, { level: 1 });
     } else {
-      const compressed = snappy.compress(encodePushRequestProtobuf([{ labels, entries }]));
-      body = Buffer.from(compressed.buffer, compressed.byteOffset, compressed.byteLength);
+      body = snappyCompress(encodePushRequestProtobuf([{ labels, entries }]));
     }
     batches.push({ body, entries: entries.length, lineBytes, rateBytes });
   }

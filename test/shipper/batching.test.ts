@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
   buildStreams,
-  lambdaRequestId,
   PRECHECK_MARGIN_MS,
   precheckEvent,
   splitIntoRequests,
@@ -19,21 +18,6 @@ const limits = {
 function event(timestamp: number, message: string, logStream = "stream-1"): LogEvent {
   return { id: cloudWatchEventId(timestamp), timestamp, message, logStream };
 }
-
-describe("lambdaRequestId", () => {
-  it.each([
-    ["START line", lambdaLines.start(requestId)],
-    ["REPORT line", lambdaLines.report(requestId)],
-    ["Node.js text format", lambdaLines.node(0, requestId, "INFO", "hello")],
-    ["JSON log", lambdaLines.json(0, requestId, { message: "hi" })],
-  ])("finds the request id in a %s", (_kind, line) => {
-    expect(lambdaRequestId(line)).toBe(requestId);
-  });
-
-  it("finds none in other lines", () => {
-    expect(lambdaRequestId("GET /health 200 in 3 ms")).toBeUndefined();
-  });
-});
 
 describe("buildStreams", () => {
   it("adds time_shard, sorts entries by time and puts log stream and request id into structured metadata", () => {
@@ -69,6 +53,34 @@ describe("buildStreams", () => {
     expect(streams.map((stream) => stream.labels.log_stream)).toEqual(["a", "b"]);
     expect(streams.every((stream) => stream.entries.every((entry) => entry.metadata === undefined))).toBe(
       true,
+    );
+  });
+});
+
+describe("entry sizes", () => {
+  it("count a line's UTF-8 bytes and its metadata, which batches are cut by", () => {
+    const line = lambdaLines.unicode(1);
+    const [stream] = buildStreams([
+      {
+        logGroup: "/g",
+        labels: {},
+        events: [event(0, line, "stream-ü"), event(1, lambdaLines.end(requestId))],
+      },
+    ]);
+    const [unicode, end] = stream?.entries ?? [];
+    expect(unicode?.lineBytes).toBe(Buffer.byteLength(line));
+    expect(unicode?.size).toBe(
+      Buffer.byteLength(line) + 16 + "log_stream".length + Buffer.byteLength("stream-ü") + 4,
+    );
+    expect(end?.size).toBe(
+      Buffer.byteLength(lambdaLines.end(requestId)) +
+        16 +
+        "log_stream".length +
+        "stream-1".length +
+        4 +
+        "request_id".length +
+        36 +
+        4,
     );
   });
 });

@@ -1,7 +1,11 @@
 import { gunzipSync } from "node:zlib";
 import snappy from "snappyjs";
 import { describe, expect, it } from "vitest";
-import { encodePush, encodePushRequestProtobuf, formatLabels } from "../../functions/core/loki/loki-push.ts";
+import { formatLabels } from "../../functions/core/loki/label-text.ts";
+import { encodePush, type PushStream } from "../../functions/core/loki/loki-push.ts";
+import { encodePushRequestProtobuf } from "../../functions/core/loki/push-protobuf.ts";
+import { decodeProtobufPush } from "../../loki-test-server/push-decode.ts";
+import { lambdaLines } from "../fixtures/subscription.ts";
 
 describe("encodePushRequestProtobuf", () => {
   it("produces the bytes Loki's own Go code produces (contract case c17, captured bytes)", () => {
@@ -17,6 +21,40 @@ describe("encodePushRequestProtobuf", () => {
     ]);
     expect(Buffer.from(bytes).toString("base64")).toBe(
       "CosBCjl7Y2FzZT0iYzE3IiwgcnVuPSJyMjAyNjExMjUxNDUxMzE2Njk3IiwgdmFyaWFudD0ic25hcHB5In0SHAoMCPLrm9gGEPG/k/YCEgxwcm90byBsaW5lIDESMAoMCPPrm9gGEPG/k/YCEgxwcm90byBsaW5lIDIaEgoIdHJhY2VfaWQSBmFiYzEyMw==",
+    );
+  });
+
+  it("round-trips through the Loki test server's decoder: unicode, empty lines, whole seconds, int64 seconds, metadata", () => {
+    const streams: PushStream[] = [
+      {
+        labels: { app: "ünï", time_shard: "2026-11-25T14" },
+        entries: [
+          { ns: 1_795_618_291_000_000_000n, line: "a whole second (nanos omitted)" },
+          { ns: 1_795_618_291_784_654_321n, line: lambdaLines.unicode(1), metadata: [["request_id", "ü-1"]] },
+          {
+            ns: 1_795_618_291_784_654_322n,
+            line: "",
+            metadata: [
+              ["log_stream", "s"],
+              ["trace", ""],
+            ],
+          },
+          { ns: 999n, line: "before the first second" },
+          { ns: 5_000_000_000_123_456_789n, line: "after 2106: seconds beyond 32 bits" },
+        ],
+      },
+      { labels: { app: "b" }, entries: [{ ns: 1n, line: "x".repeat(70_000) }] },
+    ];
+    const decoded = decodeProtobufPush(encodePush(streams, "protobuf").body);
+    expect(decoded).toEqual(
+      streams.map((stream) => ({
+        labels: Object.entries(stream.labels),
+        entries: stream.entries.map((entry) => ({
+          ts: entry.ns,
+          line: entry.line,
+          metadata: entry.metadata ? [...entry.metadata].sort() : undefined,
+        })),
+      })),
     );
   });
 

@@ -5,10 +5,12 @@ import {
   TIME_SHARD_LABEL,
 } from "../labels/labels.ts";
 import type { LogEvent } from "../log-event.ts";
+import { streamKey } from "../loki/label-text.ts";
 import type { LokiLimits } from "../loki/loki-client.ts";
-import { entrySize, type PushEntry, type PushStream, streamKey } from "../loki/loki-push.ts";
+import { ENTRY_OVERHEAD_BYTES, type PushEntry, type PushStream } from "../loki/loki-push.ts";
 import type { RefusalKind } from "../loki/loki-response.ts";
 import { lambdaReportFields } from "./lambda-report.ts";
+import { lambdaRequestId, REQUEST_ID_METADATA } from "./request-id.ts";
 import { eventNanoseconds, timeShard } from "./timestamps.ts";
 
 /** A push entry that remembers the event and log group it came from (for spill and rejected/). */
@@ -70,86 +72,114 @@ export function precheckEvent(
   return undefined;
 }
 
-const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
-const REQUEST_ID_PATTERNS = [
-  // START / END / REPORT lines of the Lambda runtime.
-  new RegExp(`RequestId: (${UUID})`),
-  // Node.js and Python runtimes' default text format: "<time>\t<request id>\t<LEVEL>\t<message>".
-  new RegExp(`^\\S+\\t(${UUID})\\t`),
-  // JSON logs (Powertools, Lambda's JSON log format).
-  new RegExp(
-    `"(?:requestId|request_id|awsRequestId|aws_request_id|function_request_id)"\\s*:\\s*"(${UUID})"`,
-  ),
-];
-
-/** Runtimes and loggers put the request id near the start of a line; scanning more costs CPU for nothing. */
-const REQUEST_ID_SCAN_CHARS = 1024;
-
-/** The Lambda request id a log line carries, if any. */
-export function lambdaRequestId(line: string): string | undefined {
-  const head = line.length > REQUEST_ID_SCAN_CHARS ? line.slice(0, REQUEST_ID_SCAN_CHARS) : line;
-  for (const pattern of REQUEST_ID_PATTERNS) {
-    const match = pattern.exec(head);
-    if (match) return match[1];
-  }
-  return undefined;
-}
+/** Bytes the `request_id` metadata pair adds to an entry (a UUID is 36 ASCII characters). */
+const REQUEST_ID_PAIR_BYTES = REQUEST_ID_METADATA.length + 36 + 4;
 
 /**
  * Groups events into Loki streams: the group's labels plus `time_shard` (and `log_stream` when
  * asked for); entries of a stream sorted by timestamp. High-cardinality values go into
  * structured metadata instead of labels, and so do the figures of Lambda's report lines.
  */
-export function buildStreams(
-  groups: {
-    logGroup: string;
-    labels: Record<string, string>;
-    events: LogEvent[];
-    eventLabels?: EventLabelOptions;
-  }[],
-): TrackedStream[] {
+export function buildStreams(groups: StreamSource[]): TrackedStream[] {
   const streams = new Map<string, TrackedStream>();
   for (const group of groups) {
     const options = group.eventLabels ?? DEFAULT_EVENT_LABEL_OPTIONS;
-    // The group's streams by what varies per event (hour, and log stream when it is a label), so
-    // that the label set is built and formatted once per stream, not once per event.
-    const groupStreams = new Map<string, TrackedStream>();
+    const streamOf = groupStreams(group, options, streams);
+    const logStreamPair = logStreamMetadata(options);
     for (const event of group.events) {
-      const shard = timeShard(event.timestamp);
-      const logStreamLabel = options.logStreamLabel && event.logStream ? event.logStream : undefined;
-      const variant = logStreamLabel === undefined ? shard : `${shard}\u0000${logStreamLabel}`;
-      let stream = groupStreams.get(variant);
-      if (!stream) {
-        const labels = streamLabels(group.labels, shard, logStreamLabel);
-        const key = streamKey(labels);
-        stream = streams.get(key) ?? { key, labels, entries: [] };
-        streams.set(key, stream);
-        groupStreams.set(variant, stream);
-      }
       const metadata: [string, string][] = [];
+      let metadataBytes = 0;
       if (options.structuredMetadata) {
-        if (!options.logStreamLabel && event.logStream) metadata.push([LOG_STREAM_LABEL, event.logStream]);
+        const pair = logStreamPair(event.logStream);
+        if (pair) {
+          metadata.push(pair.pair);
+          metadataBytes += pair.bytes;
+        }
         const requestId = lambdaRequestId(event.message);
-        if (requestId) metadata.push(["request_id", requestId]);
+        if (requestId) {
+          metadata.push([REQUEST_ID_METADATA, requestId]);
+          metadataBytes += REQUEST_ID_PAIR_BYTES;
+        }
         const report = lambdaReportFields(event.message);
-        if (report) metadata.push(...report);
+        if (report) {
+          metadata.push(...report);
+          for (const [name, value] of report) metadataBytes += name.length + value.length + 4;
+        }
       }
-      const entry: TrackedEntry = {
+      const lineBytes = Buffer.byteLength(event.message);
+      streamOf(event).entries.push({
         ns: eventNanoseconds(event.timestamp, event.id),
         line: event.message,
-        ...(metadata.length > 0 ? { metadata } : {}),
+        lineBytes,
+        metadata: metadata.length > 0 ? metadata : undefined,
         event,
         logGroup: group.logGroup,
         groupLabels: group.labels,
-        size: 0,
-      };
-      entry.size = entrySize(entry);
-      stream.entries.push(entry);
+        size: lineBytes + ENTRY_OVERHEAD_BYTES + metadataBytes,
+      });
     }
   }
   const sorted = [...streams.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (const stream of sorted) stream.entries.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
   return sorted;
+}
+
+export interface StreamSource {
+  logGroup: string;
+  labels: Record<string, string>;
+  events: LogEvent[];
+  eventLabels?: EventLabelOptions;
+}
+
+/**
+ * The stream of each event of a group, by what varies per event (hour, and log stream when it is
+ * a label): the label set is built and formatted once per stream, and consecutive events of the
+ * same stream (the usual case) skip even the lookup.
+ */
+function groupStreams(
+  group: StreamSource,
+  options: EventLabelOptions,
+  streams: Map<string, TrackedStream>,
+): (event: LogEvent) => TrackedStream {
+  const byVariant = new Map<string, TrackedStream>();
+  let lastShard = "";
+  let lastLogStream: string | undefined;
+  let last: TrackedStream | undefined;
+  return (event) => {
+    const shard = timeShard(event.timestamp);
+    const logStreamLabel = options.logStreamLabel && event.logStream ? event.logStream : undefined;
+    if (last && shard === lastShard && logStreamLabel === lastLogStream) return last;
+    const variant = logStreamLabel === undefined ? shard : `${shard}\u0000${logStreamLabel}`;
+    let stream = byVariant.get(variant);
+    if (!stream) {
+      const labels = streamLabels(group.labels, shard, logStreamLabel);
+      const key = streamKey(labels);
+      stream = streams.get(key) ?? { key, labels, entries: [] };
+      streams.set(key, stream);
+      byVariant.set(variant, stream);
+    }
+    lastShard = shard;
+    lastLogStream = logStreamLabel;
+    last = stream;
+    return stream;
+  };
+}
+
+/** The `log_stream` metadata pair of an event (shared by the events of a log stream), and its bytes. */
+function logStreamMetadata(
+  options: EventLabelOptions,
+): (logStream: string) => { pair: [string, string]; bytes: number } | undefined {
+  let last: { pair: [string, string]; bytes: number } | undefined;
+  return (logStream) => {
+    if (options.logStreamLabel || !logStream) return undefined;
+    if (last?.pair[1] !== logStream) {
+      last = {
+        pair: [LOG_STREAM_LABEL, logStream],
+        bytes: LOG_STREAM_LABEL.length + Buffer.byteLength(logStream) + 4,
+      };
+    }
+    return last;
+  };
 }
 
 /** A stream's labels: the group's, its hour, and the log stream when that is a label. */

@@ -1,6 +1,6 @@
 import { gzipSync } from "node:zlib";
-import protobuf from "protobufjs/minimal.js";
-import snappy from "snappyjs";
+import { encodePushRequestProtobuf } from "./push-protobuf.ts";
+import { snappyCompress } from "./snappy.ts";
 
 /**
  * Loki push bodies: `logproto.PushRequest` protobuf in snappy block format (what promtail and
@@ -11,6 +11,8 @@ export interface PushEntry {
   /** Nanoseconds since the epoch. */
   ns: bigint;
   line: string;
+  /** UTF-8 bytes of `line`, when the caller measured them already (the encoder needs them). */
+  lineBytes?: number;
   /** Structured metadata (name, value) pairs, stored with the entry but not indexed. */
   metadata?: [string, string][];
 }
@@ -25,48 +27,6 @@ export type PushFormat = "protobuf" | "json";
 export interface EncodedPush {
   body: Buffer;
   headers: Record<string, string>;
-}
-
-/** `{a="x", b="y"}` with sorted names: the form Loki parses and prints back in its errors. */
-export function formatLabels(labels: Record<string, string>): string {
-  const names = Object.keys(labels).sort();
-  return `{${names.map((name) => `${name}=${JSON.stringify(labels[name])}`).join(", ")}}`;
-}
-
-/** Stream key = sorted label set. */
-export function streamKey(labels: Record<string, string>): string {
-  return formatLabels(labels);
-}
-
-const NANOS_PER_SECOND = 1_000_000_000n;
-
-/** logproto.PushRequest: streams=1; Stream labels=1, entries=2; Entry timestamp=1, line=2, structuredMetadata=3. */
-export function encodePushRequestProtobuf(streams: PushStream[]): Uint8Array {
-  const writer = protobuf.Writer.create();
-  for (const stream of streams) {
-    writer.uint32((1 << 3) | 2).fork();
-    writer.uint32((1 << 3) | 2).string(formatLabels(stream.labels));
-    for (const entry of stream.entries) {
-      writer.uint32((2 << 3) | 2).fork();
-      // google.protobuf.Timestamp: seconds=1 (int64), nanos=2 (int32); zero values are omitted.
-      const seconds = Number(entry.ns / NANOS_PER_SECOND);
-      const nanos = Number(entry.ns % NANOS_PER_SECOND);
-      writer.uint32((1 << 3) | 2).fork();
-      if (seconds !== 0) writer.uint32(1 << 3).int64(seconds);
-      if (nanos !== 0) writer.uint32(2 << 3).int32(nanos);
-      writer.ldelim();
-      if (entry.line.length > 0) writer.uint32((2 << 3) | 2).string(entry.line);
-      for (const [name, value] of entry.metadata ?? []) {
-        writer.uint32((3 << 3) | 2).fork();
-        writer.uint32((1 << 3) | 2).string(name);
-        writer.uint32((2 << 3) | 2).string(value);
-        writer.ldelim();
-      }
-      writer.ldelim();
-    }
-    writer.ldelim();
-  }
-  return writer.finish();
 }
 
 export function encodePushRequestJson(streams: PushStream[]): string {
@@ -84,9 +44,8 @@ export function encodePushRequestJson(streams: PushStream[]): string {
 
 export function encodePush(streams: PushStream[], format: PushFormat, gzipJson = true): EncodedPush {
   if (format === "protobuf") {
-    const compressed = snappy.compress(encodePushRequestProtobuf(streams));
     return {
-      body: Buffer.from(compressed.buffer, compressed.byteOffset, compressed.byteLength),
+      body: snappyCompress(encodePushRequestProtobuf(streams)),
       headers: { "Content-Type": "application/x-protobuf" },
     };
   }
@@ -101,11 +60,8 @@ export function encodePush(streams: PushStream[], format: PushFormat, gzipJson =
 }
 
 /**
- * Bytes an entry adds to a push once Loki has decoded it: line, metadata and timestamp. Loki
- * refuses a push over 4 MiB decoded with a 500 that retrying never fixes (gRPC message size).
+ * What an entry adds to a push once Loki has decoded it, besides its line and its metadata
+ * (name + value + 4 bytes per pair): timestamp and field headers, at most. Loki refuses a push over
+ * 4 MiB decoded with a 500 that retrying never fixes (gRPC message size), so batches are cut by it.
  */
-export function entrySize(entry: PushEntry): number {
-  let size = Buffer.byteLength(entry.line) + 16;
-  for (const [name, value] of entry.metadata ?? []) size += name.length + Buffer.byteLength(value) + 4;
-  return size;
-}
+export const ENTRY_OVERHEAD_BYTES = 16;

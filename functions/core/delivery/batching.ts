@@ -61,7 +61,8 @@ export function precheckEvent(
       reason: `timestamp too new: ${new Date(event.timestamp).toISOString()} is further ahead than the target's creation_grace_period (${limits.creationGracePeriodMs} ms)`,
     };
   }
-  const lineBytes = Buffer.byteLength(event.message);
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: most lines need no measuring.
+  const lineBytes = event.message.length * 3 <= limits.maxLineSize ? 0 : Buffer.byteLength(event.message);
   if (lineBytes > limits.maxLineSize) {
     return {
       event,
@@ -85,33 +86,15 @@ export function buildStreams(groups: StreamSource[]): TrackedStream[] {
   for (const group of groups) {
     const options = group.eventLabels ?? DEFAULT_EVENT_LABEL_OPTIONS;
     const streamOf = groupStreams(group, options, streams);
-    const logStreamPair = logStreamMetadata(options);
+    const metadataOf = entryMetadata(options);
     for (const event of group.events) {
-      const metadata: [string, string][] = [];
-      let metadataBytes = 0;
-      if (options.structuredMetadata) {
-        const pair = logStreamPair(event.logStream);
-        if (pair) {
-          metadata.push(pair.pair);
-          metadataBytes += pair.bytes;
-        }
-        const requestId = lambdaRequestId(event.message);
-        if (requestId) {
-          metadata.push([REQUEST_ID_METADATA, requestId]);
-          metadataBytes += REQUEST_ID_PAIR_BYTES;
-        }
-        const report = lambdaReportFields(event.message);
-        if (report) {
-          metadata.push(...report);
-          for (const [name, value] of report) metadataBytes += name.length + value.length + 4;
-        }
-      }
+      const { metadata, bytes: metadataBytes } = metadataOf(event);
       const lineBytes = Buffer.byteLength(event.message);
       streamOf(event).entries.push({
         ns: eventNanoseconds(event.timestamp, event.id),
         line: event.message,
         lineBytes,
-        metadata: metadata.length > 0 ? metadata : undefined,
+        metadata,
         event,
         logGroup: group.logGroup,
         groupLabels: group.labels,
@@ -165,20 +148,47 @@ function groupStreams(
   };
 }
 
-/** The `log_stream` metadata pair of an event (shared by the events of a log stream), and its bytes. */
-function logStreamMetadata(
-  options: EventLabelOptions,
-): (logStream: string) => { pair: [string, string]; bytes: number } | undefined {
-  let last: { pair: [string, string]; bytes: number } | undefined;
-  return (logStream) => {
-    if (options.logStreamLabel || !logStream) return undefined;
-    if (last?.pair[1] !== logStream) {
-      last = {
-        pair: [LOG_STREAM_LABEL, logStream],
-        bytes: LOG_STREAM_LABEL.length + Buffer.byteLength(logStream) + 4,
-      };
+interface EntryMetadata {
+  logStream: string;
+  requestId: string;
+  metadata: [string, string][] | undefined;
+  /** What the pairs add to the entry's size (see ENTRY_OVERHEAD_BYTES). */
+  bytes: number;
+}
+
+const NO_METADATA: EntryMetadata = { logStream: "", requestId: "", metadata: undefined, bytes: 0 };
+
+/**
+ * The structured metadata of each event of a group: `log_stream` (unless it is a label) and the
+ * Lambda request id of the line. Consecutive events of one invocation share one metadata array
+ * (fewer objects to collect, and the push encoder reuses its bytes): it is never changed in place.
+ */
+function entryMetadata(options: EventLabelOptions): (event: LogEvent) => EntryMetadata {
+  let last = NO_METADATA;
+  return (event) => {
+    if (!options.structuredMetadata) return NO_METADATA;
+    const logStream = options.logStreamLabel ? "" : event.logStream;
+    const requestId = lambdaRequestId(event.message) ?? "";
+    // A report line's figures are its own: only entries without them share an array.
+    const report = lambdaReportFields(event.message);
+    if (!report && logStream === last.logStream && requestId === last.requestId) return last;
+    const metadata: [string, string][] = [];
+    let bytes = 0;
+    if (logStream) {
+      metadata.push([LOG_STREAM_LABEL, logStream]);
+      bytes += LOG_STREAM_LABEL.length + Buffer.byteLength(logStream) + 4;
     }
-    return last;
+    if (requestId) {
+      metadata.push([REQUEST_ID_METADATA, requestId]);
+      bytes += REQUEST_ID_PAIR_BYTES;
+    }
+    for (const [name, value] of report ?? []) {
+      metadata.push([name, value]);
+      bytes += name.length + value.length + 4;
+    }
+    const built = { logStream, requestId, metadata: metadata.length > 0 ? metadata : undefined, bytes };
+    if (!report) last = built;
+    return built;
   };
 }
 

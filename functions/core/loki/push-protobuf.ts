@@ -69,9 +69,9 @@ function measureEntry(entry: PushEntry, slot: number): number {
     (seconds === 0 ? 0 : 1 + varintSize(seconds)) + (nanos === 0 ? 0 : 1 + varintSize(nanos));
   const lineBytes = entry.lineBytes ?? Buffer.byteLength(entry.line);
   let size = fieldSize(timestampSize) + (lineBytes === 0 ? 0 : fieldSize(lineBytes));
-  for (const [name, value] of entry.metadata ?? []) {
-    size += fieldSize(fieldSize(Buffer.byteLength(name)) + fieldSize(Buffer.byteLength(value)));
-  }
+  const metadata = entry.metadata ?? NO_METADATA;
+  for (let pair = 0; pair < metadata.length; pair++)
+    size += encodedPair(metadata[pair] as [string, string], pair).length;
   measured[slot] = size;
   measured[slot + 1] = lineBytes;
   measured[slot + 2] = seconds;
@@ -94,18 +94,43 @@ function writeEntry(buffer: Buffer, start: number, entry: PushEntry, slot: numbe
     at = writeVarint(buffer, writeTag(buffer, at, TAG_LINE), lineBytes);
     at += buffer.write(entry.line, at, "utf8");
   }
-  for (const [name, value] of entry.metadata ?? []) {
-    const nameBytes = Buffer.byteLength(name);
-    const valueBytes = Buffer.byteLength(value);
-    at = writeVarint(
-      buffer,
-      writeTag(buffer, at, TAG_METADATA),
-      fieldSize(nameBytes) + fieldSize(valueBytes),
-    );
-    at = writeString(buffer, at, TAG_NAME, name, nameBytes);
-    at = writeString(buffer, at, TAG_VALUE, value, valueBytes);
+  const metadata = entry.metadata ?? NO_METADATA;
+  for (let pair = 0; pair < metadata.length; pair++) {
+    const field = encodedPair(metadata[pair] as [string, string], pair);
+    buffer.set(field, at);
+    at += field.length;
   }
   return at;
+}
+
+const NO_METADATA: [string, string][] = [];
+/**
+ * The last metadata pair seen at each position, encoded as a whole `structuredMetadata` field:
+ * the entries of a stream mostly repeat their pairs (the log stream; a request id per
+ * invocation), and copying the bytes costs less than measuring and writing two strings again.
+ */
+const lastPairs: { pair: [string, string]; field: Buffer }[] = [];
+
+function encodedPair(pair: [string, string], position: number): Buffer {
+  const last = lastPairs[position];
+  if (last && (last.pair === pair || (last.pair[0] === pair[0] && last.pair[1] === pair[1]))) {
+    return last.field;
+  }
+  const [name, value] = pair;
+  const nameBytes = Buffer.byteLength(name);
+  const valueBytes = Buffer.byteLength(value);
+  const pairSize = fieldSize(nameBytes) + fieldSize(valueBytes);
+  const field = Buffer.allocUnsafe(fieldSize(pairSize));
+  const at = writeString(
+    field,
+    writeVarint(field, writeTag(field, 0, TAG_METADATA), pairSize),
+    TAG_NAME,
+    name,
+    nameBytes,
+  );
+  writeString(field, at, TAG_VALUE, value, valueBytes);
+  lastPairs[position] = { pair, field };
+  return field;
 }
 
 /** Bytes of a length-delimited field of `length` bytes, its one-byte tag included. */

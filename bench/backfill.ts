@@ -1,6 +1,6 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { FilterLogEventsCommand } from "@aws-sdk/client-cloudwatch-logs";
-import { runBackfillLocally } from "../cli/local-workflow.ts";
+import { type LocalWorkflowDeps, runBackfillLocally, runReplayLocally } from "../cli/local-workflow.ts";
 import type { RunReport } from "../functions/core/workflow/run-report.ts";
 import { type AwsBed, createTaggedLogGroup, putLogEvents } from "./aws-bed.ts";
 import { lambdaLogStreamName, logEvents } from "./payloads.ts";
@@ -94,9 +94,13 @@ export async function measurePager(
   return { pages, events, seconds, pagesPerSecond: pages / seconds, eventsPerSecond: events / seconds };
 }
 
+/** Hooks of the local engine that count what a run uses (bench/cost.ts). */
+type UsageHooks = Pick<LocalWorkflowDeps, "onStateEntered" | "wrapTask">;
+
 export async function measureBackfill(
   options: BackfillOptions,
   group: { logGroup: string; startMs: number; endMs: number },
+  usageHooks: UsageHooks = {},
 ): Promise<BackfillResult & { report: RunReport }> {
   const started = performance.now();
   const report = await runBackfillLocally(
@@ -114,6 +118,7 @@ export async function measureBackfill(
       bucket: options.bucket,
       env: { LOKI_URL: options.pushUrl, LOKI_TENANT: options.tenant },
       logger: new Logger({ serviceName: "loki-shipper-bench", logLevel: "SILENT" }),
+      ...usageHooks,
     },
   );
   const seconds = (performance.now() - started) / 1000;
@@ -132,4 +137,34 @@ export async function measureBackfill(
     status: report.status,
     report,
   };
+}
+
+/**
+ * Replays the chunks of an earlier backfill run again (replay source "run"), as a replay of spill/
+ * or rejected/ would: Loki stores the entries once, the S3 reads and state transitions are what
+ * a replay of that many chunks costs. Returns the pushed events.
+ */
+export async function replayRun(
+  options: BackfillOptions,
+  sourceRunId: string,
+  usageHooks: UsageHooks,
+): Promise<{ pushed: number; seconds: number }> {
+  const started = performance.now();
+  const report = await runReplayLocally(
+    {
+      source: "run",
+      sourceRunId: `bench-${sourceRunId}`,
+      runId: `bench-${options.runLabel}-replay`,
+      ...(options.pace ?? {}),
+    },
+    {
+      logs: options.bed.logs,
+      s3: options.bed.s3,
+      bucket: options.bucket,
+      env: { LOKI_URL: options.pushUrl, LOKI_TENANT: options.tenant },
+      logger: new Logger({ serviceName: "loki-shipper-bench", logLevel: "SILENT" }),
+      ...usageHooks,
+    },
+  );
+  return { pushed: report.totals.pushed, seconds: (performance.now() - started) / 1000 };
 }

@@ -45,6 +45,8 @@ export interface LocalWorkflowDeps {
   invocationBudgetMs?: number;
   /** Pause before a Retry, instead of the definition's intervals (tests use a few ms). */
   retryPauseMs?: number;
+  /** Called for every state an execution enters (child executions included): Step Functions bills these transitions. */
+  onStateEntered?: (stateName: string) => void;
   /** Wraps the task code of each Task state, keyed by state name (fault injection in tests). */
   wrapTask?: (
     stateName: string,
@@ -112,11 +114,18 @@ export async function runBackfillLocally(
     RunPart: async (input) => {
       const { Input } = input as { Input: Record<string, unknown> };
       const part = (Input.loadPart as { partIndex: number }).partIndex;
-      const output = await execute(machine, Input, `${runId}-part-${part}`, overrides(handlers, deps), runId);
+      const output = await execute(
+        machine,
+        Input,
+        `${runId}-part-${part}`,
+        overrides(handlers, deps),
+        runId,
+        deps,
+      );
       return { Status: "SUCCEEDED", Output: output };
     },
   };
-  return finish(execute(machine, request, runId, overrides(handlers, deps), runId), deps, runId);
+  return finish(execute(machine, request, runId, overrides(handlers, deps), runId, deps), deps, runId);
 }
 
 export async function runReplayLocally(
@@ -151,7 +160,7 @@ export async function runReplayLocally(
     FinishRun: async (input) => ({ Payload: await tasks.finishRun(payloadOf(input)) }),
     RecordFailure: async (input) => ({ Payload: await tasks.finishRun(payloadOf(input)) }),
   };
-  return finish(execute(machine, request, runId, overrides(handlers, deps), runId), deps, runId);
+  return finish(execute(machine, request, runId, overrides(handlers, deps), runId, deps), deps, runId);
 }
 
 /** lambda:invoke hands the function `Parameters.Payload`; the override receives the whole `Parameters`. */
@@ -200,6 +209,7 @@ async function execute(
   executionName: string,
   runOverrides: Overrides,
   runId: string,
+  { onStateEntered }: Pick<LocalWorkflowDeps, "onStateEntered">,
 ): Promise<unknown> {
   const execution = machine.run(input as never, {
     overrides: runOverrides as never,
@@ -213,7 +223,15 @@ async function execute(
       StateMachine: { Id: `local:${runId}`, Name: "local" },
     } as never,
   });
-  return execution.result;
+  if (!onStateEntered) return execution.result;
+  const countStates = async () => {
+    for await (const event of execution.eventLogs) {
+      if (event.type === "StateEntered") onStateEntered(event.state.name);
+    }
+  };
+  // The log ends with the execution: waiting for both counts every state before the result returns.
+  const [result] = await Promise.all([execution.result, countStates()]);
+  return result;
 }
 
 async function finish(running: Promise<unknown>, deps: LocalWorkflowDeps, runId: string): Promise<RunReport> {

@@ -97,6 +97,17 @@ export async function measurePager(
 /** Hooks of the local engine that count what a run uses (bench/cost.ts). */
 type UsageHooks = Pick<LocalWorkflowDeps, "onStateEntered" | "wrapTask">;
 
+function localDeps(options: BackfillOptions, usageHooks: UsageHooks): LocalWorkflowDeps {
+  return {
+    logs: options.bed.logs,
+    s3: options.bed.s3,
+    bucket: options.bucket,
+    env: { LOKI_URL: options.pushUrl, LOKI_TENANT: options.tenant },
+    logger: new Logger({ serviceName: "loki-shipper-bench", logLevel: "SILENT" }),
+    ...usageHooks,
+  };
+}
+
 export async function measureBackfill(
   options: BackfillOptions,
   group: { logGroup: string; startMs: number; endMs: number },
@@ -112,14 +123,7 @@ export async function measureBackfill(
       ingestionDelaySeconds: 0,
       ...(options.pace ?? {}),
     },
-    {
-      logs: options.bed.logs,
-      s3: options.bed.s3,
-      bucket: options.bucket,
-      env: { LOKI_URL: options.pushUrl, LOKI_TENANT: options.tenant },
-      logger: new Logger({ serviceName: "loki-shipper-bench", logLevel: "SILENT" }),
-      ...usageHooks,
-    },
+    localDeps(options, usageHooks),
   );
   const seconds = (performance.now() - started) / 1000;
   const totals = report.totals;
@@ -157,14 +161,7 @@ export async function replayRun(
       runId: `bench-${options.runLabel}-replay`,
       ...(options.pace ?? {}),
     },
-    {
-      logs: options.bed.logs,
-      s3: options.bed.s3,
-      bucket: options.bucket,
-      env: { LOKI_URL: options.pushUrl, LOKI_TENANT: options.tenant },
-      logger: new Logger({ serviceName: "loki-shipper-bench", logLevel: "SILENT" }),
-      ...usageHooks,
-    },
+    localDeps(options, usageHooks),
   );
   return { pushed: report.totals.pushed, seconds: (performance.now() - started) / 1000 };
 }

@@ -84,6 +84,24 @@ function bytesToText(bytes: Buffer): string {
   return isAscii(bytes) ? bytes.toString("latin1") : bytes.toString("utf8");
 }
 
+/** base64, then gzip, then UTF-8: the JSON text of `awslogs.data`. */
+function payloadText(data: string): string {
+  // Node's decoder skips characters that are not base64; a decoded length short of what the
+  // input's length implies shows them, without a separate pass over a megabyte of text.
+  const compressed = Buffer.from(data, "base64");
+  const padding = data.endsWith("==") ? 2 : data.endsWith("=") ? 1 : 0;
+  if (data.length % 4 !== 0 || compressed.length !== (data.length / 4) * 3 - padding) {
+    throw new MalformedPayloadError("base64", "awslogs.data is not valid base64");
+  }
+  try {
+    return bytesToText(gunzipSync(compressed, { chunkSize: inflatedSizeHint(compressed) }));
+  } catch (error) {
+    throw new MalformedPayloadError("gzip", `awslogs.data is not gzip data: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
 /** Decodes `event.awslogs.data`; throws MalformedPayloadError saying which step failed. */
 export function decodeSubscriptionData(data: unknown): SubscriptionMessage {
   if (typeof data !== "string" || data.length === 0) {
@@ -92,21 +110,7 @@ export function decodeSubscriptionData(data: unknown): SubscriptionMessage {
       "the event has no awslogs.data string: not a CloudWatch Logs subscription event",
     );
   }
-  // Node's decoder skips characters that are not base64; a decoded length short of what the
-  // input's length implies shows them, without a separate pass over a megabyte of text.
-  const compressed = Buffer.from(data, "base64");
-  const padding = data.endsWith("==") ? 2 : data.endsWith("=") ? 1 : 0;
-  if (data.length % 4 !== 0 || compressed.length !== (data.length / 4) * 3 - padding) {
-    throw new MalformedPayloadError("base64", "awslogs.data is not valid base64");
-  }
-  let json: string;
-  try {
-    json = bytesToText(gunzipSync(compressed, { chunkSize: inflatedSizeHint(compressed) }));
-  } catch (error) {
-    throw new MalformedPayloadError("gzip", `awslogs.data is not gzip data: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
+  const json = payloadText(data);
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);

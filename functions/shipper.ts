@@ -2,6 +2,7 @@ import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { S3Client } from "@aws-sdk/client-s3";
 import type { CloudWatchLogsEvent, Context } from "aws-lambda";
+import { GroupMetrics } from "./core/delivery/delivery-metrics.ts";
 import { createLokiPushClient } from "./core/loki/loki-target.ts";
 import { createObservability } from "./shipper/observability.ts";
 import { parseShipperConfig, type ShipResult, shipSubscriptionEvent } from "./shipper/ship-subscription.ts";
@@ -12,7 +13,7 @@ import { parseShipperConfig, type ShipResult, shipSubscriptionEvent } from "./sh
  * Loki does not take. Configuration is validated at cold start (see ship-subscription.ts).
  */
 const config = parseShipperConfig(process.env);
-const { logger, metrics } = createObservability();
+const { logger, metrics, serviceName } = createObservability();
 const s3 = new S3Client({});
 const logs = new CloudWatchLogsClient({});
 const lambda = new LambdaClient({});
@@ -27,6 +28,7 @@ export async function handler(event: CloudWatchLogsEvent, context: Context): Pro
       loki: () => createLokiPushClient(config.loki),
       logger,
       metrics,
+      groupMetrics: (logGroup) => new GroupMetrics(logGroup, "live", serviceName),
     });
   } finally {
     metrics.publishStoredMetrics();

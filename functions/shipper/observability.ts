@@ -1,21 +1,27 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { DeliveryReport } from "../core/delivery/deliver.ts";
+import {
+  droppedMetric,
+  METRICS_NAMESPACE,
+  refusedMetric,
+  SERVICE,
+  SHIPPER_METRIC,
+} from "../core/metric-names.ts";
 
 /**
  * Structured JSON logs and CloudWatch embedded-metric-format (EMF) metrics, via Powertools.
- * Metric names are stable: dashboards and alarms refer to them.
+ * Metric names come from core/metric-names.ts: dashboards and alarms refer to them.
  */
-
-export const METRICS_NAMESPACE = "LokiShipper";
 
 export interface Observability {
   logger: Logger;
   metrics: Metrics;
+  serviceName: string;
 }
 
 export function createObservability(
-  serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? "loki-shipper",
+  serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE.shipper,
 ): Observability {
   return {
     logger: new Logger({ serviceName }),
@@ -23,31 +29,32 @@ export function createObservability(
       namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE,
       serviceName,
     }),
+    serviceName,
   };
 }
 
 export function recordDelivery(metrics: Metrics, report: DeliveryReport): void {
-  metrics.addMetric("EventsIn", MetricUnit.Count, report.received);
-  metrics.addMetric("EventsShipped", MetricUnit.Count, report.pushed);
-  metrics.addMetric("EventsSpilled", MetricUnit.Count, report.spilled);
+  metrics.addMetric(SHIPPER_METRIC.eventsIn, MetricUnit.Count, report.received);
+  metrics.addMetric(SHIPPER_METRIC.eventsShipped, MetricUnit.Count, report.pushed);
+  metrics.addMetric(SHIPPER_METRIC.eventsSpilled, MetricUnit.Count, report.spilled);
   const droppedTotal = Object.values(report.dropped).reduce((sum, count) => sum + count, 0);
-  metrics.addMetric("EventsDropped", MetricUnit.Count, droppedTotal);
+  metrics.addMetric(SHIPPER_METRIC.eventsDropped, MetricUnit.Count, droppedTotal);
   // EventsDropped_rule_2: "dropped by rule 2", one metric per rule like EventsRefused_<reason>.
   for (const [rule, count] of Object.entries(report.dropped)) {
-    metrics.addMetric(`EventsDropped_${rule.replace(" ", "_")}`, MetricUnit.Count, count);
+    metrics.addMetric(droppedMetric(rule), MetricUnit.Count, count);
   }
-  metrics.addMetric("PushRetries", MetricUnit.Count, report.retries);
-  metrics.addMetric("PushRequests", MetricUnit.Count, report.requests);
-  metrics.addMetric("BytesSent", MetricUnit.Bytes, report.bytes);
+  metrics.addMetric(SHIPPER_METRIC.pushRetries, MetricUnit.Count, report.retries);
+  metrics.addMetric(SHIPPER_METRIC.pushRequests, MetricUnit.Count, report.requests);
+  metrics.addMetric(SHIPPER_METRIC.bytesSent, MetricUnit.Bytes, report.bytes);
   const refusedTotal = Object.values(report.refused).reduce((sum, count) => sum + count, 0);
-  metrics.addMetric("EventsRefused", MetricUnit.Count, refusedTotal);
+  metrics.addMetric(SHIPPER_METRIC.eventsRefused, MetricUnit.Count, refusedTotal);
   // One metric per reason (EventsRefused_too_old, ...): kept in the same EMF document, unlike
   // per-reason dimensions, which would need one document each.
   for (const [reason, count] of Object.entries(report.refused)) {
-    metrics.addMetric(`EventsRefused_${reason}`, MetricUnit.Count, count);
+    metrics.addMetric(refusedMetric(reason), MetricUnit.Count, count);
   }
 }
 
 export function recordPushLatency(metrics: Metrics, durationMs: number): void {
-  metrics.addMetric("PushLatency", MetricUnit.Milliseconds, durationMs);
+  metrics.addMetric(SHIPPER_METRIC.pushLatency, MetricUnit.Milliseconds, durationMs);
 }

@@ -6,6 +6,7 @@ import type { LambdaClient } from "@aws-sdk/client-lambda";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { type DeliveryReport, deliverEvents, type RetryOptions } from "../core/delivery/deliver.ts";
+import type { GroupMetrics } from "../core/delivery/delivery-metrics.ts";
 import { RuleSet } from "../core/delivery/rules.ts";
 import { keepEventChunk } from "../core/delivery/spill.ts";
 import { ConfigError } from "../core/errors.ts";
@@ -23,8 +24,9 @@ import {
 import { containerTagCache, getLogGroupTags, type LogGroupTagCache } from "../core/labels/log-group-tags.ts";
 import type { LokiPushClient } from "../core/loki/loki-client.ts";
 import { type LokiTarget, parseDuration, parseLokiTarget } from "../core/loki/loki-target.ts";
+import { SHIPPER_METRIC } from "../core/metric-names.ts";
 import { recordDelivery, recordPushLatency } from "./observability.ts";
-import { decodeSubscriptionData, MalformedPayloadError } from "./subscription.ts";
+import { type DataMessage, decodeSubscriptionData, MalformedPayloadError } from "./subscription.ts";
 
 /** The live shipper's configuration, parsed once at cold start. */
 export interface ShipperConfig {
@@ -93,6 +95,8 @@ export interface ShipperDeps {
   loki: () => Promise<LokiPushClient>;
   logger: Logger;
   metrics: Metrics;
+  /** Per log group counts and freshness (published at the end of the invocation); none in local runs. */
+  groupMetrics?: (logGroup: string) => GroupMetrics;
   tagCache?: LogGroupTagCache;
   functionCache?: FunctionFactsCache;
   now?: () => number;
@@ -135,6 +139,28 @@ export async function shipSubscriptionEvent(
 
   const resolved = await resolveBatchLabels(message.logGroup, message.owner, config, deps);
 
+  const groupMetrics = deps.groupMetrics?.(message.logGroup);
+  const report = await deliverBatch(message, resolved, context, config, deps, now, groupMetrics);
+  recordDelivery(deps.metrics, report);
+  groupMetrics?.delivered(report);
+  groupMetrics?.publish();
+  const summary = { logGroup: message.logGroup, ...report };
+  if (report.spilled > 0 || Object.keys(report.refused).length > 0)
+    deps.logger.warn("delivery incomplete", summary);
+  else deps.logger.info("delivered", summary);
+  return { outcome: "delivered", logGroup: message.logGroup, report, labels: resolved.labels };
+}
+
+/** Pushes the batch to Loki, keeping in S3 what Loki does not take (all of it without a Loki client). */
+async function deliverBatch(
+  message: DataMessage,
+  resolved: ResolvedLabels,
+  context: InvocationContext,
+  config: ShipperConfig,
+  deps: ShipperDeps,
+  now: () => number,
+  groupMetrics: GroupMetrics | undefined,
+): Promise<DeliveryReport> {
   let loki: LokiPushClient;
   try {
     loki = await deps.loki();
@@ -155,7 +181,7 @@ export async function shipSubscriptionEvent(
       key,
       reason,
     });
-    const report: DeliveryReport = {
+    return {
       received: message.events.length,
       pushed: 0,
       dropped: shaped.dropped,
@@ -167,37 +193,26 @@ export async function shipSubscriptionEvent(
       requests: 0,
       chunkKeys: [key],
     };
-    recordDelivery(deps.metrics, report);
-    return { outcome: "delivered", logGroup: message.logGroup, report, labels: resolved.labels };
   }
   const deadline = now() + context.getRemainingTimeInMillis() - config.deadlineReserveMs;
-  const report = await deliverEvents(
-    [
-      {
-        logGroup: message.logGroup,
-        labels: resolved.labels,
-        events: message.events,
-        eventLabels: resolved.eventLabels,
-        rules: config.rules,
-      },
-    ],
-    {
-      loki,
-      s3: deps.s3,
-      bucket: config.bucket,
-      deadline,
-      logger: deps.logger,
-      now,
-      ...(deps.retry ? { retry: deps.retry } : {}),
-      onPushAttempt: ({ durationMs }) => recordPushLatency(deps.metrics, durationMs),
-    },
-  );
-  recordDelivery(deps.metrics, report);
-  const summary = { logGroup: message.logGroup, ...report };
-  if (report.spilled > 0 || Object.keys(report.refused).length > 0)
-    deps.logger.warn("delivery incomplete", summary);
-  else deps.logger.info("delivered", summary);
-  return { outcome: "delivered", logGroup: message.logGroup, report, labels: resolved.labels };
+  const batch = {
+    logGroup: message.logGroup,
+    labels: resolved.labels,
+    events: message.events,
+    eventLabels: resolved.eventLabels,
+    rules: config.rules,
+  };
+  return deliverEvents([batch], {
+    loki,
+    s3: deps.s3,
+    bucket: config.bucket,
+    deadline,
+    logger: deps.logger,
+    now,
+    ...(deps.retry ? { retry: deps.retry } : {}),
+    onPushAttempt: ({ durationMs }) => recordPushLatency(deps.metrics, durationMs),
+    ...(groupMetrics ? { onAccepted: (push) => groupMetrics.accepted(push) } : {}),
+  });
 }
 
 /**
@@ -213,7 +228,7 @@ async function resolveBatchLabels(
 ): Promise<ResolvedLabels> {
   const context = { accountId, region: config.region };
   const lookupFailed = (what: string, error: unknown) => {
-    deps.metrics.addMetric("TagLookupFailures", MetricUnit.Count, 1);
+    deps.metrics.addMetric(SHIPPER_METRIC.tagLookupFailures, MetricUnit.Count, 1);
     deps.logger.warn(`could not read the ${what}; shipping without its labels`, {
       logGroup,
       error: (error as Error).name,
@@ -270,7 +285,7 @@ async function keepMalformed(
     },
     now,
   );
-  deps.metrics.addMetric("MalformedPayloads", MetricUnit.Count, 1);
+  deps.metrics.addMetric(SHIPPER_METRIC.malformedPayloads, MetricUnit.Count, 1);
   deps.logger.error("malformed subscription payload kept in S3", {
     stage: error.stage,
     error: error.message,

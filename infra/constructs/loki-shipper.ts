@@ -17,6 +17,7 @@ import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import type { IParameter } from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
+import { DIMENSION, METRICS_NAMESPACE, SERVICE, SHIPPER_METRIC } from "../../functions/core/metric-names.ts";
 import { functionLabelsOn, grantFunctionLabelLookups } from "./function-label-access.ts";
 import { handlerCode } from "./lambda-handlers.ts";
 import { LogGroupRegistration, type LogGroupSelectionProps } from "./log-group-registration.ts";
@@ -240,12 +241,12 @@ export interface LokiShipperProps {
   readonly additionalEnvironment?: Record<string, string>;
 }
 
-/** Namespace and names of the shipper's own metrics (Powertools Metrics, EMF). */
+/** Namespace and names of the shipper's own metrics, from functions/core/metric-names.ts (kept for the package's users). */
 export const SHIPPER_METRICS = {
-  namespace: "LokiShipper",
-  serviceName: "loki-shipper",
-  spilled: "EventsSpilled",
-  refused: "EventsRefused",
+  namespace: METRICS_NAMESPACE,
+  serviceName: SERVICE.shipper,
+  spilled: SHIPPER_METRIC.eventsSpilled,
+  refused: SHIPPER_METRIC.eventsRefused,
 } as const;
 
 /**
@@ -290,8 +291,8 @@ export class LokiShipper extends Construct {
       memorySize: props.shipperMemorySize ?? 512,
       timeout: props.shipperTimeout ?? Duration.minutes(2),
       reservedConcurrentExecutions: props.shipperReservedConcurrency,
-      environment: { ...environment, POWERTOOLS_METRICS_NAMESPACE: SHIPPER_METRICS.namespace },
-      serviceName: SHIPPER_METRICS.serviceName,
+      environment: { ...environment, POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE },
+      serviceName: SERVICE.shipper,
       logRetention: props.logRetention,
       // CloudWatch Logs invokes asynchronously: after Lambda's retries the batch goes to the queue.
       onFailure: new SqsDestination(this.deadLetterQueue),
@@ -432,9 +433,9 @@ export class LokiShipper extends Construct {
   private addAlarms(actions: IAlarmAction[]): void {
     const shipperMetric = (metricName: string) =>
       new Metric({
-        namespace: SHIPPER_METRICS.namespace,
+        namespace: METRICS_NAMESPACE,
         metricName,
-        dimensionsMap: { service: SHIPPER_METRICS.serviceName },
+        dimensionsMap: { [DIMENSION.service]: SERVICE.shipper },
         statistic: "Sum",
         period: Duration.minutes(5),
       });
@@ -453,12 +454,12 @@ export class LokiShipper extends Construct {
     alarmOn(
       "SpilledAlarm",
       "The shipper spilled events to S3 (Loki unreachable or throttling); the scheduled replay drains them.",
-      shipperMetric(SHIPPER_METRICS.spilled),
+      shipperMetric(SHIPPER_METRIC.eventsSpilled),
     );
     alarmOn(
       "RefusedAlarm",
       "Loki refused events (too old, too new, line too long); they are kept under rejected/ with the reason.",
-      shipperMetric(SHIPPER_METRICS.refused),
+      shipperMetric(SHIPPER_METRIC.eventsRefused),
     );
     alarmOn(
       "DeadLetterAlarm",

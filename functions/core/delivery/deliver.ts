@@ -55,6 +55,16 @@ export interface DeliveryDeps {
   sleep?: (ms: number) => Promise<void>;
   /** Called after each push attempt (metrics). */
   onPushAttempt?: (attempt: { status: number | "network_error"; durationMs: number }) => void;
+  /** Called for each push Loki accepted, with the age of its oldest accepted event (freshness metrics). */
+  onAccepted?: (accepted: AcceptedPush) => void;
+}
+
+export interface AcceptedPush {
+  logGroup: string;
+  /** Events of the push Loki stored. */
+  events: number;
+  /** Milliseconds from the oldest stored event's timestamp to Loki's answer. */
+  oldestAgeMs: number;
 }
 
 export interface DeliveryReport {
@@ -109,7 +119,11 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
     },
     report,
   );
-  const delivery = new StreamDelivery(session, report, refused, deps.logger);
+  const delivery = new StreamDelivery(session, report, refused, {
+    now,
+    ...(deps.logger ? { logger: deps.logger } : {}),
+    ...(deps.onAccepted ? { onAccepted: deps.onAccepted } : {}),
+  });
   const requests = splitIntoRequests(
     buildStreams(pushable),
     deps.loki.maxBatchBytes,
@@ -191,12 +205,21 @@ class StreamDelivery {
   readonly #report: DeliveryReport;
   readonly #refused: Refused[];
   readonly #logger: Logger | undefined;
+  readonly #now: () => number;
+  readonly #onAccepted: ((accepted: AcceptedPush) => void) | undefined;
 
-  constructor(session: PushSession, report: DeliveryReport, refused: Refused[], logger: Logger | undefined) {
+  constructor(
+    session: PushSession,
+    report: DeliveryReport,
+    refused: Refused[],
+    options: { now: () => number; logger?: Logger; onAccepted?: (accepted: AcceptedPush) => void },
+  ) {
     this.#session = session;
     this.#report = report;
     this.#refused = refused;
-    this.#logger = logger;
+    this.#logger = options.logger;
+    this.#now = options.now;
+    this.#onAccepted = options.onAccepted;
   }
 
   async deliver(request: TrackedStream): Promise<void> {
@@ -205,8 +228,7 @@ class StreamDelivery {
     const outcome = await this.#session.push(request);
     switch (outcome.kind) {
       case "stored":
-        this.#report.pushed += request.entries.length;
-        return;
+        return this.#accepted(request.entries);
       case "undeliverable":
         return this.#spill(request.entries, outcome.reason);
       case "metadata_disallowed":
@@ -242,12 +264,13 @@ class StreamDelivery {
   ): Promise<void> {
     const attribution = attributeRefusals(request.entries, outcome.body);
     if (attribution) {
+      const stored: TrackedEntry[] = [];
       request.entries.forEach((entry, index) => {
         const refusal = attribution.get(index);
         if (refusal) this.#refuse(entry, refusal.kind, refusal.reason);
-        else this.#report.pushed += 1;
+        else stored.push(entry);
       });
-      return;
+      return this.#accepted(stored);
     }
     if (request.entries.length === 1) {
       return this.#refuse(request.entries[0] as TrackedEntry, "other", cutBody(outcome.body).trim());
@@ -259,6 +282,15 @@ class StreamDelivery {
     const middle = Math.ceil(request.entries.length / 2);
     await this.deliver({ ...request, entries: request.entries.slice(0, middle) });
     await this.deliver({ ...request, entries: request.entries.slice(middle) });
+  }
+
+  #accepted(entries: TrackedEntry[]): void {
+    this.#report.pushed += entries.length;
+    const first = entries[0];
+    if (!first || !this.#onAccepted) return;
+    let oldest = first.event.timestamp;
+    for (const entry of entries) oldest = Math.min(oldest, entry.event.timestamp);
+    this.#onAccepted({ logGroup: first.logGroup, events: entries.length, oldestAgeMs: this.#now() - oldest });
   }
 
   #spill(entries: TrackedEntry[], reason: string): void {

@@ -5,9 +5,11 @@ import { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-
 import { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { parseStreamBudgetSettings } from "../delivery/stream-budget.ts";
+import { GroupMetrics } from "../delivery/delivery-metrics.ts";
 import { ConfigError } from "../errors.ts";
 import { parseLabelOptions } from "../labels/labels.ts";
 import { parseLokiTarget } from "../loki/loki-target.ts";
+import { SERVICE } from "../metric-names.ts";
 import { createWorkflowTasks, type WorkflowTasks } from "./workflow-tasks.ts";
 
 const envSchema = z.object({
@@ -25,12 +27,14 @@ export function workflowTasksFromEnv(env: Record<string, string | undefined>): W
   parseLokiTarget(env);
   parseStreamBudgetSettings(env);
   parseLabelOptions(env);
+  const serviceName = env.POWERTOOLS_SERVICE_NAME ?? SERVICE.workflow;
   return createWorkflowTasks({
     logs: new CloudWatchLogsClient({}),
     functions: { lambda: new LambdaClient({}), tagging: new ResourceGroupsTaggingAPIClient({}) },
     s3: new S3Client({}),
     bucket: parsed.data.BUCKET_NAME,
     env,
-    logger: new Logger({ serviceName: env.POWERTOOLS_SERVICE_NAME ?? "loki-shipper-workflow" }),
+    logger: new Logger({ serviceName }),
+    groupMetrics: (logGroup, path) => new GroupMetrics(logGroup, path, serviceName),
   });
 }

@@ -3,6 +3,7 @@ import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { perBranchRate, RateBudget } from "../cloudwatch/rate-budget.ts";
 import { deliverEvents } from "../delivery/deliver.ts";
+import { type GroupMetrics, replayPath } from "../delivery/delivery-metrics.ts";
 import { DEFAULT_PACING, Pacer } from "../delivery/pacing.ts";
 import { RuleSet } from "../delivery/rules.ts";
 import {
@@ -16,6 +17,7 @@ import { type FunctionLookupClients, functionLookupClientsLike } from "../labels
 import { parseLabelOptions } from "../labels/labels.ts";
 import type { LokiPushClient } from "../loki/loki-client.ts";
 import { authorizationHeader, createLokiPushClient, parseLokiTarget } from "../loki/loki-target.ts";
+import type { DeliveryPath } from "../metric-names.ts";
 import type { Store } from "../storage/run-store.ts";
 import {
   loadPlanOutput,
@@ -73,6 +75,8 @@ export interface WorkflowDeps {
   lokiClient?: (env: Record<string, string | undefined>) => Promise<LokiPushClient>;
   lokiReady?: (env: Record<string, string | undefined>) => Promise<boolean>;
   onProgress?: (delta: { exported?: number; pushed?: number; throttled?: number }) => void;
+  /** Per log group counts and freshness of a replay invocation (Lambda only: EMF on stdout). */
+  groupMetrics?: (logGroup: string, path: DeliveryPath) => GroupMetrics;
 }
 
 /** Time an invocation leaves unused at the end of its budget to save its checkpoint. */
@@ -206,8 +210,9 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
           bytesPerSecond: options.bytesPerSecond ?? DEFAULT_PACING.bytesPerSecond / concurrency,
           perStreamBytesPerSecond: options.perStreamBytesPerSecond ?? DEFAULT_PACING.perStreamBytesPerSecond,
         });
-      const deliver: DeliverBatch = (batch, deadline) =>
-        deliverEvents([{ eventLabels, ...batch }], {
+      const groupMetrics = deps.groupMetrics?.(event.unit.logGroup, replayPath(event.unit.source));
+      const deliver: DeliverBatch = async (batch, deadline) => {
+        const report = await deliverEvents([{ eventLabels, ...batch }], {
           loki,
           s3: deps.s3,
           bucket: deps.bucket,
@@ -216,7 +221,11 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
           now,
           ...(deps.logger ? { logger: deps.logger } : {}),
           ...(deps.sleep ? { sleep: deps.sleep } : {}),
+          ...(groupMetrics ? { onAccepted: (push) => groupMetrics.accepted(push) } : {}),
         });
+        groupMetrics?.delivered(report);
+        return report;
+      };
       const replay = (streamBudget: StreamBudget) =>
         replayUnit(
           event.runId,
@@ -237,7 +246,9 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
           },
         );
       const branch = { runId: event.runId, holder: event.unit.unitId, concurrency };
-      return withBranchStreamBudget(lokiEnv(options.loki), branch, store, deps, replay);
+      return withBranchStreamBudget(lokiEnv(options.loki), branch, store, deps, replay).finally(() =>
+        groupMetrics?.publish(),
+      );
     },
 
     async planReplay(event) {

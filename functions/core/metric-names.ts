@@ -38,6 +38,8 @@ export const SHIPPER_METRIC = {
   pushRequests: "PushRequests",
   bytesSent: "BytesSent",
   pushLatency: "PushLatency",
+  /** Pushes Loki answered 429 (tenant rate, stream rate or stream limit), retried or spilled. */
+  pushThrottled: "PushThrottled",
   tagLookupFailures: "TagLookupFailures",
   malformedPayloads: "MalformedPayloads",
 } as const;

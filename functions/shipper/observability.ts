@@ -55,6 +55,10 @@ export function recordDelivery(metrics: Metrics, report: DeliveryReport): void {
   }
 }
 
-export function recordPushLatency(metrics: Metrics, durationMs: number): void {
-  metrics.addMetric(SHIPPER_METRIC.pushLatency, MetricUnit.Milliseconds, durationMs);
+export function recordPushAttempt(
+  metrics: Metrics,
+  attempt: { status: number | "network_error"; durationMs: number },
+): void {
+  metrics.addMetric(SHIPPER_METRIC.pushLatency, MetricUnit.Milliseconds, attempt.durationMs);
+  if (attempt.status === 429) metrics.addMetric(SHIPPER_METRIC.pushThrottled, MetricUnit.Count, 1);
 }

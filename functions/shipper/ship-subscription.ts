@@ -25,7 +25,7 @@ import { containerTagCache, getLogGroupTags, type LogGroupTagCache } from "../co
 import type { LokiPushClient } from "../core/loki/loki-client.ts";
 import { type LokiTarget, parseDuration, parseLokiTarget } from "../core/loki/loki-target.ts";
 import { SHIPPER_METRIC } from "../core/metric-names.ts";
-import { recordDelivery, recordPushLatency } from "./observability.ts";
+import { recordDelivery, recordPushAttempt } from "./observability.ts";
 import { type DataMessage, decodeSubscriptionData, MalformedPayloadError } from "./subscription.ts";
 
 /** The live shipper's configuration, parsed once at cold start. */
@@ -210,7 +210,7 @@ async function deliverBatch(
     logger: deps.logger,
     now,
     ...(deps.retry ? { retry: deps.retry } : {}),
-    onPushAttempt: ({ durationMs }) => recordPushLatency(deps.metrics, durationMs),
+    onPushAttempt: (attempt) => recordPushAttempt(deps.metrics, attempt),
     ...(groupMetrics ? { onAccepted: (push) => groupMetrics.accepted(push) } : {}),
   });
 }

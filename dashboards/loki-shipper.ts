@@ -55,12 +55,14 @@ export const LOGQL = {
 let nextRefId = 0;
 const refId = () => String.fromCharCode(65 + (nextRefId++ % 26));
 
+/** A CloudWatch metric search: with `matchExact` false, any metric whose dimensions include these. */
 function metric(
   namespace: string,
   metricName: string,
   dimensions: Record<string, string>,
   statistic: string,
   label: string,
+  matchExact = false,
 ): MetricsQueryBuilder {
   return new MetricsQueryBuilder()
     .datasource(CLOUDWATCH)
@@ -69,7 +71,7 @@ function metric(
     .namespace(namespace)
     .metricName(metricName)
     .dimensions(dimensions)
-    .matchExact(false)
+    .matchExact(matchExact)
     .statistic(statistic)
     .period("")
     .label(label);
@@ -92,7 +94,7 @@ const perGroup = (
 
 /** A LokiShipper metric of the live shipper as a whole (what the alarms watch). */
 const shipperTotal = (metricName: string, label: string) =>
-  metric(METRICS_NAMESPACE, metricName, { [DIMENSION.service]: SERVICE.shipper }, "Sum", label);
+  metric(METRICS_NAMESPACE, metricName, { [DIMENSION.service]: SERVICE.shipper }, "Sum", label, true);
 
 function timeseries(
   title: string,

@@ -12,36 +12,22 @@
  *    then two queries on the Lambda report figures (p99 duration, invocations near the memory size),
  * 6. keeps shipping until Ctrl-C (or stops after the first result with --once).
  */
+import { relative } from "node:path";
 import { parseArgs } from "node:util";
-import {
-  CloudWatchLogsClient,
-  CreateLogGroupCommand,
-  CreateLogStreamCommand,
-  FilterLogEventsCommand,
-  PutLogEventsCommand,
-} from "@aws-sdk/client-cloudwatch-logs";
+import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { runBackfillLocally } from "../cli/local-workflow.ts";
-import type { LogEvent } from "../functions/core/log-event.ts";
-import { createLokiPushClient, parseLokiTarget } from "../functions/core/loki/loki-target.ts";
-import { createObservability } from "../functions/shipper/observability.ts";
-import { parseShipperConfig, shipSubscriptionEvent } from "../functions/shipper/ship-subscription.ts";
+import { DASHBOARD_FILE } from "../dashboards/loki-shipper.ts";
+import { parseLokiTarget } from "../functions/core/loki/loki-target.ts";
 import { type LokiTestServer, startLokiTestServer } from "../loki-test-server/index.ts";
-import { SAMPLE_FUNCTIONS, type SampleFunction } from "./demo/sample-functions.ts";
-import { subscriptionEvent } from "./demo/subscription-payload.ts";
+import { backfillHistory, HISTORY_HOURS, liveShipper, REGION, seedSampleHistory } from "./demo/demo-data.ts";
 import { credentialsFromEnv, lokiHeaders, lokiRefusal, storeCredentials } from "./demo/user-loki.ts";
-import { createMotoFunction } from "./moto-functions.ts";
 import { startMotoServer } from "./moto-server.ts";
 
 const QUERY = '{runtime="python", region="eu-central-1", name=~"fun.*"}';
-const REGION = "eu-central-1";
-const ACCOUNT = "123456789012";
 const TENANT = "demo";
 const BUCKET = "loki-shipper-demo";
-const LOG_STREAM = "2026/11/25/[$LATEST]0123456789abcdef";
-const HISTORY_HOURS = 24;
 const LIVE_INTERVAL_MS = 5_000;
 
 const { values: args } = parseArgs({
@@ -103,51 +89,18 @@ async function main(): Promise<void> {
     );
 
     const demoStart = Date.now();
-    for (const sample of SAMPLE_FUNCTIONS) {
-      await createSampleFunction(logs, aws, sample);
-      const written = await writeHistory(logs, sample, demoStart);
-      say(`Wrote ${written} events of history (${HISTORY_HOURS} h) to ${sample.logGroupName}`);
+    for (const [logGroup, written] of await seedSampleHistory(logs, aws, demoStart)) {
+      say(`Wrote ${written} events of history (${HISTORY_HOURS} h) to ${logGroup}`);
     }
 
     say(`Backfilling the last ${HISTORY_HOURS} h through the backfill state machine (run locally) ...`);
-    const report = await runBackfillLocally(
-      {
-        logGroupNamePrefix: "/aws/lambda/fun-",
-        start: new Date(demoStart - (HISTORY_HOURS + 1) * 3_600_000).toISOString(),
-        end: new Date(demoStart).toISOString(),
-        // The history was just written: there is no CloudWatch ingestion delay to wait for.
-        ingestionDelaySeconds: 0,
-      },
-      { logs, s3, bucket: BUCKET, env: process.env },
-    );
+    const target = { logs, lambda, s3, bucket: BUCKET, env: process.env };
+    const report = await backfillHistory(target, demoStart);
     for (const group of report.groups) {
       say(`  ${group.logGroup}: ${group.exported} exported, ${group.pushed} pushed to Loki`);
     }
 
-    const config = parseShipperConfig(process.env);
-    const { logger, metrics } = createObservability("loki-shipper-demo");
-    // Plays CloudWatch's subscription: each new event is handed to the shipper once.
-    const handedOver = new Set<string>();
-    const shipNew = async (): Promise<number> => {
-      let shipped = 0;
-      for (const sample of SAMPLE_FUNCTIONS) {
-        await writeInvocation(logs, sample, Date.now());
-        const events = (await readEvents(logs, sample.logGroupName, demoStart)).filter(
-          (event) => !handedOver.has(event.id),
-        );
-        if (events.length === 0) continue;
-        for (const event of events) handedOver.add(event.id);
-        const result = await shipSubscriptionEvent(
-          subscriptionEvent(sample.logGroupName, LOG_STREAM, ACCOUNT, events),
-          { getRemainingTimeInMillis: () => 60_000 },
-          config,
-          { s3, logs, lambda, loki: () => createLokiPushClient(config.loki), logger, metrics },
-        );
-        if (result.outcome === "delivered") shipped += result.report.pushed;
-      }
-      return shipped;
-    };
-
+    const shipNew = liveShipper(target, demoStart);
     say(`Live shipper: ${await shipNew()} new events shipped through the subscription handler`);
     await printQuery(queryTarget, demoStart);
     await printReportFigures(queryTarget);
@@ -161,6 +114,10 @@ async function main(): Promise<void> {
     } else {
       say(`The events are in your Loki: in Grafana, open Explore on its data source and run ${QUERY}`);
     }
+    say(
+      `Dashboard: ${relative(process.cwd(), DASHBOARD_FILE)} (Grafana: Dashboards > New > Import > Upload dashboard JSON file;`,
+    );
+    say("  pick the Loki data source above, and a CloudWatch one for the pipeline-health row in AWS)");
     if (args.once) return;
 
     say(`Shipping new events every ${LIVE_INTERVAL_MS / 1000} s; press Ctrl-C to stop.`);
@@ -201,79 +158,6 @@ async function startLoki(port: number): Promise<LokiTestServer> {
     say(`Port ${port} is taken: the Loki test server takes a free port instead.`);
     return startLokiTestServer({ port: 0 });
   }
-}
-
-/** The tagged function and its log group, created untagged as Lambda creates it. */
-async function createSampleFunction(
-  logs: CloudWatchLogsClient,
-  aws: { endpoint: string; region: string },
-  sample: SampleFunction,
-): Promise<void> {
-  await createMotoFunction(aws, { name: sample.functionName, runtime: sample.runtime, tags: sample.tags });
-  await logs.send(new CreateLogGroupCommand({ logGroupName: sample.logGroupName }));
-  await logs.send(
-    new CreateLogStreamCommand({ logGroupName: sample.logGroupName, logStreamName: LOG_STREAM }),
-  );
-}
-
-/** One invocation a minute over the last day, as the demo stack's schedule would have produced. */
-async function writeHistory(
-  logs: CloudWatchLogsClient,
-  sample: SampleFunction,
-  until: number,
-): Promise<number> {
-  const events: { timestamp: number; message: string }[] = [];
-  for (let minute = HISTORY_HOURS * 60; minute > 0; minute -= 1) {
-    const invokedAt = until - minute * 60_000;
-    sample.invocationLines(invokedAt).forEach((message, index) => {
-      events.push({ timestamp: invokedAt + index, message });
-    });
-  }
-  // PutLogEvents takes at most 10,000 events and 1 MB per call.
-  for (let offset = 0; offset < events.length; offset += 2_000) {
-    await logs.send(
-      new PutLogEventsCommand({
-        logGroupName: sample.logGroupName,
-        logStreamName: LOG_STREAM,
-        logEvents: events.slice(offset, offset + 2_000),
-      }),
-    );
-  }
-  return events.length;
-}
-
-async function writeInvocation(
-  logs: CloudWatchLogsClient,
-  sample: SampleFunction,
-  at: number,
-): Promise<void> {
-  const logEvents = sample.invocationLines(at).map((message, index) => ({ timestamp: at + index, message }));
-  await logs.send(
-    new PutLogEventsCommand({ logGroupName: sample.logGroupName, logStreamName: LOG_STREAM, logEvents }),
-  );
-}
-
-/** The events written since `since`, with the ids CloudWatch gave them. */
-async function readEvents(
-  logs: CloudWatchLogsClient,
-  logGroupName: string,
-  since: number,
-): Promise<LogEvent[]> {
-  const events: LogEvent[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await logs.send(new FilterLogEventsCommand({ logGroupName, startTime: since, nextToken }));
-    for (const event of page.events ?? []) {
-      events.push({
-        id: event.eventId ?? "",
-        timestamp: event.timestamp ?? 0,
-        message: event.message ?? "",
-        logStream: event.logStreamName ?? LOG_STREAM,
-      });
-    }
-    nextToken = page.nextToken;
-  } while (nextToken);
-  return events;
 }
 
 interface QueriedEntry {

@@ -13,6 +13,7 @@ import { parseBackfillRequest } from "../functions/core/workflow/backfill-reques
 import { parseReplayRequest } from "../functions/core/workflow/replay-plan.ts";
 import type { RunReport } from "../functions/core/workflow/run-report.ts";
 import { createWorkflowTasks, runStreamBudget } from "../functions/core/workflow/workflow-tasks.ts";
+import { noProgress, type RunProgress } from "./run-progress.ts";
 
 /**
  * Runs statemachines/backfill.asl.json and replay.asl.json on a laptop or in tests with the
@@ -54,14 +55,9 @@ export interface LocalWorkflowDeps {
   ) => (input: unknown) => Promise<unknown>;
 }
 
-export interface WorkflowProgress {
-  /** Events exported from CloudWatch into chunks so far. */
-  exported: number;
-  /** Events Loki accepted so far. */
-  pushed: number;
-  /** FilterLogEvents answers that were throttled. */
-  throttled: number;
-}
+/** Progress of a local run: counts, and the plan's slices (backfill) or units (replay) done. */
+export type WorkflowProgress = RunProgress;
+type ProgressDelta = Partial<RunProgress>;
 
 const DEFINITIONS = {
   backfill: new URL("../statemachines/backfill.asl.json", import.meta.url),
@@ -87,7 +83,8 @@ export async function runBackfillLocally(
   // Refuse bad input before anything starts; the plan step checks it again with the log groups.
   const parsed = parseBackfillRequest(request, { now: now() });
   const runId = parsed.runId ?? newRunId("backfill", now());
-  const progress: WorkflowProgress = { exported: 0, pushed: 0, throttled: 0 };
+  const progress = noProgress();
+  const advance = (delta: ProgressDelta) => report(progress, delta, onProgress);
   const tasks = createWorkflowTasks({
     ...taskDeps(deps),
     // All branches run in this process: one FilterLogEvents budget for all of them.
@@ -97,17 +94,23 @@ export async function runBackfillLocally(
     }),
     // ... and one stream budget: the run's share of the tenant's active streams.
     sharedStreamBudget: runStreamBudget({ ...deps.env, ...parsed.loki }, deps),
-    onProgress: (delta) => report(progress, delta, onProgress),
+    onProgress: advance,
   });
   const machine = new StateMachine(loadDefinition("backfill") as never, {
     validationOptions: { checkArn: false },
   });
   const budget = deps.invocationBudgetMs ?? 10 * 60_000;
   const handlers: Record<string, (input: unknown) => Promise<unknown>> = {
-    Plan: async (input) => ({ Payload: await tasks.planBackfill(payloadOf(input)) }),
+    Plan: async (input) => {
+      const plan = await tasks.planBackfill(payloadOf(input));
+      if (!plan.run.dryRun) advance({ unitsTotal: plan.run.sliceCount });
+      return { Payload: plan };
+    },
     LoadPart: async (input) => ({ Payload: await tasks.planBackfill(payloadOf(input)) }),
     ExportSlice: async (input) => ({ Payload: await tasks.exportSlice(payloadOf(input), budget) }),
-    ReplaySlice: async (input) => ({ Payload: await tasks.replayChunks(payloadOf(input), budget) }),
+    ReplaySlice: async (input) => ({
+      Payload: unitFinished(await tasks.replayChunks(payloadOf(input), budget), advance),
+    }),
     FinishRun: async (input) => ({ Payload: await tasks.finishRun(payloadOf(input)) }),
     RecordFailure: async (input) => ({ Payload: await tasks.finishRun(payloadOf(input)) }),
     // startExecution.sync:2 answers with the child's output as JSON (not a string).
@@ -136,7 +139,8 @@ export async function runReplayLocally(
   const now = deps.now ?? Date.now;
   const parsed = parseReplayRequest(request);
   const runId = parsed.runId ?? newRunId(`replay-${parsed.source}`, now());
-  const progress: WorkflowProgress = { exported: 0, pushed: 0, throttled: 0 };
+  const progress = noProgress();
+  const advance = (delta: ProgressDelta) => report(progress, delta, onProgress);
   const tasks = createWorkflowTasks({
     ...taskDeps(deps),
     // One pacer for all branches of this process: the tenant's limits hold for their sum.
@@ -148,15 +152,21 @@ export async function runReplayLocally(
       deps.sleep ? { sleep: deps.sleep } : {},
     ),
     sharedStreamBudget: runStreamBudget({ ...deps.env, ...parsed.loki }, deps),
-    onProgress: (delta) => report(progress, delta, onProgress),
+    onProgress: advance,
   });
   const machine = new StateMachine(loadDefinition("replay") as never, {
     validationOptions: { checkArn: false },
   });
   const budget = deps.invocationBudgetMs ?? 10 * 60_000;
   const handlers: Record<string, (input: unknown) => Promise<unknown>> = {
-    PlanReplay: async (input) => ({ Payload: await tasks.planReplay(payloadOf(input)) }),
-    ReplayChunks: async (input) => ({ Payload: await tasks.replayChunks(payloadOf(input), budget) }),
+    PlanReplay: async (input) => {
+      const plan = await tasks.planReplay(payloadOf(input));
+      advance({ unitsTotal: plan.units.length });
+      return { Payload: plan };
+    },
+    ReplayChunks: async (input) => ({
+      Payload: unitFinished(await tasks.replayChunks(payloadOf(input), budget), advance),
+    }),
     FinishRun: async (input) => ({ Payload: await tasks.finishRun(payloadOf(input)) }),
     RecordFailure: async (input) => ({ Payload: await tasks.finishRun(payloadOf(input)) }),
   };
@@ -257,14 +267,22 @@ async function finish(running: Promise<unknown>, deps: LocalWorkflowDeps, runId:
 }
 
 function report(
-  progress: WorkflowProgress,
-  delta: { exported?: number; pushed?: number; throttled?: number },
-  onProgress?: (progress: WorkflowProgress) => void,
+  progress: RunProgress,
+  delta: ProgressDelta,
+  onProgress?: (progress: RunProgress) => void,
 ): void {
   progress.exported += delta.exported ?? 0;
   progress.pushed += delta.pushed ?? 0;
   progress.throttled += delta.throttled ?? 0;
+  progress.unitsDone += delta.unitsDone ?? 0;
+  if (delta.unitsTotal !== undefined) progress.unitsTotal = delta.unitsTotal;
   onProgress?.({ ...progress });
+}
+
+/** Counts a slice (or replay unit) whose replay task answered done; passes the answer on. */
+function unitFinished<T extends { status: string }>(result: T, advance: (delta: ProgressDelta) => void): T {
+  if (result.status === "done") advance({ unitsDone: 1 });
+  return result;
 }
 
 function newRunId(prefix: string, now: number): string {

@@ -12,17 +12,21 @@ export const processOutput: Output = {
   interactive: Boolean(process.stdout.isTTY),
 };
 
-/** A plain text table: columns padded to their widest cell, numbers right-aligned. */
+/** A plain text table: columns padded to their widest cell, number columns right-aligned. */
 export function formatTable(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows.map((row) => row.map(String))];
   const widths = header.map((_, column) => Math.max(...cells.map((row) => (row[column] ?? "").length)));
+  // A column is numeric when every body cell is a number, a number formatted as text (12.5) or
+  // "-" for none: all of it aligns right.
+  const numeric = header.map((_, column) =>
+    rows.every((row) => typeof row[column] === "number" || /^(-?\d+(\.\d+)?|-)$/.test(String(row[column]))),
+  );
   return cells
-    .map((row, rowIndex) =>
+    .map((row) =>
       row
         .map((cell, column) => {
           const width = widths[column] ?? 0;
-          const numeric = rowIndex > 0 && typeof rows[rowIndex - 1]?.[column] === "number";
-          return numeric ? cell.padStart(width) : cell.padEnd(width);
+          return numeric[column] ? cell.padStart(width) : cell.padEnd(width);
         })
         .join("  ")
         .trimEnd(),

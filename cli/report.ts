@@ -6,39 +6,46 @@ export function printRunReport(output: Output, report: RunReport): void {
   output.out(
     `Run ${report.runId} (${report.kind}): ${report.status}${report.message ? ` — ${report.message}` : ""}`,
   );
-  // Counts by reason or rule: "2 too_old", "5 rule 1".
-  const refusedText = (refused: Record<string, number>) =>
-    Object.entries(refused)
+  const total = (counts: Record<string, number>) =>
+    Object.values(counts).reduce((sum, count) => sum + count, 0);
+  // Refused by reason and dropped by rule ("2 too_old, 5 rule 1"), in a last column when there are any.
+  const reasons = (group: RunReport["totals"]) =>
+    [...Object.entries(group.refused), ...Object.entries(group.dropped)]
       .map(([reason, count]) => `${count} ${reason}`)
-      .join(", ") || "0";
+      .join(", ");
+  const anyReasons = reasons(report.totals) !== "";
+  // Counts and rates as integers, sizes and durations with one decimal; all aligned right.
+  const oneDecimal = (value: number) => value.toFixed(1);
   const row = (name: string, group: RunReport["totals"]) => [
     name,
     group.exported,
-    refusedText(group.dropped),
+    total(group.dropped),
     group.pushed,
-    refusedText(group.refused),
+    total(group.refused),
     group.spilled,
     group.streamLimited,
-    (group.pushedBytes / 1_048_576).toFixed(1),
-    (group.durationMs / 1000).toFixed(1),
-    group.eventsPerSecond,
+    oneDecimal(group.pushedBytes / 1_048_576),
+    oneDecimal(group.durationMs / 1000),
+    Math.round(group.eventsPerSecond),
+    ...(anyReasons ? [reasons(group)] : []),
+  ];
+  const header = [
+    "log group",
+    "exported",
+    "dropped",
+    "pushed",
+    "refused",
+    "spilled",
+    "of which refused: stream limit",
+    "MB pushed",
+    "seconds",
+    "events/s",
   ];
   output.out(
-    formatTable(
-      [
-        "log group",
-        "exported",
-        "dropped",
-        "pushed",
-        "refused",
-        "spilled",
-        "of which refused: stream limit",
-        "MB pushed",
-        "seconds",
-        "events/s",
-      ],
-      [...report.groups.map((group) => row(group.logGroup, group)), row("total", report.totals)],
-    ),
+    formatTable(anyReasons ? [...header, "by reason or rule"] : header, [
+      ...report.groups.map((group) => row(group.logGroup, group)),
+      row("total", report.totals),
+    ]),
   );
   if (report.totals.streamWaits > 0) {
     output.out(

@@ -1,12 +1,14 @@
 import { DescribeExecutionCommand } from "@aws-sdk/client-sfn";
 import type { Command } from "commander";
 import { ConfigError, InputError } from "../../functions/core/errors.ts";
-import { getJson, listPrefixes, runKeys } from "../../functions/core/storage/run-store.ts";
+import { getJson, listPrefixes, runKeys, type Store } from "../../functions/core/storage/run-store.ts";
 import type { RunReport } from "../../functions/core/workflow/run-report.ts";
 import { createAwsClients } from "../aws.ts";
-import { formatTable } from "../output.ts";
+import { formatTable, type Output } from "../output.ts";
 import type { CommandContext } from "../program.ts";
+import { describeProgress } from "../progress.ts";
 import { printRunReport } from "../report.ts";
+import { readRunProgress } from "../run-progress.ts";
 
 interface BucketOption {
   bucket?: string;
@@ -32,18 +34,18 @@ export function registerRuns(program: Command, { output, awsOptions }: CommandCo
         output.out(`Execution ${execution.name}: ${execution.status}`);
         if (execution.output) printRunReport(output, JSON.parse(execution.output) as RunReport);
         if (execution.error) output.out(`error: ${execution.error} ${execution.cause ?? ""}`);
+        const bucket = options.bucket ?? process.env.LOKI_SHIPPER_BUCKET;
+        if (execution.status === "RUNNING" && bucket && execution.name)
+          await printStoredProgress(output, { s3: clients.s3, bucket }, execution.name);
         return;
       }
-      const report = await getJson<RunReport>(
-        { s3: clients.s3, bucket: bucketOf(options) },
-        runKeys.report(run),
-      );
-      if (!report) {
-        throw new InputError(
-          `No report for run ${run} in ${bucketOf(options)}: list the runs with "loki-shipper runs"`,
-        );
+      const store = { s3: clients.s3, bucket: bucketOf(options) };
+      const report = await getJson<RunReport>(store, runKeys.report(run));
+      if (report) return printRunReport(output, report);
+      const heading = `Run ${run}: running, or stopped (no report yet; the same --run-id resumes it)`;
+      if (!(await printStoredProgress(output, store, run, heading))) {
+        throw new InputError(`No run ${run} in ${store.bucket}: list the runs with "loki-shipper runs"`);
       }
-      printRunReport(output, report);
     });
 
   program
@@ -72,4 +74,19 @@ export function registerRuns(program: Command, { output, awsOptions }: CommandCo
       }
       output.out(formatTable(["run", "kind", "status", "finished", "pushed"], rows));
     });
+}
+
+/** A run's progress from its checkpoints in S3; false when the run has no plan there. */
+async function printStoredProgress(
+  output: Output,
+  store: Store,
+  runId: string,
+  heading?: string,
+): Promise<boolean> {
+  const stored = await readRunProgress(store, runId);
+  if (!stored) return false;
+  if (heading) output.out(heading);
+  const elapsedMs = stored.startedAt === undefined ? 0 : Date.now() - stored.startedAt;
+  output.out(describeProgress(runId, stored.unit, stored.progress, elapsedMs));
+  return true;
 }

@@ -9,6 +9,7 @@ import { RunPartialError } from "../errors.ts";
 import type { CommandContext } from "../program.ts";
 import { createProgressDisplay } from "../progress.ts";
 import { printRunReport } from "../report.ts";
+import { readRunProgress } from "../run-progress.ts";
 
 /** Where a run goes: this machine (`--local`) or the deployed state machine. */
 interface TargetOptions {
@@ -181,6 +182,9 @@ async function runWorkflow(
   else await runInAws(kind, request, options, context, clients);
 }
 
+/** What a run's progress counts: a backfill's plan is made of slices, a replay's of log groups. */
+const UNIT = { backfill: "slices", replay: "log groups" } as const;
+
 type LocalWorkflow = Awaited<ReturnType<typeof loadLocalWorkflow>>;
 type AwsClients = ReturnType<typeof createAwsClients>;
 
@@ -201,7 +205,7 @@ async function runLocally(
   if (!env.LOKI_URL) {
     throw new ConfigError("No Loki URL given: pass --loki-url (e.g. http://127.0.0.1:3100) or set LOKI_URL");
   }
-  const progress = createProgressDisplay(context.output, kind);
+  const progress = createProgressDisplay(context.output, kind, { unit: UNIT[kind] });
   const run = kind === "backfill" ? local.runBackfillLocally : local.runReplayLocally;
   try {
     const report = await run(request, { logs: local.logs, s3: local.s3, bucket, env }, (p) =>
@@ -239,11 +243,21 @@ async function runInAws(
   );
   output.out(`Started ${kind}: ${started.executionArn}`);
   if (!options.wait) return;
+  // The run id is the execution's name; its checkpoints in the bucket give the progress.
+  const bucket = options.bucket ?? process.env.LOKI_SHIPPER_BUCKET;
+  const runId = options.runId ?? started.executionArn?.split(":").at(-1) ?? "";
+  const store = bucket ? { s3: clients.s3, bucket } : undefined;
+  if (!store)
+    output.out("Set LOKI_SHIPPER_BUCKET (or --bucket) to see the run's progress from its checkpoints.");
+  const progress = createProgressDisplay(output, kind, { unit: UNIT[kind] });
   for (;;) {
     const execution = await clients.sfn.send(
       new DescribeExecutionCommand({ executionArn: started.executionArn }),
     );
+    const stored = store ? await readRunProgress(store, runId) : undefined;
+    if (stored) progress.update(stored.progress);
     if (execution.status !== "RUNNING") {
+      progress.stop();
       if (execution.status === "SUCCEEDED" && execution.output) {
         finishReport(context, JSON.parse(execution.output) as RunReport);
         return;
@@ -252,9 +266,6 @@ async function runInAws(
         `The ${kind} execution ended ${execution.status}${execution.error ? `: ${execution.error} ${execution.cause ?? ""}` : ""}; see ${started.executionArn}`,
       );
     }
-    output.out(
-      `${kind}: running for ${Math.round((Date.now() - (execution.startDate?.getTime() ?? Date.now())) / 1000)} s`,
-    );
     await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
   }
 }

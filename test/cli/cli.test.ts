@@ -1,10 +1,11 @@
 import { execFile } from "node:child_process";
 import { DescribeSubscriptionFiltersCommand } from "@aws-sdk/client-cloudwatch-logs";
+import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { awsClientConfig, createFunction, TEST_REGION, uniqueName } from "../helpers/aws.ts";
 import { HOUR, logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
 import { expectedEntries, externalLoki, lokiEntries, startTestLoki, type TestLoki } from "../helpers/loki.ts";
-import { createTestBucket } from "../helpers/s3.ts";
+import { createTestBucket, s3 } from "../helpers/s3.ts";
 
 /**
  * The CLI as a user runs it: a child process (`node cli/main.ts`), AWS from the environment
@@ -262,8 +263,10 @@ describe("loki-shipper CLI", () => {
       expect(result.stdout).toMatch(new RegExp(`Run ${runId} \\(backfill\\): succeeded`));
       // exported, dropped, pushed, refused, spilled
       expect(result.stdout).toMatch(new RegExp(`${pythonGroup}\\s+300\\s+0\\s+300\\s+0\\s+0`));
-      // Not a terminal: progress comes as plain lines.
-      expect(result.stdout).toMatch(/backfill: exported \d+, pushed \d+/);
+      // Not a terminal: progress comes as plain lines, the last one with every slice of the plan done.
+      expect(result.stdout).toMatch(
+        /backfill \[#{20}\] (\d+)\/\1 slices \| exported 300 \| pushed 300 \|.*\| ETA 0s/,
+      );
 
       const inLoki = await lokiEntries(loki, '{runtime="python"}', now - 4 * HOUR, now + HOUR);
       expect(inLoki.map((entry) => `${entry.ns} ${entry.line}`).sort()).toEqual(expectedEntries(seeded));
@@ -274,6 +277,17 @@ describe("loki-shipper CLI", () => {
       const runs = await runCli(["runs"]);
       expect(runs.code).toBe(0);
       expect(runs.stdout).toMatch(new RegExp(`${runId}\\s+backfill\\s+succeeded`));
+
+      // Without its report (as while it runs in AWS), status reads the progress from the checkpoints.
+      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: `runs/${runId}/report.json` }));
+      const running = await runCli(["status", runId]);
+      expect(running.code).toBe(0);
+      expect(running.stdout).toContain(`Run ${runId}: running, or stopped`);
+      expect(running.stdout).toMatch(
+        new RegExp(
+          `${runId} \\[#{20}\\] (\\d+)/\\1 slices \\| exported 300 \\| pushed 300 \\| \\d+ events/s \\| throttled 0`,
+        ),
+      );
 
       const replay = await runCli(["replay", "--local", "--source", "spill"], {
         LOKI_URL: loki.url,

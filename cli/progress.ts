@@ -25,7 +25,7 @@ export function createProgressDisplay(
   if (output.interactive) {
     const bar = new cliProgress.SingleBar(
       {
-        format: `${label} [{bar}] {done}/{planned} ${options.unit} | exported {exported} | pushed {pushed} | {rate} events/s | throttled {throttled} | {elapsed} | ETA {eta}`,
+        format: `${label} [{bar}] {done}/{planned} ${options.unit} | exported {exported} | pushed {pushed} | {rate} events/s | throttled {throttled} | {elapsed} | ETA {left}`,
         hideCursor: true,
         clearOnComplete: false,
         barsize: 24,
@@ -73,7 +73,7 @@ export function describeProgress(
   const filled =
     progress.unitsTotal > 0 ? Math.round((progress.unitsDone / progress.unitsTotal) * TEXT_BAR_WIDTH) : 0;
   const bar = `${"#".repeat(filled)}${"-".repeat(TEXT_BAR_WIDTH - filled)}`;
-  return `${label} [${bar}] ${f.done}/${f.planned} ${unit} | exported ${f.exported} | pushed ${f.pushed} | ${f.rate} events/s | throttled ${f.throttled} | ${f.elapsed} | ETA ${f.eta}`;
+  return `${label} [${bar}] ${f.done}/${f.planned} ${unit} | exported ${f.exported} | pushed ${f.pushed} | ${f.rate} events/s | throttled ${f.throttled} | ${f.elapsed} | ETA ${f.left}`;
 }
 
 /** The figures both displays show, formatted. */
@@ -88,7 +88,8 @@ export function progressFields(progress: RunProgress, elapsedMs: number) {
     done: unitsDone,
     planned: unitsTotal > 0 ? unitsTotal : "?",
     elapsed: formatDuration(elapsedMs),
-    eta: formatEta(unitsDone, unitsTotal, elapsedMs),
+    // Not "eta": cli-progress fills its own {eta} token, from the bar's value alone.
+    left: formatEta(unitsDone, unitsTotal, elapsedMs),
   };
 }
 

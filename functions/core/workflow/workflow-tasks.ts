@@ -199,6 +199,11 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
       const options = event.options;
       const concurrency = options.concurrency ?? 1;
       const loki = await lokiFor(options.loki);
+      const labelOptions = parseLabelOptions({ ...deps.env, ...options.labels });
+      const eventLabels = {
+        logStreamLabel: labelOptions.logStreamLabel,
+        structuredMetadata: labelOptions.structuredMetadata,
+      };
       const pacer =
         deps.sharedPacer ??
         new Pacer({

@@ -14,7 +14,7 @@ import {
 } from "../delivery/stream-budget.ts";
 import { InputError } from "../errors.ts";
 import { type FunctionLookupClients, functionLookupClientsLike } from "../labels/function-lookup.ts";
-import { parseLabelOptions } from "../labels/labels.ts";
+import { type EventLabelOptions, parseLabelOptions } from "../labels/labels.ts";
 import type { LokiPushClient } from "../loki/loki-client.ts";
 import { authorizationHeader, createLokiPushClient, parseLokiTarget } from "../loki/loki-target.ts";
 import type { DeliveryPath } from "../metric-names.ts";
@@ -211,21 +211,7 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
           perStreamBytesPerSecond: options.perStreamBytesPerSecond ?? DEFAULT_PACING.perStreamBytesPerSecond,
         });
       const groupMetrics = deps.groupMetrics?.(event.unit.logGroup, replayPath(event.unit.source));
-      const deliver: DeliverBatch = async (batch, deadline) => {
-        const report = await deliverEvents([{ eventLabels, ...batch }], {
-          loki,
-          s3: deps.s3,
-          bucket: deps.bucket,
-          deadline,
-          runId: event.runId,
-          now,
-          ...(deps.logger ? { logger: deps.logger } : {}),
-          ...(deps.sleep ? { sleep: deps.sleep } : {}),
-          ...(groupMetrics ? { onAccepted: (push) => groupMetrics.accepted(push) } : {}),
-        });
-        groupMetrics?.delivered(report);
-        return report;
-      };
+      const deliver = unitDelivery(deps, { loki, runId: event.runId, eventLabels, now, groupMetrics });
       const replay = (streamBudget: StreamBudget) =>
         replayUnit(
           event.runId,
@@ -348,6 +334,35 @@ export function runStreamBudget(
     ...(deps.now ? { now: deps.now } : {}),
     ...(deps.sleep ? { sleep: deps.sleep } : {}),
   });
+}
+
+/** deliverEvents for the chunks of one replay unit, recording its log group's metrics when asked to. */
+function unitDelivery(
+  deps: WorkflowDeps,
+  unit: {
+    loki: LokiPushClient;
+    runId: string;
+    eventLabels: EventLabelOptions;
+    now: () => number;
+    groupMetrics: GroupMetrics | undefined;
+  },
+): DeliverBatch {
+  const { groupMetrics } = unit;
+  return async (batch, deadline) => {
+    const report = await deliverEvents([{ eventLabels: unit.eventLabels, ...batch }], {
+      loki: unit.loki,
+      s3: deps.s3,
+      bucket: deps.bucket,
+      deadline,
+      runId: unit.runId,
+      now: unit.now,
+      ...(deps.logger ? { logger: deps.logger } : {}),
+      ...(deps.sleep ? { sleep: deps.sleep } : {}),
+      ...(groupMetrics ? { onAccepted: (push) => groupMetrics.accepted(push) } : {}),
+    });
+    groupMetrics?.delivered(report);
+    return report;
+  };
 }
 
 /** Step Functions outputs are limited to 256 KiB: a report over many groups keeps them in S3 only. */

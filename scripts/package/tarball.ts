@@ -52,8 +52,15 @@ export function packageProblems(packed: PackedPackage): string[] {
   if (packed.size > MAX_TARBALL_BYTES) {
     problems.push(`the tarball has ${packed.size} bytes, more than ${MAX_TARBALL_BYTES}`);
   }
-  for (const required of ["bin/loki-shipper.mjs", "dist/infra/index.js", "dist/infra/index.d.ts"]) {
-    if (!packed.files.includes(required)) problems.push(`missing: ${required}`);
+  const required = [
+    "bin/loki-shipper.mjs",
+    "dist/infra/index.js",
+    "dist/infra/index.d.ts",
+    // The Grafana dashboard users import (README: The Grafana dashboard).
+    "dashboards/loki-shipper.json",
+  ];
+  for (const path of required) {
+    if (!packed.files.includes(path)) problems.push(`missing: ${path}`);
   }
   return problems;
 }

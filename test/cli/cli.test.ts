@@ -321,15 +321,17 @@ describe("loki-shipper CLI", () => {
   );
 
   it("backfill --dry-run prints the hour streams and the time the stream budget and the pace imply", async () => {
+    // Exactly four whole hours: four hour streams, two at a time, each held 30 + 2 min.
+    const start = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 5 * 3_600_000;
+    const range = `${new Date(start).toISOString()}..${new Date(start + 4 * 3_600_000).toISOString()}`;
     const result = await runCli(
-      ["backfill", "--local", "--log-group", pythonGroup, "--since", "4h", "--dry-run"],
+      ["backfill", "--local", "--log-group", pythonGroup, "--range", range, "--dry-run"],
       { LOKI_URL: loki.url, LOKI_MAX_GLOBAL_STREAMS_PER_USER: "4" },
     );
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
-    // Four or five hour streams (the range starts within an hour), two at a time, each held 32 min.
     expect(result.stdout).toMatch(
-      /planned — dry run: [45] slice\(s\) planned, nothing exported; [45] hour stream\(s\) to open, at most 2 at a time .*: the stream budget alone makes the run take at least (1 h 4 min|1 h 36 min); the FilterLogEvents pace at least 1 s; the stream limit bounds this run/,
+      /planned — dry run: 4 slice\(s\) planned, nothing exported; 4 hour stream\(s\) to open, at most 2 at a time .*: the stream budget alone makes the run take at least 32 min; the FilterLogEvents pace at least 1 s; the stream limit bounds this run/,
     );
   });
 

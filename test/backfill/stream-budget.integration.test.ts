@@ -112,7 +112,7 @@ describe.skipIf(externalLoki)(`backfill within a 20-stream limit (${EXTERNAL_LOK
     const bucket = await createTestBucket();
     const tenant = uniqueName("budget");
     const tenantTag = uniqueName("t");
-    loki.setTenantLimits(tenant, { maxGlobalStreamsPerUser: LIMIT });
+    await loki.setTenantLimits(tenant, { max_global_streams_per_user: LIMIT });
     const env = budgetEnv(tenant);
     const history = await groupWithHistory("history", tenantTag, 48);
     const liveGroups = await Promise.all(
@@ -163,7 +163,7 @@ describe.skipIf(externalLoki)(`backfill within a 20-stream limit (${EXTERNAL_LOK
     const tenant = uniqueName("lower");
     const tenantTag = uniqueName("t");
     // The operator says 20 (budget 10), but Loki allows 4.
-    loki.setTenantLimits(tenant, { maxGlobalStreamsPerUser: 4 });
+    await loki.setTenantLimits(tenant, { max_global_streams_per_user: 4 });
     const history = await groupWithHistory("lower", tenantTag, 12);
 
     const report = await runBackfillLocally(

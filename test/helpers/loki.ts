@@ -1,31 +1,37 @@
 import { randomBytes } from "node:crypto";
+import { stringify } from "yaml";
 import { eventNanoseconds } from "../../functions/core/delivery/timestamps.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import {
-  type Fault,
-  type LokiTestServer,
   type LokiTestServerOptions,
+  parseOverrides,
   startLokiTestServer,
-  type TenantLimits,
 } from "../../loki-test-server/index.ts";
+import { type ProxyFault, startLokiFaultProxy } from "./loki-fault-proxy.ts";
+import { type LokiLimits, waitForTenantOverrides, writeTenantOverrides } from "./loki-overrides.ts";
 
 /**
- * Tests run against the in-process Loki test server, or against a real Loki when LOKI_TEST_URL
- * is set (tenant from LOKI_TEST_TENANT, else a unique one). Faults, stop/restart and limits
- * only exist on the test server: tests that need them skip themselves on an external Loki.
+ * Tests run against the in-process Loki test server, or against any Loki given by LOKI_TEST_URL
+ * (tenant from LOKI_TEST_TENANT, else a unique one). Either way the shipper talks to it through a
+ * fault-injecting proxy (loki-fault-proxy.ts), so outage, 429 and slow-Loki tests run unchanged
+ * against a real Loki. Tenant limits go through Loki's runtime-overrides file (LOKI_TEST_OVERRIDES).
  */
 export const externalLoki = Boolean(process.env.LOKI_TEST_URL);
 
-/** Why fault tests are skipped against an external Loki (for `it.skipIf(externalLoki)`). */
+/** True when tenant limits cannot be set: an external Loki without LOKI_TEST_OVERRIDES. */
+export const noTenantLimits = externalLoki && !process.env.LOKI_TEST_OVERRIDES;
+
+/** Why tests that set tenant limits are skipped (it.skipIf(noTenantLimits)). */
+export const NO_TENANT_LIMITS_REASON =
+  "sets a tenant limit: needs LOKI_TEST_OVERRIDES, the runtime-overrides file of the Loki at LOKI_TEST_URL";
+
+/** Why tests that need test-server internals are skipped against an external Loki (it.skipIf(externalLoki)). */
 export const EXTERNAL_LOKI_SKIP_REASON =
   "needs the Loki test server (LOKI_TEST_URL points at an external Loki)";
 
 export class ExternalLokiError extends Error {
   constructor(operation: string, url: string) {
-    super(
-      `${operation} is only possible on the Loki test server, not on the external Loki at ${url} ` +
-        "(LOKI_TEST_URL is set); skip this test with it.skipIf(externalLoki)",
-    );
+    super(`${operation} is not possible on the external Loki at ${url} (LOKI_TEST_URL is set)`);
     this.name = "ExternalLokiError";
   }
 }
@@ -48,11 +54,25 @@ export interface QueryRangeOptions {
   direction?: "forward" | "backward";
 }
 
-export interface TestLoki extends LokiTestServer {
+export interface TestLoki {
+  /** Where the code under test pushes: the fault proxy in front of Loki. */
+  url: string;
+  /** Loki itself, for queries that must work while the proxy plays "Loki down". */
+  lokiUrl: string;
   /** A tenant (X-Scope-OrgID) of this test only. */
   tenant: string;
   /** True for a real Loki given by LOKI_TEST_URL. */
   external: boolean;
+  close(): Promise<void>;
+  /** Loki down: connections to `url` are refused (and open ones dropped) until restart(). */
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+  /** A fault for the pushes through `url` (none clears it). */
+  setFault(fault?: ProxyFault): void;
+  /** Pushes through `url` that Loki answered with 2xx. */
+  readonly acceptedPushes: number;
+  /** Adds limits (Loki's names) to a tenant's runtime overrides, and waits until Loki applies them. */
+  setTenantLimits(tenant: string, limits: LokiLimits): Promise<void>;
   queryRange(query: string, options: QueryRangeOptions): Promise<LokiStream[]>;
   /** All entries in [start, end), oldest first, paging over Loki's entries limit. */
   queryRangeAll(
@@ -62,8 +82,8 @@ export interface TestLoki extends LokiTestServer {
 }
 
 export interface TestLokiOptions extends LokiTestServerOptions {
-  /** Limits of this test's own tenant. */
-  limits?: Partial<TenantLimits>;
+  /** Limits of this test's own tenant, under Loki's names (`max_line_size: 1000`). */
+  limits?: LokiLimits;
 }
 
 /** `GET /loki/api/v1/query_range`, returning the streams of a successful answer. */
@@ -157,47 +177,77 @@ function uniqueTenant(): string {
   return `test-${randomBytes(6).toString("hex")}`;
 }
 
-function externalHandle(url: string, options: TestLokiOptions): TestLoki {
-  if (options.limits || options.overrides) throw new ExternalLokiError("setting tenant limits", url);
-  const tenant = process.env.LOKI_TEST_TENANT || uniqueTenant();
-  const refuse = (operation: string) => () => {
-    throw new ExternalLokiError(operation, url);
-  };
+/** The Loki behind the proxy: how to set a tenant's limits on it, and how to free it. */
+interface LokiBackend {
+  url: string;
+  external: boolean;
+  setTenantLimits(tenant: string, limits: LokiLimits): Promise<void>;
+  close(): Promise<void>;
+}
+
+function externalBackend(url: string, options: TestLokiOptions): LokiBackend {
+  if (options.overrides) throw new ExternalLokiError("starting with test-server overrides", url);
+  const overridesFile = process.env.LOKI_TEST_OVERRIDES;
   return {
     url: url.replace(/\/$/, ""),
-    port: Number(new URL(url).port || 80),
-    tenant,
     external: true,
+    async setTenantLimits(tenant, limits) {
+      if (!overridesFile) {
+        throw new ExternalLokiError(
+          "setting tenant limits without LOKI_TEST_OVERRIDES (Loki's runtime-overrides file)",
+          url,
+        );
+      }
+      await writeTenantOverrides(overridesFile, tenant, limits);
+      await waitForTenantOverrides(url, tenant, limits);
+    },
     close: async () => {},
-    stop: refuse("stop()"),
-    restart: refuse("restart()"),
-    setFault: refuse("setFault()") as (fault?: Fault) => void,
-    setTenantLimits: refuse("setTenantLimits()"),
-    queryRange: (query, queryOptions) => queryRange(url, tenant, query, queryOptions),
-    queryRangeAll: (query, queryOptions) => queryRangeAll(url, tenant, query, queryOptions),
   };
 }
 
-/** A Loki for one test file: the in-process test server, or the external Loki of LOKI_TEST_URL. */
-export async function startTestLoki(options: TestLokiOptions = {}): Promise<TestLoki> {
-  const externalUrl = process.env.LOKI_TEST_URL;
-  if (externalUrl) return externalHandle(externalUrl, options);
-  const { limits, ...serverOptions } = options;
+async function inProcessBackend(options: TestLokiOptions): Promise<LokiBackend> {
+  const { limits: _ownLimits, ...serverOptions } = options;
   const server = await startLokiTestServer(serverOptions);
-  const tenant = uniqueTenant();
-  if (limits) server.setTenantLimits(tenant, limits);
   return {
     url: server.url,
-    port: server.port,
-    tenant,
     external: false,
+    // The same format as the overrides file, read by the test server's own parser.
+    setTenantLimits: async (tenant, limits) => {
+      const parsed = parseOverrides(stringify({ overrides: { [tenant]: limits } }), "test limits");
+      server.setTenantLimits(tenant, parsed[tenant] ?? {});
+    },
     close: () => server.close(),
-    stop: () => server.stop(),
-    restart: () => server.restart(),
-    setFault: (fault) => server.setFault(fault),
-    setTenantLimits: (otherTenant, tenantLimits) => server.setTenantLimits(otherTenant, tenantLimits),
-    queryRange: (query, queryOptions) => queryRange(server.url, tenant, query, queryOptions),
-    queryRangeAll: (query, queryOptions) => queryRangeAll(server.url, tenant, query, queryOptions),
+  };
+}
+
+/**
+ * A Loki for one test file, behind a fault proxy: the in-process test server, or the external
+ * Loki of LOKI_TEST_URL.
+ */
+export async function startTestLoki(options: TestLokiOptions = {}): Promise<TestLoki> {
+  const externalUrl = process.env.LOKI_TEST_URL;
+  const backend = externalUrl ? externalBackend(externalUrl, options) : await inProcessBackend(options);
+  const proxy = await startLokiFaultProxy(backend.url);
+  const tenant = (externalUrl && process.env.LOKI_TEST_TENANT) || uniqueTenant();
+  if (options.limits) await backend.setTenantLimits(tenant, options.limits);
+  return {
+    url: proxy.url,
+    lokiUrl: backend.url,
+    tenant,
+    external: backend.external,
+    close: async () => {
+      await proxy.close();
+      await backend.close();
+    },
+    stop: () => proxy.down(),
+    restart: () => proxy.up(),
+    setFault: (fault) => proxy.setFault(fault),
+    get acceptedPushes() {
+      return proxy.acceptedPushes;
+    },
+    setTenantLimits: (otherTenant, limits) => backend.setTenantLimits(otherTenant, limits),
+    queryRange: (query, queryOptions) => queryRange(backend.url, tenant, query, queryOptions),
+    queryRangeAll: (query, queryOptions) => queryRangeAll(backend.url, tenant, query, queryOptions),
   };
 }
 

@@ -1,6 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LokiTestServer, startLokiTestServer } from "../../loki-test-server/index.ts";
-import { ExternalLokiError, externalLoki, queryRangeAll, startTestLoki } from "../helpers/loki.ts";
+import {
+  EXTERNAL_LOKI_SKIP_REASON,
+  ExternalLokiError,
+  externalLoki,
+  NO_TENANT_LIMITS_REASON,
+  noTenantLimits,
+  queryRangeAll,
+  startTestLoki,
+} from "../helpers/loki.ts";
 import { pushJson } from "./push-client.ts";
 
 describe("test helper for Loki", () => {
@@ -30,55 +38,75 @@ describe("test helper for Loki", () => {
     expect(streams[0]?.values).toEqual(values);
   });
 
-  // These two need the test server itself: with LOKI_TEST_URL set, startTestLoki() returns the external Loki.
-  it.skipIf(externalLoki)("gives each call its own tenant on the test server", async () => {
-    const first = await startTestLoki();
-    const second = await startTestLoki();
-    try {
-      expect(first.tenant).not.toBe(second.tenant);
-      expect(first.external).toBe(false);
-    } finally {
-      await Promise.all([first.close(), second.close()]);
-    }
-  });
+  it.skipIf(externalLoki)(
+    `gives each call its own tenant on the test server (${EXTERNAL_LOKI_SKIP_REASON})`,
+    async () => {
+      const first = await startTestLoki();
+      const second = await startTestLoki();
+      try {
+        expect(first.tenant).not.toBe(second.tenant);
+        expect(first.external).toBe(false);
+      } finally {
+        await Promise.all([first.close(), second.close()]);
+      }
+    },
+  );
 
-  it.skipIf(externalLoki)("sets the limits given for its own tenant", async () => {
-    const loki = await startTestLoki({ limits: { maxLineSize: 3 } });
-    try {
-      const answer = await pushJson(loki.url, loki.tenant, [
-        { stream: { job: "l" }, values: [[`${Date.now()}000000`, "long"]] },
-      ]);
-      expect(answer.status).toBe(400);
-    } finally {
-      await loki.close();
-    }
-  });
+  it.skipIf(noTenantLimits)(
+    `sets the limits given for its own tenant (${NO_TENANT_LIMITS_REASON})`,
+    async () => {
+      const loki = await startTestLoki({ limits: { max_line_size: 3 } });
+      try {
+        const answer = await pushJson(loki.url, loki.tenant, [
+          { stream: { job: "l" }, values: [[`${Date.now()}000000`, "long"]] },
+        ]);
+        expect(answer.status).toBe(400);
+      } finally {
+        await loki.close();
+      }
+    },
+  );
 
-  it("with LOKI_TEST_URL, queries that Loki and refuses test-server-only operations with a clear error", async () => {
-    const previous = { url: process.env.LOKI_TEST_URL, tenant: process.env.LOKI_TEST_TENANT };
+  it("with LOKI_TEST_URL, pushes through the fault proxy to that Loki, and needs LOKI_TEST_OVERRIDES for limits", async () => {
+    const previous = {
+      url: process.env.LOKI_TEST_URL,
+      tenant: process.env.LOKI_TEST_TENANT,
+      overrides: process.env.LOKI_TEST_OVERRIDES,
+    };
     process.env.LOKI_TEST_URL = server.url;
     process.env.LOKI_TEST_TENANT = "external-tenant";
+    delete process.env.LOKI_TEST_OVERRIDES;
+    const loki = await startTestLoki();
     try {
-      const loki = await startTestLoki();
-      expect(loki).toMatchObject({ url: server.url, tenant: "external-tenant", external: true });
-      await pushJson(server.url, "external-tenant", [
-        { stream: { job: "e" }, values: [[`${Date.now()}000000`, "x"]] },
-      ]);
+      expect(loki).toMatchObject({ lokiUrl: server.url, tenant: "external-tenant", external: true });
+      expect(loki.url).not.toBe(server.url);
+      expect(
+        (
+          await pushJson(loki.url, "external-tenant", [
+            { stream: { job: "e" }, values: [[`${Date.now()}000000`, "x"]] },
+          ])
+        ).status,
+      ).toBe(204);
       const now = BigInt(Date.now()) * 1_000_000n;
       const streams = await loki.queryRange('{job="e"}', {
         start: now - 60_000_000_000n,
         end: now + 1_000_000_000n,
       });
       expect(streams.map((s) => s.values.length)).toEqual([1]);
-      expect(() => loki.setFault({ kind: "reset" })).toThrow(ExternalLokiError);
-      expect(() => loki.setFault({ kind: "reset" })).toThrow(/only possible on the Loki test server/);
-      expect(() => loki.stop()).toThrow(ExternalLokiError);
-      await expect(startTestLoki({ limits: { maxLineSize: 1 } })).rejects.toThrow(ExternalLokiError);
+      await loki.stop();
+      await expect(pushJson(loki.url, "external-tenant", [])).rejects.toThrow();
+      await loki.restart();
+      await expect(loki.setTenantLimits("other", { max_line_size: 1 })).rejects.toThrow(
+        /needs? LOKI_TEST_OVERRIDES|without LOKI_TEST_OVERRIDES/,
+      );
+      await expect(startTestLoki({ limits: { max_line_size: 1 } })).rejects.toThrow(ExternalLokiError);
     } finally {
+      await loki.close();
       if (previous.url === undefined) delete process.env.LOKI_TEST_URL;
       else process.env.LOKI_TEST_URL = previous.url;
       if (previous.tenant === undefined) delete process.env.LOKI_TEST_TENANT;
       else process.env.LOKI_TEST_TENANT = previous.tenant;
+      if (previous.overrides !== undefined) process.env.LOKI_TEST_OVERRIDES = previous.overrides;
     }
   });
 });

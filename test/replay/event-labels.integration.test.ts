@@ -3,10 +3,8 @@ import { runReplayLocally } from "../../cli/local-workflow.ts";
 import { uniqueName } from "../helpers/aws.ts";
 import { logs, putEvents, readGroup, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
 import {
-  EXTERNAL_LOKI_SKIP_REASON,
   entryKeys,
   expectedEntries,
-  externalLoki,
   lokiEntries,
   lokiEnv,
   startTestLoki,
@@ -30,39 +28,36 @@ afterAll(async () => {
 });
 
 describe("replay of a spill shipped with the log stream as a label", () => {
-  it.skipIf(externalLoki)(
-    `puts the events into their log_stream streams (${EXTERNAL_LOKI_SKIP_REASON})`,
-    async () => {
-      const bucket = await createTestBucket();
-      const name = `/aws/lambda/${uniqueName("streams")}`;
-      await seedLogGroup(name, { team: uniqueName("t") }, []);
-      await putEvents(name, spreadEvents("stream-label", now - 20 * 60_000, now - 10 * 60_000, 40, 2));
-      const events = await readGroup(name);
+  it("puts the events into their log_stream streams", async () => {
+    const bucket = await createTestBucket();
+    const name = `/aws/lambda/${uniqueName("streams")}`;
+    await seedLogGroup(name, { team: uniqueName("t") }, []);
+    await putEvents(name, spreadEvents("stream-label", now - 20 * 60_000, now - 10 * 60_000, 40, 2));
+    const events = await readGroup(name);
 
-      await loki.stop();
-      const env = { ...lokiEnv(loki), LABEL_LOG_STREAM: "true" };
-      const reports = await shipLive(name, events, env, bucket, 2_000);
-      expect(reports.reduce((sum, report) => sum + report.spilled, 0)).toBe(events.length);
-      await loki.restart();
+    await loki.stop();
+    const env = { ...lokiEnv(loki), LABEL_LOG_STREAM: "true" };
+    const reports = await shipLive(name, events, env, bucket, 2_000);
+    expect(reports.reduce((sum, report) => sum + report.spilled, 0)).toBe(events.length);
+    await loki.restart();
 
-      // The replay runs with the default settings: log stream as structured metadata, not a label.
-      const report = await runReplayLocally(
-        { source: "spill", logGroupNames: [name] },
-        { logs, s3, bucket, env: lokiEnv(loki) },
-      );
-      expect(report.totals.pushed).toBe(events.length);
-      expect(await listKeys(bucket, "spill/")).toEqual([]);
+    // The replay runs with the default settings: log stream as structured metadata, not a label.
+    const report = await runReplayLocally(
+      { source: "spill", logGroupNames: [name] },
+      { logs, s3, bucket, env: lokiEnv(loki) },
+    );
+    expect(report.totals.pushed).toBe(events.length);
+    expect(await listKeys(bucket, "spill/")).toEqual([]);
 
-      const logStream = events[0]?.logStream ?? "";
-      const inThatStream = await lokiEntries(
-        loki,
-        `{log_stream="${logStream}"}`,
-        now - 3_600_000,
-        now + 60_000,
-      );
-      expect(entryKeys(inThatStream)).toEqual(
-        expectedEntries(events.filter((event) => event.logStream === logStream)),
-      );
-    },
-  );
+    const logStream = events[0]?.logStream ?? "";
+    const inThatStream = await lokiEntries(
+      loki,
+      `{log_stream="${logStream}"}`,
+      now - 3_600_000,
+      now + 60_000,
+    );
+    expect(entryKeys(inThatStream)).toEqual(
+      expectedEntries(events.filter((event) => event.logStream === logStream)),
+    );
+  });
 });

@@ -373,7 +373,7 @@ describe("too old for Loki", () => {
     const base = Math.floor((now - 48 * HOUR) / HOUR) * HOUR;
     const events = await seedLogGroup(name, { team }, spreadEvents("old", base, base + 40 * HOUR, 400, 2));
     // The tenant keeps one day (and the shipper is told so), like reject_old_samples_max_age: 24h.
-    loki.setTenantLimits(loki.tenant, { rejectOldSamplesMaxAgeMs: 24 * HOUR });
+    await loki.setTenantLimits(loki.tenant, { reject_old_samples_max_age: "24h" });
     const env = { ...lokiEnv(loki), LOKI_REJECT_OLD_SAMPLES_MAX_AGE: "24h" };
     const tooOld = events.filter((event) => event.timestamp < Date.now() - 24 * HOUR + 60_000);
     expect(tooOld.length).toBeGreaterThan(100);
@@ -395,7 +395,7 @@ describe("too old for Loki", () => {
     const rejectedKeys = await listKeys(bucket, `rejected/${logGroupKeySegment(name)}/`);
     expect(rejectedKeys.length).toBeGreaterThan(0);
 
-    loki.setTenantLimits(loki.tenant, { rejectOldSamplesMaxAgeMs: 7 * 24 * HOUR });
+    await loki.setTenantLimits(loki.tenant, { reject_old_samples_max_age: "168h" });
     const replay = await runReplayLocally(
       { source: "rejected", logGroupNames: [name], loki: { LOKI_REJECT_OLD_SAMPLES_MAX_AGE: "168h" } },
       { logs, s3, bucket, env },

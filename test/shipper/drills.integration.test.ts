@@ -15,7 +15,13 @@ import {
 } from "../fixtures/subscription.ts";
 import { uniqueName } from "../helpers/aws.ts";
 import { createTaggedLogGroup } from "../helpers/log-groups.ts";
-import { externalLoki, lokiEntries, startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import {
+  lokiEntries,
+  NO_TENANT_LIMITS_REASON,
+  noTenantLimits,
+  startTestLoki,
+  type TestLoki,
+} from "../helpers/loki.ts";
 import { createTestBucket, readChunks, s3 } from "../helpers/s3.ts";
 import { lambdaContext, shipperConfig, shipperDeps, shipperEnv } from "../helpers/shipper.ts";
 
@@ -42,181 +48,168 @@ function countIds(ids: string[]): Map<string, number> {
 }
 
 describe("outage drill", () => {
-  it.skipIf(externalLoki)(
-    "keeps every event of two log groups in Loki or spill/ while Loki is down, and replays the spill once it is back",
-    async () => {
-      const tenant = uniqueName("outage");
-      const groups = [
-        await createTaggedLogGroup("outage-a", { drill: "outage", name: "a" }),
-        await createTaggedLogGroup("outage-b", { drill: "outage", name: "b" }),
-      ];
-      const config = shipperConfig(envFor(tenant));
-      const deps = shipperDeps(config);
-      const startMs = Date.now() - 10 * 60_000;
-      const payloads = Array.from({ length: 8 }, (_, index) => {
-        const logGroup = groups[index % 2] as string;
-        return { logGroup, events: realisticEvents(250, startMs + index * 10_000) };
-      });
-      const allEvents = payloads.flatMap((payload) => payload.events);
+  it("keeps every event of two log groups in Loki or spill/ while Loki is down, and replays the spill once it is back", async () => {
+    const tenant = uniqueName("outage");
+    const groups = [
+      await createTaggedLogGroup("outage-a", { drill: "outage", name: "a" }),
+      await createTaggedLogGroup("outage-b", { drill: "outage", name: "b" }),
+    ];
+    const config = shipperConfig(envFor(tenant));
+    const deps = shipperDeps(config);
+    const startMs = Date.now() - 10 * 60_000;
+    const payloads = Array.from({ length: 8 }, (_, index) => {
+      const logGroup = groups[index % 2] as string;
+      return { logGroup, events: realisticEvents(250, startMs + index * 10_000) };
+    });
+    const allEvents = payloads.flatMap((payload) => payload.events);
 
-      // When: payloads for both groups are shipped one after another while Loki stops in the middle.
-      const results: ShipResult[] = [];
-      for (const [index, payload] of payloads.entries()) {
-        if (index === 3) await loki.stop();
-        results.push(
-          await shipSubscriptionEvent(
-            subscriptionEvent(
-              dataMessage({
-                logGroup: payload.logGroup,
-                logStream: `stream-${index}`,
-                events: payload.events,
-              }),
-            ),
-            lambdaContext(5_000),
-            config,
-            deps,
+    // When: payloads for both groups are shipped one after another while Loki stops in the middle.
+    const results: ShipResult[] = [];
+    for (const [index, payload] of payloads.entries()) {
+      if (index === 3) await loki.stop();
+      results.push(
+        await shipSubscriptionEvent(
+          subscriptionEvent(
+            dataMessage({
+              logGroup: payload.logGroup,
+              logStream: `stream-${index}`,
+              events: payload.events,
+            }),
           ),
-        );
-      }
-      await loki.restart();
+          lambdaContext(5_000),
+          config,
+          deps,
+        ),
+      );
+    }
+    await loki.restart();
 
-      // Then: every event is in Loki or in spill/, none twice in Loki.
-      const inLoki = await lokiEntries(
-        { url: loki.url, tenant: tenant },
-        `{drill="outage"}`,
-        startMs - 1,
-        Date.now() + 1000,
-      );
-      const spillChunks = (
-        await Promise.all(groups.map((group) => readChunks(bucket, `spill/${encodeURIComponent(group)}/`)))
-      ).flat();
-      const spilledEvents = spillChunks.flatMap(({ chunk }) => chunk.records);
-      const lokiLines = countIds(
-        inLoki.map((entry) => `${entry.labels.log_stream}|${entry.ns}|${entry.line}`),
-      );
-      expect([...lokiLines.values()].every((count) => count === 1)).toBe(true);
-      const reports = results.flatMap((result) => (result.outcome === "delivered" ? [result.report] : []));
-      const pushed = reports.reduce((sum, report) => sum + report.pushed, 0);
-      const spilled = reports.reduce((sum, report) => sum + report.spilled, 0);
-      expect(pushed).toBe(inLoki.length);
-      expect(spilled).toBe(spilledEvents.length);
-      expect(pushed + spilled).toBe(allEvents.length);
-      expect(spilled).toBeGreaterThan(0);
-      const spilledIds = new Set(spilledEvents.map((record) => record.id));
-      expect(spilledIds.size).toBe(spilledEvents.length);
-      expect(
-        spillChunks.every(({ chunk }) => /unreachable|ECONNREFUSED/.test(chunk.header.reason ?? "")),
-      ).toBe(true);
+    // Then: every event is in Loki or in spill/, none twice in Loki.
+    const inLoki = await lokiEntries(
+      { url: loki.url, tenant: tenant },
+      `{drill="outage"}`,
+      startMs - 1,
+      Date.now() + 1000,
+    );
+    const spillChunks = (
+      await Promise.all(groups.map((group) => readChunks(bucket, `spill/${encodeURIComponent(group)}/`)))
+    ).flat();
+    const spilledEvents = spillChunks.flatMap(({ chunk }) => chunk.records);
+    const lokiLines = countIds(inLoki.map((entry) => `${entry.labels.log_stream}|${entry.ns}|${entry.line}`));
+    expect([...lokiLines.values()].every((count) => count === 1)).toBe(true);
+    const reports = results.flatMap((result) => (result.outcome === "delivered" ? [result.report] : []));
+    const pushed = reports.reduce((sum, report) => sum + report.pushed, 0);
+    const spilled = reports.reduce((sum, report) => sum + report.spilled, 0);
+    expect(pushed).toBe(inLoki.length);
+    expect(spilled).toBe(spilledEvents.length);
+    expect(pushed + spilled).toBe(allEvents.length);
+    expect(spilled).toBeGreaterThan(0);
+    const spilledIds = new Set(spilledEvents.map((record) => record.id));
+    expect(spilledIds.size).toBe(spilledEvents.length);
+    expect(spillChunks.every(({ chunk }) => /unreachable|ECONNREFUSED/.test(chunk.header.reason ?? ""))).toBe(
+      true,
+    );
 
-      // And: replaying the spill chunks with the same delivery stores each missing event once.
-      const client = await createLokiPushClient(config.loki);
-      for (const { chunk } of spillChunks) {
-        await deliverEvents([groupBatchOf(chunk)], {
-          loki: client,
-          s3,
-          bucket,
-          deadline: Date.now() + 20_000,
-        });
-      }
-      const afterReplay = await lokiEntries(
-        { url: loki.url, tenant: tenant },
-        `{drill="outage"}`,
-        startMs - 1,
-        Date.now() + 1000,
-      );
-      expect(afterReplay).toHaveLength(allEvents.length);
-      const expectedNs = new Set(afterReplay.map((entry) => entry.ns));
-      expect(expectedNs.size).toBe(allEvents.length);
-    },
-  );
+    // And: replaying the spill chunks with the same delivery stores each missing event once.
+    const client = await createLokiPushClient(config.loki);
+    for (const { chunk } of spillChunks) {
+      await deliverEvents([groupBatchOf(chunk)], {
+        loki: client,
+        s3,
+        bucket,
+        deadline: Date.now() + 20_000,
+      });
+    }
+    const afterReplay = await lokiEntries(
+      { url: loki.url, tenant: tenant },
+      `{drill="outage"}`,
+      startMs - 1,
+      Date.now() + 1000,
+    );
+    expect(afterReplay).toHaveLength(allEvents.length);
+    const expectedNs = new Set(afterReplay.map((entry) => entry.ns));
+    expect(expectedNs.size).toBe(allEvents.length);
+  });
 });
 
 describe("outage drill with pushes in flight", () => {
-  it.skipIf(externalLoki)(
-    "accounts for every event when Loki stops while pushes of both groups are in flight",
-    async () => {
-      const tenant = uniqueName("inflight");
-      const groups = [
-        await createTaggedLogGroup("inflight-a", { drill: "inflight" }),
-        await createTaggedLogGroup("inflight-b", { drill: "inflight" }),
-      ];
-      const config = shipperConfig(envFor(tenant, { LOKI_BATCH_MAX_BYTES: "16KB" }));
-      const deps = shipperDeps(config);
-      const startMs = Date.now() - 10 * 60_000;
-      const payloads = Array.from({ length: 6 }, (_, index) => ({
-        logGroup: groups[index % 2] as string,
-        events: realisticEvents(300, startMs + index * 10_000),
-      }));
-      const allEvents = payloads.flatMap((payload) => payload.events);
-      const idByNs = new Map(
-        allEvents.map((event) => [eventNanoseconds(event.timestamp, event.id), event.id]),
-      );
-      loki.setFault({ kind: "latency", ms: 30 });
+  it("accounts for every event when Loki stops while pushes of both groups are in flight", async () => {
+    const tenant = uniqueName("inflight");
+    const groups = [
+      await createTaggedLogGroup("inflight-a", { drill: "inflight" }),
+      await createTaggedLogGroup("inflight-b", { drill: "inflight" }),
+    ];
+    const config = shipperConfig(envFor(tenant, { LOKI_BATCH_MAX_BYTES: "16KB" }));
+    const deps = shipperDeps(config);
+    const startMs = Date.now() - 10 * 60_000;
+    const payloads = Array.from({ length: 6 }, (_, index) => ({
+      logGroup: groups[index % 2] as string,
+      events: realisticEvents(300, startMs + index * 10_000),
+    }));
+    const allEvents = payloads.flatMap((payload) => payload.events);
+    const idByNs = new Map(allEvents.map((event) => [eventNanoseconds(event.timestamp, event.id), event.id]));
+    loki.setFault({ kind: "latency", ms: 30 });
 
-      // When: all payloads are handled concurrently and Loki stops under them.
-      const shipping = Promise.all(
-        payloads.map((payload, index) =>
-          shipSubscriptionEvent(
-            subscriptionEvent(
-              dataMessage({ logGroup: payload.logGroup, logStream: `s-${index}`, events: payload.events }),
-            ),
-            lambdaContext(4_000),
-            config,
-            deps,
+    // When: all payloads are handled concurrently and Loki stops under them.
+    const shipping = Promise.all(
+      payloads.map((payload, index) =>
+        shipSubscriptionEvent(
+          subscriptionEvent(
+            dataMessage({ logGroup: payload.logGroup, logStream: `s-${index}`, events: payload.events }),
           ),
+          lambdaContext(4_000),
+          config,
+          deps,
         ),
-      );
-      await new Promise((resolve) => setTimeout(resolve, 120));
-      await loki.stop();
-      const results = await shipping;
-      loki.setFault();
-      await loki.restart();
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    await loki.stop();
+    const results = await shipping;
+    loki.setFault();
+    await loki.restart();
 
-      // Then: every event is in Loki or in spill/ (a push cut off after Loki stored it can be in
-      // both; the replay is then a no-op for it), and nothing is twice in Loki.
-      const inLoki = await lokiEntries(
-        { url: loki.url, tenant: tenant },
-        `{drill="inflight"}`,
-        startMs - 1,
-        Date.now() + 1000,
-      );
-      const lokiIds = inLoki.map((entry) => idByNs.get(entry.ns));
-      expect(lokiIds.every((id) => id !== undefined)).toBe(true);
-      expect(new Set(lokiIds).size).toBe(lokiIds.length);
-      const spillChunks = (
-        await Promise.all(groups.map((group) => readChunks(bucket, `spill/${encodeURIComponent(group)}/`)))
-      ).flat();
-      const spilledIds = spillChunks.flatMap(({ chunk }) => chunk.records.map((record) => record.id));
-      expect(new Set(spilledIds).size).toBe(spilledIds.length);
-      const accounted = new Set([...lokiIds, ...spilledIds]);
-      expect(allEvents.filter((event) => !accounted.has(event.id))).toEqual([]);
-      expect(spilledIds.length).toBeGreaterThan(0);
-      const reported = results.flatMap((result) => (result.outcome === "delivered" ? [result.report] : []));
-      expect(reported.reduce((sum, report) => sum + report.pushed + report.spilled, 0)).toBe(
-        allEvents.length,
-      );
+    // Then: every event is in Loki or in spill/ (a push cut off after Loki stored it can be in
+    // both; the replay is then a no-op for it), and nothing is twice in Loki.
+    const inLoki = await lokiEntries(
+      { url: loki.url, tenant: tenant },
+      `{drill="inflight"}`,
+      startMs - 1,
+      Date.now() + 1000,
+    );
+    const lokiIds = inLoki.map((entry) => idByNs.get(entry.ns));
+    expect(lokiIds.every((id) => id !== undefined)).toBe(true);
+    expect(new Set(lokiIds).size).toBe(lokiIds.length);
+    const spillChunks = (
+      await Promise.all(groups.map((group) => readChunks(bucket, `spill/${encodeURIComponent(group)}/`)))
+    ).flat();
+    const spilledIds = spillChunks.flatMap(({ chunk }) => chunk.records.map((record) => record.id));
+    expect(new Set(spilledIds).size).toBe(spilledIds.length);
+    const accounted = new Set([...lokiIds, ...spilledIds]);
+    expect(allEvents.filter((event) => !accounted.has(event.id))).toEqual([]);
+    expect(spilledIds.length).toBeGreaterThan(0);
+    const reported = results.flatMap((result) => (result.outcome === "delivered" ? [result.report] : []));
+    expect(reported.reduce((sum, report) => sum + report.pushed + report.spilled, 0)).toBe(allEvents.length);
 
-      // And: after replaying the spill, every event is in Loki exactly once.
-      const client = await createLokiPushClient(config.loki);
-      for (const { chunk } of spillChunks) {
-        await deliverEvents([groupBatchOf(chunk)], {
-          loki: client,
-          s3,
-          bucket,
-          deadline: Date.now() + 20_000,
-        });
-      }
-      const afterReplay = await lokiEntries(
-        { url: loki.url, tenant: tenant },
-        `{drill="inflight"}`,
-        startMs - 1,
-        Date.now() + 1000,
-      );
-      expect(afterReplay).toHaveLength(allEvents.length);
-      expect(new Set(afterReplay.map((entry) => idByNs.get(entry.ns))).size).toBe(allEvents.length);
-    },
-    30_000,
-  );
+    // And: after replaying the spill, every event is in Loki exactly once.
+    const client = await createLokiPushClient(config.loki);
+    for (const { chunk } of spillChunks) {
+      await deliverEvents([groupBatchOf(chunk)], {
+        loki: client,
+        s3,
+        bucket,
+        deadline: Date.now() + 20_000,
+      });
+    }
+    const afterReplay = await lokiEntries(
+      { url: loki.url, tenant: tenant },
+      `{drill="inflight"}`,
+      startMs - 1,
+      Date.now() + 1000,
+    );
+    expect(afterReplay).toHaveLength(allEvents.length);
+    expect(new Set(afterReplay.map((entry) => idByNs.get(entry.ns))).size).toBe(allEvents.length);
+  }, 30_000);
 });
 
 function groupBatchOf(chunk: Chunk) {
@@ -233,12 +226,12 @@ function groupBatchOf(chunk: Chunk) {
 }
 
 describe("throttling drill", () => {
-  it.skipIf(externalLoki)(
-    "backs off on 429 and delivers everything, or spills what it could not deliver in time",
+  it.skipIf(noTenantLimits)(
+    `backs off on 429 and delivers everything, or spills what it could not deliver in time (${NO_TENANT_LIMITS_REASON})`,
     async () => {
       const tenant = uniqueName("throttle");
       // A tenant with a tiny ingestion rate: 100 KiB/s, burst 200 KiB (Loki answers 429, nothing stored).
-      loki.setTenantLimits(tenant, { ingestionRateMb: 0.1, ingestionBurstSizeMb: 0.2 });
+      await loki.setTenantLimits(tenant, { ingestion_rate_mb: 0.1, ingestion_burst_size_mb: 0.2 });
       const logGroup = await createTaggedLogGroup("throttle", { drill: "throttle" });
       const config = shipperConfig(envFor(tenant, { LOKI_BATCH_MAX_BYTES: "64KB" }));
       const startMs = Date.now() - 60_000;
@@ -274,37 +267,40 @@ describe("throttling drill", () => {
     30_000,
   );
 
-  it.skipIf(externalLoki)("spills when the deadline comes before Loki accepts", async () => {
-    const tenant = uniqueName("throttle-short");
-    loki.setTenantLimits(tenant, { ingestionRateMb: 0.01, ingestionBurstSizeMb: 0.02 });
-    const logGroup = await createTaggedLogGroup("throttle-short", { drill: "throttle-short" });
-    const config = shipperConfig(envFor(tenant, { LOKI_BATCH_MAX_BYTES: "64KB" }));
-    const events = sizedEvents(100, 1000, Date.now() - 60_000); // 100 KB: 5 times the burst
+  it.skipIf(noTenantLimits)(
+    `spills when the deadline comes before Loki accepts (${NO_TENANT_LIMITS_REASON})`,
+    async () => {
+      const tenant = uniqueName("throttle-short");
+      await loki.setTenantLimits(tenant, { ingestion_rate_mb: 0.01, ingestion_burst_size_mb: 0.02 });
+      const logGroup = await createTaggedLogGroup("throttle-short", { drill: "throttle-short" });
+      const config = shipperConfig(envFor(tenant, { LOKI_BATCH_MAX_BYTES: "64KB" }));
+      const events = sizedEvents(100, 1000, Date.now() - 60_000); // 100 KB: 5 times the burst
 
-    const result = await shipSubscriptionEvent(
-      subscriptionEvent(dataMessage({ logGroup, events })),
-      lambdaContext(2_500),
-      config,
-      shipperDeps(config, { retry: { maxAttempts: 100, baseDelayMs: 100, maxDelayMs: 400 } }),
-    );
+      const result = await shipSubscriptionEvent(
+        subscriptionEvent(dataMessage({ logGroup, events })),
+        lambdaContext(2_500),
+        config,
+        shipperDeps(config, { retry: { maxAttempts: 100, baseDelayMs: 100, maxDelayMs: 400 } }),
+      );
 
-    expect(result.outcome).toBe("delivered");
-    if (result.outcome !== "delivered") return;
-    expect(result.report.spilled).toBeGreaterThan(0);
-    expect(result.report.pushed + result.report.spilled).toBe(100);
-    const spill = (await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`)).map(
-      ({ chunk }) => chunk,
-    );
-    expect(spill.every((chunk) => /429/.test(chunk.header.reason ?? ""))).toBe(true);
-    expect(spill.flatMap((chunk) => chunk.records)).toHaveLength(result.report.spilled);
-    const stored = await lokiEntries(
-      { url: loki.url, tenant: tenant },
-      `{drill="throttle-short"}`,
-      Date.now() - 120_000,
-      Date.now() + 1000,
-    );
-    expect(stored).toHaveLength(result.report.pushed);
-  });
+      expect(result.outcome).toBe("delivered");
+      if (result.outcome !== "delivered") return;
+      expect(result.report.spilled).toBeGreaterThan(0);
+      expect(result.report.pushed + result.report.spilled).toBe(100);
+      const spill = (await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`)).map(
+        ({ chunk }) => chunk,
+      );
+      expect(spill.every((chunk) => /429/.test(chunk.header.reason ?? ""))).toBe(true);
+      expect(spill.flatMap((chunk) => chunk.records)).toHaveLength(result.report.spilled);
+      const stored = await lokiEntries(
+        { url: loki.url, tenant: tenant },
+        `{drill="throttle-short"}`,
+        Date.now() - 120_000,
+        Date.now() + 1000,
+      );
+      expect(stored).toHaveLength(result.report.pushed);
+    },
+  );
 });
 
 describe("when the Loki credentials cannot be read", () => {

@@ -5,7 +5,13 @@ import type { LokiPushClient } from "../../functions/core/loki/loki-client.ts";
 import { createLokiPushClient, parseLokiTarget } from "../../functions/core/loki/loki-target.ts";
 import { cloudWatchEventId, lineOfBytes } from "../fixtures/subscription.ts";
 import { uniqueName } from "../helpers/aws.ts";
-import { externalLoki, lokiEntries, startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import {
+  lokiEntries,
+  NO_TENANT_LIMITS_REASON,
+  noTenantLimits,
+  startTestLoki,
+  type TestLoki,
+} from "../helpers/loki.ts";
 import { createTestBucket, readChunks, s3 } from "../helpers/s3.ts";
 
 /**
@@ -34,6 +40,23 @@ async function clientFor(tenant: string, extra: Record<string, string> = {}): Pr
   return createLokiPushClient(parseLokiTarget({ LOKI_URL: loki.url, LOKI_TENANT: tenant, ...extra }));
 }
 
+/** Delivers one log group's events for `tenant` (labelled `group=<tenant>`), with 10 s to spare. */
+function deliverAs(tenant: string, logGroup: string, events: LogEvent[]) {
+  return clientFor(tenant).then((client) =>
+    deliverEvents([{ logGroup, labels: { group: tenant }, events }], {
+      loki: client,
+      s3,
+      bucket,
+      deadline: Date.now() + 10_000,
+    }),
+  );
+}
+
+/** What Loki holds of `tenant`'s group in `[startMs, endMs)`. */
+function storedOf(tenant: string, startMs: number, endMs: number) {
+  return lokiEntries({ url: loki.lokiUrl, tenant }, `{group="${tenant}"}`, startMs, endMs);
+}
+
 async function rejectedOf(logGroup: string) {
   return (await readChunks(bucket, `rejected/${encodeURIComponent(logGroup)}/`)).flatMap(
     ({ chunk }) => chunk.records,
@@ -52,12 +75,7 @@ describe("pre-checks", () => {
       event(now - 1000, lineOfBytes(262_144)),
       event(now - 2000, "fine"),
     ];
-    const report = await deliverEvents([{ logGroup, labels: { group: tenant }, events }], {
-      loki: await clientFor(tenant),
-      s3,
-      bucket,
-      deadline: Date.now() + 10_000,
-    });
+    const report = await deliverAs(tenant, logGroup, events);
 
     expect(report).toMatchObject({
       pushed: 2,
@@ -65,12 +83,7 @@ describe("pre-checks", () => {
       refused: { too_old: 1, too_new: 1, line_too_long: 1 },
     });
     expect(report.requests).toBe(1);
-    const stored = await lokiEntries(
-      { url: loki.url, tenant: tenant },
-      `{group="${tenant}"}`,
-      now - HOUR,
-      now + HOUR,
-    );
+    const stored = await storedOf(tenant, now - HOUR, now + HOUR);
     expect(stored.map((entry) => entry.line.length).sort((a, b) => a - b)).toEqual([4, 262_144]);
     const rejected = await rejectedOf(logGroup);
     expect(rejected.map((record) => record.reason?.split(":")[0]).sort()).toEqual([
@@ -82,11 +95,11 @@ describe("pre-checks", () => {
 });
 
 describe("refusals the shipper could not foresee", () => {
-  it.skipIf(externalLoki)(
-    "attributes Loki's 'Max entry size' 400 to the entry and stores the rest",
+  it.skipIf(noTenantLimits)(
+    `attributes Loki's 'Max entry size' 400 to the entry and stores the rest (${NO_TENANT_LIMITS_REASON})`,
     async () => {
       const tenant = uniqueName("line");
-      loki.setTenantLimits(tenant, { maxLineSize: 1000 });
+      await loki.setTenantLimits(tenant, { max_line_size: 1000 });
       const logGroup = `/line/${tenant}`;
       const now = Date.now();
       const events = [
@@ -95,21 +108,11 @@ describe("refusals the shipper could not foresee", () => {
         event(now - 1000, "short two"),
       ];
 
-      const report = await deliverEvents([{ logGroup, labels: { group: tenant }, events }], {
-        loki: await clientFor(tenant),
-        s3,
-        bucket,
-        deadline: Date.now() + 10_000,
-      });
+      const report = await deliverAs(tenant, logGroup, events);
 
       expect(report).toMatchObject({ pushed: 2, refused: { line_too_long: 1 }, spilled: 0 });
       expect(report.requests).toBe(1);
-      const stored = await lokiEntries(
-        { url: loki.url, tenant: tenant },
-        `{group="${tenant}"}`,
-        now - HOUR,
-        now + HOUR,
-      );
+      const stored = await storedOf(tenant, now - HOUR, now + HOUR);
       expect(stored.map((entry) => entry.line).sort()).toEqual(["short one", "short two"]);
       const [refused] = await rejectedOf(logGroup);
       expect(refused?.id).toBe(events[1]?.id);
@@ -119,12 +122,12 @@ describe("refusals the shipper could not foresee", () => {
     },
   );
 
-  it.skipIf(externalLoki)(
-    "pushes each stream alone, so that each refusal is attributed to its stream's entries",
+  it.skipIf(noTenantLimits)(
+    `pushes each stream alone, so that each refusal is attributed to its stream's entries (${NO_TENANT_LIMITS_REASON})`,
     async () => {
       const tenant = uniqueName("multi");
       // The target refuses what is older than 2h; the shipper is configured with Loki's default (1 week).
-      loki.setTenantLimits(tenant, { rejectOldSamplesMaxAgeMs: 2 * HOUR });
+      await loki.setTenantLimits(tenant, { reject_old_samples_max_age: "2h" });
       const logGroup = `/multi/${tenant}`;
       const now = Date.now();
       const old = [event(now - 3 * HOUR, "old a"), event(now - 3 * HOUR + 1, "old b")];
@@ -141,12 +144,7 @@ describe("refusals the shipper could not foresee", () => {
       // Two time shards = two streams = two requests; the old one's 400 names its entries.
       expect(report).toMatchObject({ pushed: 2, refused: { too_old: 2 }, spilled: 0 });
       expect(report.requests).toBe(2);
-      const stored = await lokiEntries(
-        { url: loki.url, tenant: tenant },
-        `{group="${tenant}"}`,
-        now - 4 * HOUR,
-        now + HOUR,
-      );
+      const stored = await storedOf(tenant, now - 4 * HOUR, now + HOUR);
       expect(stored.map((entry) => entry.line).sort()).toEqual(["recent a", "recent b"]);
       const refused = await rejectedOf(logGroup);
       expect(refused.map((record) => record.message).sort()).toEqual(["old a", "old b"]);
@@ -154,121 +152,74 @@ describe("refusals the shipper could not foresee", () => {
     },
   );
 
-  it.skipIf(externalLoki)(
-    "halves a push that Loki fails as over its 4 MiB message size, and delivers all of it",
-    async () => {
-      const tenant = uniqueName("grpc");
-      const logGroup = `/grpc/${tenant}`;
-      const now = Date.now();
-      const events = Array.from({ length: 20 }, (_, index) => event(now - 10_000 + index, `line ${index}`));
-      // Injected: the test server cannot be made to exceed 4 MiB with the shipper's own batch limit.
-      loki.setFault({
-        kind: "status",
-        status: 500,
-        body: "rpc error: code = ResourceExhausted desc = grpc: received message larger than max (5000000 vs. 4194304)\n",
-        times: 1,
-      });
+  it("halves a push that Loki fails as over its 4 MiB message size, and delivers all of it", async () => {
+    const tenant = uniqueName("grpc");
+    const logGroup = `/grpc/${tenant}`;
+    const now = Date.now();
+    const events = Array.from({ length: 20 }, (_, index) => event(now - 10_000 + index, `line ${index}`));
+    // Injected: the test server cannot be made to exceed 4 MiB with the shipper's own batch limit.
+    loki.setFault({
+      kind: "status",
+      status: 500,
+      body: "rpc error: code = ResourceExhausted desc = grpc: received message larger than max (5000000 vs. 4194304)\n",
+      times: 1,
+    });
 
-      const report = await deliverEvents([{ logGroup, labels: { group: tenant }, events }], {
-        loki: await clientFor(tenant),
-        s3,
-        bucket,
-        deadline: Date.now() + 10_000,
-      });
+    const report = await deliverAs(tenant, logGroup, events);
 
-      expect(report).toMatchObject({ pushed: 20, spilled: 0, refused: {}, requests: 3 });
-      const stored = await lokiEntries(
-        { url: loki.url, tenant: tenant },
-        `{group="${tenant}"}`,
-        now - HOUR,
-        now + HOUR,
-      );
-      expect(stored).toHaveLength(20);
-    },
-  );
+    expect(report).toMatchObject({ pushed: 20, spilled: 0, refused: {}, requests: 3 });
+    const stored = await storedOf(tenant, now - HOUR, now + HOUR);
+    expect(stored).toHaveLength(20);
+  });
 
-  it.skipIf(externalLoki)(
-    "splits a single-stream push whose 400 it cannot attribute until each refused entry is found",
-    async () => {
-      const tenant = uniqueName("bisect");
-      const logGroup = `/bisect/${tenant}`;
-      const now = Date.now();
-      const events = Array.from({ length: 4 }, (_, index) => event(now - 10_000 + index, `line ${index}`));
-      // Injected: a 400 with a body in no known format (e.g. from a proxy); the next pushes succeed.
-      loki.setFault({ kind: "status", status: 400, body: "request rejected by policy\n", times: 1 });
+  it("splits a single-stream push whose 400 it cannot attribute until each refused entry is found", async () => {
+    const tenant = uniqueName("bisect");
+    const logGroup = `/bisect/${tenant}`;
+    const now = Date.now();
+    const events = Array.from({ length: 4 }, (_, index) => event(now - 10_000 + index, `line ${index}`));
+    // Injected: a 400 with a body in no known format (e.g. from a proxy); the next pushes succeed.
+    loki.setFault({ kind: "status", status: 400, body: "request rejected by policy\n", times: 1 });
 
-      const report = await deliverEvents([{ logGroup, labels: { group: tenant }, events }], {
-        loki: await clientFor(tenant),
-        s3,
-        bucket,
-        deadline: Date.now() + 10_000,
-      });
+    const report = await deliverAs(tenant, logGroup, events);
 
-      // One refused push, then its two halves, both accepted: every entry's fate is known.
-      expect(report).toMatchObject({ pushed: 4, spilled: 0, refused: {}, requests: 3 });
-      const stored = await lokiEntries(
-        { url: loki.url, tenant: tenant },
-        `{group="${tenant}"}`,
-        now - HOUR,
-        now + HOUR,
-      );
-      expect(stored).toHaveLength(4);
-    },
-  );
+    // One refused push, then its two halves, both accepted: every entry's fate is known.
+    expect(report).toMatchObject({ pushed: 4, spilled: 0, refused: {}, requests: 3 });
+    const stored = await storedOf(tenant, now - HOUR, now + HOUR);
+    expect(stored).toHaveLength(4);
+  });
 
-  it.skipIf(externalLoki)(
-    "pushes without structured metadata when the tenant does not allow it",
-    async () => {
-      const tenant = uniqueName("nosm");
-      const logGroup = `/nosm/${tenant}`;
-      // Injected: the body real Loki sends when limits_config.allow_structured_metadata is false.
-      loki.setFault({
-        kind: "status",
-        status: 400,
-        body: "stream '{group=\"x\"}' includes structured metadata, but this feature is disallowed. Please see `limits_config.structured_metadata` or contact your Loki administrator to enable it.\n",
-        times: 1,
-      });
-      const events = [event(Date.now() - 1000, "a"), event(Date.now() - 900, "b")];
+  it("pushes without structured metadata when the tenant does not allow it", async () => {
+    const tenant = uniqueName("nosm");
+    const logGroup = `/nosm/${tenant}`;
+    // Injected: the body real Loki sends when limits_config.allow_structured_metadata is false.
+    loki.setFault({
+      kind: "status",
+      status: 400,
+      body: "stream '{group=\"x\"}' includes structured metadata, but this feature is disallowed. Please see `limits_config.structured_metadata` or contact your Loki administrator to enable it.\n",
+      times: 1,
+    });
+    const events = [event(Date.now() - 1000, "a"), event(Date.now() - 900, "b")];
 
-      const report = await deliverEvents([{ logGroup, labels: { group: tenant }, events }], {
-        loki: await clientFor(tenant),
-        s3,
-        bucket,
-        deadline: Date.now() + 10_000,
-      });
+    const report = await deliverAs(tenant, logGroup, events);
 
-      // The refused push, then the same entries without metadata: both stored, nothing kept aside.
-      expect(report).toMatchObject({ pushed: 2, spilled: 0, refused: {}, requests: 2 });
-      const stored = await lokiEntries(
-        { url: loki.url, tenant: tenant },
-        `{group="${tenant}"}`,
-        Date.now() - HOUR,
-        Date.now() + HOUR,
-      );
-      expect(stored.map((entry) => entry.line).sort()).toEqual(["a", "b"]);
-      expect(stored.every((entry) => entry.labels.log_stream === undefined)).toBe(true);
-      expect(await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`)).toEqual([]);
-    },
-  );
+    // The refused push, then the same entries without metadata: both stored, nothing kept aside.
+    expect(report).toMatchObject({ pushed: 2, spilled: 0, refused: {}, requests: 2 });
+    const stored = await storedOf(tenant, Date.now() - HOUR, Date.now() + HOUR);
+    expect(stored.map((entry) => entry.line).sort()).toEqual(["a", "b"]);
+    expect(stored.every((entry) => entry.labels.log_stream === undefined)).toBe(true);
+    expect(await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`)).toEqual([]);
+  });
 
-  it.skipIf(externalLoki)(
-    "spills everything when Loki refuses the credentials, without retrying",
-    async () => {
-      const tenant = uniqueName("auth");
-      const logGroup = `/auth/${tenant}`;
-      loki.setFault({ kind: "status", status: 401, body: "invalid token\n", times: 1 });
-      const events = [event(Date.now() - 1000, "a"), event(Date.now() - 900, "b")];
+  it("spills everything when Loki refuses the credentials, without retrying", async () => {
+    const tenant = uniqueName("auth");
+    const logGroup = `/auth/${tenant}`;
+    loki.setFault({ kind: "status", status: 401, body: "invalid token\n", times: 1 });
+    const events = [event(Date.now() - 1000, "a"), event(Date.now() - 900, "b")];
 
-      const report = await deliverEvents([{ logGroup, labels: { group: tenant }, events }], {
-        loki: await clientFor(tenant),
-        s3,
-        bucket,
-        deadline: Date.now() + 10_000,
-      });
+    const report = await deliverAs(tenant, logGroup, events);
 
-      expect(report).toMatchObject({ pushed: 0, spilled: 2, retries: 0, requests: 1 });
-      const [spill] = await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`);
-      expect(spill?.chunk.header.reason).toBe("Loki answered 401: invalid token");
-    },
-  );
+    expect(report).toMatchObject({ pushed: 0, spilled: 2, retries: 0, requests: 1 });
+    const [spill] = await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`);
+    expect(spill?.chunk.header.reason).toBe("Loki answered 401: invalid token");
+  });
 });

@@ -7,9 +7,9 @@ import { cloudWatchEventId } from "../fixtures/subscription.ts";
 import { uniqueName } from "../helpers/aws.ts";
 import { HOUR, logs, seedLogGroup } from "../helpers/log-groups.ts";
 import {
-  EXTERNAL_LOKI_SKIP_REASON,
   expectedEntries,
-  externalLoki,
+  NO_TENANT_LIMITS_REASON,
+  noTenantLimits,
   queryRangeAll,
   startTestLoki,
   type TestLoki,
@@ -25,12 +25,13 @@ import { shipLive } from "../helpers/shipper.ts";
  * audit: every event is in Loki exactly once, or in spill/ or rejected/ with Loki's reason, and
  * the reports count exactly what Loki holds.
  *
- * The tenant limits are set on the Loki test server (setTenantLimits), hence skipped against an
- * external Loki.
+ * The tenant limits are set through Loki's runtime overrides (setTenantLimits). The hours used are
+ * the last three: a real Loki does not return just-pushed entries older than
+ * `query_ingesters_within` (3h) until it flushes them.
  */
 let loki: TestLoki;
 const now = Date.now();
-/** Hours that are whole, in the past, and within Loki's one-week window. */
+/** The start of the hour `hoursAgo` hours before now (at most 1 or 2: see above). */
 const hourStart = (hoursAgo: number) => Math.floor((now - hoursAgo * HOUR) / HOUR) * HOUR;
 
 beforeAll(async () => {
@@ -58,7 +59,7 @@ interface Audit {
 /** Where each event is: in the tenant's Loki, spill/ or rejected/. */
 async function audit(name: string, bucket: string, tenant: string): Promise<Audit> {
   const segment = encodeURIComponent(name);
-  const streams = await queryRangeAll(loki.url, tenant, `{log_group="${name}"}`, {
+  const streams = await queryRangeAll(loki.lokiUrl, tenant, `{log_group="${name}"}`, {
     start: BigInt(now - 30 * HOUR) * 1_000_000n,
     end: BigInt(now + HOUR) * 1_000_000n,
   });
@@ -93,17 +94,17 @@ const idlePassed = (env: Record<string, string>) => ({
 const sum = (reports: DeliveryReport[], key: "pushed" | "spilled") =>
   reports.reduce((total, report) => total + report[key], 0);
 
-describe.skipIf(externalLoki)(`a tenant at its active-stream limit (${EXTERNAL_LOKI_SKIP_REASON})`, () => {
+describe.skipIf(noTenantLimits)(`a tenant at its active-stream limit (${NO_TENANT_LIMITS_REASON})`, () => {
   // The batch holds a new hour stream and an existing one; the stream key order (by time_shard)
   // puts the earlier hour first, so "new first" is the order in which Loki used to hide the refusal.
   it.each([
-    { order: "new stream first", existingHoursAgo: 6, newHoursAgo: 12 },
-    { order: "new stream last", existingHoursAgo: 12, newHoursAgo: 6 },
+    { order: "new stream first", existingHoursAgo: 1, newHoursAgo: 2 },
+    { order: "new stream last", existingHoursAgo: 2, newHoursAgo: 1 },
   ])("spills the new stream with Loki's reason and stores the other ($order)", async (hours) => {
     const bucket = await createTestBucket();
     const name = `/aws/lambda/${uniqueName("streamcap")}`;
     const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap") };
-    loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 1 });
+    await loki.setTenantLimits(env.LOKI_TENANT, { max_global_streams_per_user: 1 });
     await seedLogGroup(name, { name: "streamcap" }, []);
     const first = eventsAt(hourStart(hours.existingHoursAgo), 1, "existing-before");
     await shipLive(name, first, env, bucket);
@@ -133,7 +134,7 @@ describe.skipIf(externalLoki)(`a tenant at its active-stream limit (${EXTERNAL_L
 
     // Once the streams have been idle and the limit allows the stream, the drain replays the
     // spill: exactly once, spill/ empty.
-    loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 10 });
+    await loki.setTenantLimits(env.LOKI_TENANT, { max_global_streams_per_user: 10 });
     const drain = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env: idlePassed(env) });
     expect(drain).toMatchObject({ status: "succeeded", totals: { pushed: 2, held: 0 } });
     expect(await listKeys(bucket, "spill/")).toEqual([]);
@@ -146,10 +147,10 @@ describe.skipIf(externalLoki)(`a tenant at its active-stream limit (${EXTERNAL_L
     const bucket = await createTestBucket();
     const name = `/aws/lambda/${uniqueName("straddle")}`;
     const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap") };
-    loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 1 });
+    await loki.setTenantLimits(env.LOKI_TENANT, { max_global_streams_per_user: 1 });
     await seedLogGroup(name, { name: "straddle" }, []);
-    const early = eventsAt(hourStart(10), 3, "early");
-    const late = eventsAt(hourStart(4), 3, "late");
+    const early = eventsAt(hourStart(2), 3, "early");
+    const late = eventsAt(hourStart(1), 3, "late");
     // The late hour's stream exists and takes the tenant's only stream.
     await shipLive(name, late.slice(0, 1), env, bucket);
     // Loki down: the early hour and the rest of the late hour go to spill/ together.
@@ -169,25 +170,28 @@ describe.skipIf(externalLoki)(`a tenant at its active-stream limit (${EXTERNAL_L
     expect(found.spilled.map((event) => event.message).sort()).toEqual(["early 0", "early 1", "early 2"]);
     expectAccountedFor(found, [...early, ...late]);
 
-    loki.setTenantLimits(env.LOKI_TENANT, { maxGlobalStreamsPerUser: 10 });
+    await loki.setTenantLimits(env.LOKI_TENANT, { max_global_streams_per_user: 10 });
     const drained = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env: idlePassed(env) });
     expect(drained.totals.pushed).toBe(3);
     expect((await audit(name, bucket, env.LOKI_TENANT)).inLoki).toEqual(expectedEntries([...early, ...late]));
   });
 });
 
-describe.skipIf(externalLoki)(
-  `a stream over its per-stream rate limit (${EXTERNAL_LOKI_SKIP_REASON})`,
+describe.skipIf(noTenantLimits)(
+  `a stream over its per-stream rate limit (${NO_TENANT_LIMITS_REASON})`,
   () => {
     it.each([
-      { order: "busy stream first", busyHoursAgo: 12, quietHoursAgo: 6 },
-      { order: "busy stream last", busyHoursAgo: 6, quietHoursAgo: 12 },
+      { order: "busy stream first", busyHoursAgo: 2, quietHoursAgo: 1 },
+      { order: "busy stream last", busyHoursAgo: 1, quietHoursAgo: 2 },
     ])("stores what the rate allows and spills the rest with Loki's reason ($order)", async (hours) => {
       const bucket = await createTestBucket();
       const name = `/aws/lambda/${uniqueName("busy")}`;
       const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("rate") };
       // 1 kB/s per stream: a 1,200-byte line never fits; 300-byte lines do, one push at a time.
-      loki.setTenantLimits(env.LOKI_TENANT, { perStreamRateLimit: 1000, perStreamRateLimitBurst: 1000 });
+      await loki.setTenantLimits(env.LOKI_TENANT, {
+        per_stream_rate_limit: 1000,
+        per_stream_rate_limit_burst: 1000,
+      });
       await seedLogGroup(name, { name: "busy" }, []);
       const busy = [
         ...eventsAt(hourStart(hours.busyHoursAgo), 1, "huge", 1200),

@@ -71,6 +71,8 @@ export interface TestLoki {
   setFault(fault?: ProxyFault): void;
   /** Pushes through `url` that Loki answered with 2xx. */
   readonly acceptedPushes: number;
+  /** Pushes through `url` held back by a `latency` fault right now. */
+  readonly heldPushes: number;
   /** Adds limits (Loki's names) to a tenant's runtime overrides, and waits until Loki applies them. */
   setTenantLimits(tenant: string, limits: LokiLimits): Promise<void>;
   queryRange(query: string, options: QueryRangeOptions): Promise<LokiStream[]>;
@@ -244,6 +246,9 @@ export async function startTestLoki(options: TestLokiOptions = {}): Promise<Test
     setFault: (fault) => proxy.setFault(fault),
     get acceptedPushes() {
       return proxy.acceptedPushes;
+    },
+    get heldPushes() {
+      return proxy.heldPushes;
     },
     setTenantLimits: (otherTenant, limits) => backend.setTenantLimits(otherTenant, limits),
     queryRange: (query, queryOptions) => queryRange(backend.url, tenant, query, queryOptions),

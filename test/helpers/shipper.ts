@@ -2,11 +2,13 @@ import { gzipSync } from "node:zlib";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import { LambdaClient } from "@aws-sdk/client-lambda";
+import { expect } from "vitest";
 import type { DeliveryReport } from "../../functions/core/delivery/deliver.ts";
 import { FunctionFactsCache } from "../../functions/core/labels/function-lookup.ts";
 import { LogGroupTagCache } from "../../functions/core/labels/log-group-tags.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { createLokiPushClient } from "../../functions/core/loki/loki-target.ts";
+import { getChunk } from "../../functions/core/storage/run-store.ts";
 import {
   parseShipperConfig,
   type ShipperConfig,
@@ -95,16 +97,17 @@ export function subscriptionEventOf(logGroup: string, logStream: string, events:
  * Ships events the way the live shipper does: a subscription DATA_MESSAGE per log stream through
  * the shipper's own code (shipSubscriptionEvent), with CloudWatch's event ids. `env` holds at
  * least LOKI_URL and LOKI_TENANT; `overrides` replaces shipper dependencies (a faulty client).
+ * Each invocation has 20 s left, of which the shipper keeps 1 s back: with Loki up everything is
+ * pushed, with Loki down it is spilled as unreachable.
  */
 export async function shipLive(
   logGroup: string,
   events: LogEvent[],
   env: Record<string, string>,
   bucket: string,
-  remainingMs = 20_000,
   overrides: Partial<ShipperDeps> = {},
 ): Promise<DeliveryReport[]> {
-  const config = shipperConfig({ BUCKET_NAME: bucket, ...env });
+  const config = shipperConfig({ SHIPPER_DEADLINE_RESERVE: "1s", BUCKET_NAME: bucket, ...env });
   const deps = shipperDeps(config, {
     retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100 },
     ...overrides,
@@ -113,11 +116,56 @@ export async function shipLive(
   for (const [logStream, streamEvents] of groupBy(events, (event) => event.logStream)) {
     const result: ShipResult = await shipSubscriptionEvent(
       subscriptionEventOf(logGroup, logStream, streamEvents),
-      lambdaContext(remainingMs),
+      lambdaContext(20_000),
       config,
       deps,
     );
     if (result.outcome === "delivered") reports.push(result.report);
   }
   return reports;
+}
+
+/** What one round of live shipping did, and why it spilled. */
+export interface ShippingRound {
+  received: number;
+  pushed: number;
+  spilled: number;
+  /** The reason in the header of each spill/ chunk the round wrote. */
+  spillReasons: string[];
+}
+
+export async function shippingRound(bucket: string, reports: DeliveryReport[]): Promise<ShippingRound> {
+  const spillKeys = reports.flatMap((report) => report.chunkKeys.filter((key) => key.startsWith("spill/")));
+  const spillReasons: string[] = [];
+  for (const key of spillKeys) {
+    const found = await getChunk({ s3, bucket }, key);
+    spillReasons.push(found?.chunk.header.reason ?? `no chunk at ${key}`);
+  }
+  const total = (count: "received" | "pushed" | "spilled") =>
+    reports.reduce((sum, report) => sum + report[count], 0);
+  return { received: total("received"), pushed: total("pushed"), spilled: total("spilled"), spillReasons };
+}
+
+/**
+ * The outage drills' check: a round with Loki up pushed everything and spilled nothing; a round
+ * with Loki down pushed nothing and spilled everything, because Loki was unreachable.
+ */
+export function expectRoundMatchesLoki(round: ShippingRound, lokiUp: boolean, label: string): void {
+  if (lokiUp) {
+    expect({ label, ...round }).toEqual({
+      label,
+      received: round.received,
+      pushed: round.received,
+      spilled: 0,
+      spillReasons: [],
+    });
+  } else {
+    expect({ label, pushed: round.pushed, spilled: round.spilled }).toEqual({
+      label,
+      pushed: 0,
+      spilled: round.received,
+    });
+    expect(round.spillReasons.length).toBeGreaterThan(0);
+    for (const reason of round.spillReasons) expect(reason).toMatch(/^Loki is unreachable: /);
+  }
 }

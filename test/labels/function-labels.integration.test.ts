@@ -73,7 +73,7 @@ describe("an untagged /aws/lambda/fun-python group of a python3.12 function tagg
 
       // part is spilled while Loki is down and replayed once it is back,
       await loki.stop();
-      const spilled = await shipLive(name, outage, env, bucket, 2_000);
+      const spilled = await shipLive(name, outage, env, bucket);
       expect(spilled.reduce((sum, report) => sum + report.spilled, 0)).toBe(outage.length);
       await loki.restart();
       const replay = await runReplayLocally(
@@ -132,7 +132,7 @@ describe("function look-ups under throttling", () => {
       );
 
       const bucket = await createTestBucket();
-      const reports = await shipLive(group, events, lokiEnv(loki), bucket, 20_000, {
+      const reports = await shipLive(group, events, lokiEnv(loki), bucket, {
         lambda,
         functionCache: new FunctionFactsCache(),
       });
@@ -168,7 +168,7 @@ describe("a log group whose function no longer exists", () => {
       );
       const bucket = await createTestBucket();
 
-      const reports = await shipLive(group, events, lokiEnv(loki), bucket, 20_000, {
+      const reports = await shipLive(group, events, lokiEnv(loki), bucket, {
         functionCache: new FunctionFactsCache(),
       });
 

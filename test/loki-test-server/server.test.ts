@@ -158,14 +158,22 @@ describe("Loki test server", () => {
 
     it("refills the tenant token bucket at the ingestion rate", async () => {
       const tenant = tenantName();
-      // 10 KiB/s, burst 10 KiB: two 6 KB pushes in a row exceed the burst, the second passes after ~0.6 s.
-      server.setTenantLimits(tenant, { ingestionRateMb: 10 / 1024, ingestionBurstSizeMb: 10 / 1024 });
-      const push = (text: string) =>
-        pushJson(server.url, tenant, [{ stream: { job: "t" }, values: [[nsAgo(0), text.repeat(6000)]] }]);
-      expect((await push("a")).status).toBe(204);
-      expect((await push("b")).status).toBe(429);
-      await new Promise((resolve) => setTimeout(resolve, 700));
-      expect((await push("c")).status).toBe(204);
+      // 1 KiB/s, burst 10 KiB: after one 6 KB push, 4,240 bytes are left; the next 6 KB push waits
+      // for 1,760 more, which takes 1.72 s. A slow machine only makes the wait longer, never shorter.
+      server.setTenantLimits(tenant, { ingestionRateMb: 1 / 1024, ingestionBurstSizeMb: 10 / 1024 });
+      const push = async (text: string) =>
+        (
+          await pushJson(server.url, tenant, [
+            { stream: { job: "t" }, values: [[nsAgo(0), text.repeat(6000)]] },
+          ])
+        ).status;
+      const started = Date.now();
+      expect(await push("a")).toBe(204);
+      expect(await push("b")).toBe(429);
+      // A refused push takes no tokens: ask again until the bucket has refilled.
+      while ((await push("c")) === 429) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1700);
+      expect(await lines(server, tenant)).toEqual(["a".repeat(6000), "c".repeat(6000)]);
     });
 
     it("applies the per-stream rate limit in the ingester: 429 listing the entries, other streams stored", async () => {

@@ -18,7 +18,7 @@ import {
   type TestLoki,
 } from "../helpers/loki.ts";
 import { createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
-import { shipLive } from "../helpers/shipper.ts";
+import { expectRoundMatchesLoki, shipLive, shippingRound } from "../helpers/shipper.ts";
 
 /**
  * Replay after outages: spill/ drains, rejected/ after a limit change, a gap re-read from
@@ -53,7 +53,7 @@ describe("outage drill: Loki stops during live shipping of two groups", () => {
     const groups = [`/aws/lambda/${uniqueName("cart")}`, `/aws/lambda/${uniqueName("search")}`];
     const env = lokiEnv(loki);
     const shipped: LogEvent[] = [];
-    const spilledReports: number[] = [];
+    let spilled = 0;
     for (const [index, name] of groups.entries()) {
       await seedLogGroup(name, { team, name: `svc${index}` }, []);
     }
@@ -61,23 +61,23 @@ describe("outage drill: Loki stops during live shipping of two groups", () => {
     for (let round = 0; round < 6; round++) {
       if (round === 2) await loki.stop();
       if (round === 5) await loki.restart();
+      const lokiUp = round < 2 || round === 5;
       for (const name of groups) {
         const start = now - 50 * 60_000 + round * 5 * 60_000;
         const before = new Set((await readGroup(name)).map((event) => event.id));
         await putEvents(name, spreadEvents(`${name.slice(-8)}-r${round}`, start, start + 5 * 60_000, 150, 2));
         const fresh = (await readGroup(name)).filter((event) => !before.has(event.id));
         shipped.push(...fresh);
-        const reports = await shipLive(name, fresh, env, bucket, 3_000);
-        spilledReports.push(reports.reduce((sum, report) => sum + report.spilled, 0));
+        const shipping = await shippingRound(bucket, await shipLive(name, fresh, env, bucket));
+        expectRoundMatchesLoki(shipping, lokiUp, `round ${round}, ${name}`);
+        spilled += shipping.spilled;
       }
     }
-    expect(spilledReports.slice(4, 10).every((count) => count > 0)).toBe(true);
-    expect((await listKeys(bucket, "spill/")).length).toBeGreaterThan(0);
 
     const report = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
 
     expect(report.status).toBe("succeeded");
-    expect(report.totals.pushed).toBe(spilledReports.reduce((sum, count) => sum + count, 0));
+    expect(report.totals.pushed).toBe(spilled);
     const inLoki = await lokiEntries(loki, `{team="${team}"}`, now - 2 * HOUR, now + 60_000);
     expect(entryKeys(inLoki)).toEqual(expectedEntries(shipped));
     expect(streamsInOrder(inLoki)).toBe(true);
@@ -129,7 +129,7 @@ describe("archiving replayed chunks", () => {
       spreadEvents("archive", now - 40 * 60_000, now - 35 * 60_000, 120, 1),
     );
     await loki.stop();
-    await shipLive(name, events, env, bucket, 1_000);
+    await shipLive(name, events, env, bucket);
     await loki.restart();
     const spillKeys = await listKeys(bucket, "spill/");
     expect(spillKeys).toHaveLength(1);
@@ -157,7 +157,7 @@ describe("Loki answering 429 during a replay", () => {
       spreadEvents("throttled", now - 50 * 60_000, now - 45 * 60_000, 200, 2),
     );
     await loki.stop();
-    await shipLive(name, events, env, bucket, 1_000);
+    await shipLive(name, events, env, bucket);
     await loki.restart();
     // Three pushes answered 429 (the test server's fault injection: real Loki does so over the tenant's rate).
     loki.setFault({ kind: "status", status: 429, body: "Ingestion rate limit exceeded", times: 3 });
@@ -188,7 +188,7 @@ describe("a replay killed half way", () => {
     // Loki down while shipping, in batches of 50: many spill chunks.
     await loki.stop();
     for (let offset = 0; offset < events.length; offset += 50) {
-      await shipLive(name, events.slice(offset, offset + 50), env, bucket, 1_000);
+      await shipLive(name, events.slice(offset, offset + 50), env, bucket);
     }
     await loki.restart();
     const spillKeys = await listKeys(bucket, "spill/");

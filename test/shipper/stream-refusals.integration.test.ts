@@ -156,7 +156,7 @@ describe.skipIf(noTenantLimits)(`a tenant at its active-stream limit (${NO_TENAN
     // Loki down: the early hour and the rest of the late hour go to spill/ together.
     await loki.stop();
     try {
-      await shipLive(name, [...early, ...late.slice(1)], env, bucket, 2_000);
+      await shipLive(name, [...early, ...late.slice(1)], env, bucket);
     } finally {
       await loki.restart();
     }

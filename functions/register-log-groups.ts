@@ -74,7 +74,7 @@ export function parseRegistrarConfig(env: Record<string, string | undefined>): R
   const parsed = configSchema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
-    throw new ConfigError(`Invalid registrar configuration: ${problems.join("; ")}`);
+    throw new ConfigError(problems);
   }
   const config = parsed.data;
   return {

@@ -9,8 +9,20 @@ export class LokiShipperError extends Error {
   }
 }
 
-/** A configuration value is missing or invalid; the message names the variable and the value. */
-export class ConfigError extends LokiShipperError {}
+/**
+ * Configuration values are missing or invalid. `problems` has one line per mistake, naming the
+ * variable and the value; the message lists them all, so that one deployment fixes them all.
+ */
+export class ConfigError extends LokiShipperError {
+  readonly problems: string[];
+  constructor(problems: string | string[], options?: { cause?: unknown }) {
+    super(
+      typeof problems === "string" ? problems : `Invalid configuration:\n- ${problems.join("\n- ")}`,
+      options,
+    );
+    this.problems = typeof problems === "string" ? [problems] : problems;
+  }
+}
 
 /** Input from a user or an event that cannot be used as it is (bad range, unknown log group...). */
 export class InputError extends LokiShipperError {}

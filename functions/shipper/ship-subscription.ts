@@ -5,11 +5,11 @@ import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import type { LambdaClient } from "@aws-sdk/client-lambda";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
+import { parseEverySection } from "../core/config-sections.ts";
 import { type DeliveryReport, deliverEvents, type RetryOptions } from "../core/delivery/deliver.ts";
 import type { GroupMetrics } from "../core/delivery/delivery-metrics.ts";
 import { RuleSet } from "../core/delivery/rules.ts";
 import { keepEventChunk } from "../core/delivery/spill.ts";
-import { ConfigError } from "../core/errors.ts";
 import { functionLabelSources, lambdaFunctionName } from "../core/labels/function-labels.ts";
 import { type FunctionFactsCache, getFunctionFacts } from "../core/labels/function-lookup.ts";
 import {
@@ -55,27 +55,16 @@ const shipperEnvSchema = z.object({
 
 /** All mistakes of all sections in one ConfigError, one line each. */
 export function parseShipperConfig(env: Record<string, string | undefined>): ShipperConfig {
-  const problems: string[] = [];
-  const collect = <T>(parse: () => T): T | undefined => {
-    try {
-      return parse();
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
-      problems.push(...error.message.split("\n- ").slice(1));
-      return undefined;
-    }
-  };
-  const own = collect(() => {
-    const result = shipperEnvSchema.safeParse(emptyToUndefined(env, Object.keys(shipperEnvSchema.shape)));
-    if (!result.success) throw configErrorFrom(result.error, env);
-    return result.data;
+  const { own, loki, labels, rules } = parseEverySection({
+    own: () => {
+      const result = shipperEnvSchema.safeParse(emptyToUndefined(env, Object.keys(shipperEnvSchema.shape)));
+      if (!result.success) throw configErrorFrom(result.error, env);
+      return result.data;
+    },
+    loki: () => parseLokiTarget(env),
+    labels: () => parseLabelOptions(env),
+    rules: () => RuleSet.fromJson(env.LOG_RULES),
   });
-  const loki = collect(() => parseLokiTarget(env));
-  const labels = collect(() => parseLabelOptions(env));
-  const rules = collect(() => RuleSet.fromJson(env.LOG_RULES));
-  if (problems.length > 0 || !own || !loki || !labels || !rules) {
-    throw new ConfigError(`Invalid configuration:\n- ${problems.join("\n- ")}`);
-  }
   return {
     bucket: own.BUCKET_NAME,
     region: own.AWS_REGION,

@@ -86,7 +86,7 @@ async function withLock(lockDir: string, work: () => Promise<void>): Promise<voi
 /**
  * Waits until Loki applies `limits` to `tenant`: polls Loki's `GET /runtime_config` (the runtime
  * configuration it currently applies) until the tenant's values match. A Loki without that
- * endpoint (404) is given two reload periods instead.
+ * endpoint (404; the Loki test server has none) is given three reload periods instead.
  */
 export async function waitForTenantOverrides(
   lokiUrl: string,
@@ -99,7 +99,7 @@ export async function waitForTenantOverrides(
   while (Date.now() < giveUpAt) {
     const answer = await fetch(new URL("/runtime_config", lokiUrl));
     if (answer.status === 404) {
-      await sleep(2 * periodMs);
+      await sleep(3 * periodMs);
       return;
     }
     const applied = (parse(await answer.text()) as OverridesDocument | null)?.overrides?.[tenant];

@@ -174,16 +174,28 @@ describe("registrar for log groups created later (CloudTrail through EventBridge
   });
 });
 
+function captureError(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected an error");
+}
+
 describe("parseRegistrarConfig", () => {
   it("names each bad variable and the value received", () => {
     // Given a destination that is not an ARN and selections that are not JSON
     const env = { DESTINATION_ARN: "shipper", REGISTRATION_SELECTIONS: "[{prefixes:" };
 
-    // When / Then one ConfigError lists both
-    expect(() => parseRegistrarConfig(env)).toThrow(ConfigError);
-    expect(() => parseRegistrarConfig(env)).toThrow(
-      "Invalid registrar configuration: DESTINATION_ARN: expected the shipper Lambda ARN; REGISTRATION_SELECTIONS: expected a JSON array of selections, got [{prefixes:",
-    );
+    // When / Then one ConfigError lists both, one line each
+    const problems = [
+      "DESTINATION_ARN: expected the shipper Lambda ARN",
+      "REGISTRATION_SELECTIONS: expected a JSON array of selections, got [{prefixes:",
+    ];
+    expect(() => parseRegistrarConfig(env)).toThrow(new ConfigError(problems));
+    expect(() => parseRegistrarConfig(env)).toThrow(`Invalid configuration:\n- ${problems.join("\n- ")}`);
+    expect(captureError(() => parseRegistrarConfig(env))).toMatchObject({ problems });
   });
 
   it("refuses a selection with an unknown field", () => {

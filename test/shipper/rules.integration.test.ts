@@ -112,7 +112,7 @@ describe("rules on the live path", () => {
       await loki.stop();
       let reports: Awaited<ReturnType<typeof shipLive>>;
       try {
-        reports = await shipLive(name, events, env(), bucket, 1_500);
+        reports = await shipLive(name, events, env(), bucket);
       } finally {
         await loki.restart();
       }

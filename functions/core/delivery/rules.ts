@@ -164,7 +164,7 @@ export class RuleSet {
       );
       if (compiled) rules.push(...compiled);
     });
-    if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n- ${problems.join("\n- ")}`);
+    if (problems.length > 0) throw new ConfigError(problems);
     return new RuleSet(rules);
   }
 
@@ -175,12 +175,12 @@ export class RuleSet {
     try {
       specs = JSON.parse(text);
     } catch (error) {
-      throw new ConfigError(
-        `Invalid configuration:\n- ${source}: not JSON (${(error as Error).message}); expected a list of ${RULE_SHAPES}`,
-      );
+      throw new ConfigError([
+        `${source}: not JSON (${(error as Error).message}); expected a list of ${RULE_SHAPES}`,
+      ]);
     }
     if (!Array.isArray(specs)) {
-      throw new ConfigError(`Invalid configuration:\n- ${source}: expected a JSON list of ${RULE_SHAPES}`);
+      throw new ConfigError([`${source}: expected a JSON list of ${RULE_SHAPES}`]);
     }
     return RuleSet.parse(specs, source);
   }

@@ -368,5 +368,5 @@ export function configErrorFrom(error: z.ZodError, env: Record<string, string | 
     const value = env[name];
     return `${name}: ${issue.message}${value === undefined ? " (not set)" : ` (got ${JSON.stringify(value)})`}`;
   });
-  return new ConfigError(`Invalid configuration:\n- ${lines.join("\n- ")}`);
+  return new ConfigError(lines);
 }

@@ -128,10 +128,8 @@ export function parseLokiTarget(env: Record<string, string | undefined>): LokiTa
   const result = targetSchema.safeParse(values);
   const crossProblems = crossVariableProblems(values);
   if (!result.success || crossProblems.length > 0) {
-    const schemaProblems = result.success
-      ? []
-      : configErrorFrom(result.error, env).message.split("\n- ").slice(1);
-    throw new ConfigError(`Invalid configuration:\n- ${[...schemaProblems, ...crossProblems].join("\n- ")}`);
+    const schemaProblems = result.success ? [] : configErrorFrom(result.error, env).problems;
+    throw new ConfigError([...schemaProblems, ...crossProblems]);
   }
   const parsed = result.data;
   const url = new URL(parsed.LOKI_URL);

@@ -5,7 +5,7 @@ import {
 } from "@aws-sdk/client-cloudwatch-logs";
 import { RateBudget } from "../cloudwatch/rate-budget.ts";
 import { matchesTagSelector, parseTagSelector } from "../cloudwatch/tag-selector.ts";
-import { parseStreamBudgetSettings } from "../delivery/stream-budget.ts";
+import type { StreamBudgetSettings } from "../delivery/stream-budget.ts";
 import { InputError } from "../errors.ts";
 import { type FunctionFacts, functionLabelSources, lambdaFunctionName } from "../labels/function-labels.ts";
 import {
@@ -13,7 +13,7 @@ import {
   type FunctionLookupClients,
   getFunctionFactsInBulk,
 } from "../labels/function-lookup.ts";
-import { type LabelSources, parseLabelOptions, resolveGroupLabels } from "../labels/labels.ts";
+import { type LabelOptions, type LabelSources, resolveGroupLabels } from "../labels/labels.ts";
 import { getLogGroupTags, LogGroupTagCache, logGroupArn } from "../labels/log-group-tags.ts";
 import { logGroupKeySegment } from "../storage/chunk-format.ts";
 import { getJson, putJson, runKeys, type Store } from "../storage/run-store.ts";
@@ -112,8 +112,10 @@ export interface PlanDeps {
   /** For the tags and runtime of the functions behind Lambda log groups. */
   functions: FunctionLookupClients;
   store: Store;
-  /** The function's environment: `LABEL_*` defaults that the request's `labels` override. */
-  env: Record<string, string | undefined>;
+  /** The label options: the function's `LABEL_*` settings with the request's `labels` over them. */
+  labels: LabelOptions;
+  /** The stream budget: the function's `LOKI_*` settings with the request's `loki` over them. */
+  streamBudget: StreamBudgetSettings;
   now?: () => number;
 }
 
@@ -152,12 +154,12 @@ function sliceIdOf(boundaryMs: number): string {
  */
 export async function resolveLogGroups(
   request: BackfillRequest,
-  deps: Pick<PlanDeps, "logs" | "functions" | "env" | "now">,
+  deps: Pick<PlanDeps, "logs" | "functions" | "labels" | "now">,
 ): Promise<PlannedGroup[]> {
   const region = await regionOf(deps.logs);
   const problems: string[] = [];
   const chosen = await findLogGroups(request.selector, deps.logs, region, problems);
-  const labelOptions = parseLabelOptions({ ...deps.env, ...request.labels });
+  const labelOptions = deps.labels;
   const withSources = await lookUpLabelSources(chosen, region, labelOptions.functionLabels, deps);
   let selected = withSources;
   const { selector } = request;
@@ -322,7 +324,7 @@ export async function planBackfill(
     ...(request.bytesPerSecond ? { bytesPerSecond: request.bytesPerSecond / request.concurrency } : {}),
     ...(request.perStreamBytesPerSecond ? { perStreamBytesPerSecond: request.perStreamBytesPerSecond } : {}),
   };
-  const streamSettings = parseStreamBudgetSettings({ ...deps.env, ...request.loki });
+  const streamSettings = deps.streamBudget;
   const estimate = estimatePlan(slices, streamSettings, request.requestsPerSecond);
   const plan: BackfillPlan = {
     runId,

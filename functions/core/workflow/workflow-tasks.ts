@@ -14,9 +14,14 @@ import {
 } from "../delivery/stream-budget.ts";
 import { InputError } from "../errors.ts";
 import { type FunctionLookupClients, functionLookupClientsLike } from "../labels/function-lookup.ts";
-import { type EventLabelOptions, parseLabelOptions } from "../labels/labels.ts";
+import { type EventLabelOptions, type LabelOptions, parseLabelOptions } from "../labels/labels.ts";
 import type { LokiPushClient } from "../loki/loki-client.ts";
-import { authorizationHeader, createLokiPushClient, parseLokiTarget } from "../loki/loki-target.ts";
+import {
+  authorizationHeader,
+  createLokiPushClient,
+  type LokiTarget,
+  parseLokiTarget,
+} from "../loki/loki-target.ts";
 import type { DeliveryPath } from "../metric-names.ts";
 import type { Store } from "../storage/run-store.ts";
 import {
@@ -55,6 +60,8 @@ export interface WorkflowDeps {
    * `LOG_RULES`, applied when the backfill exports events (replays read them shaped).
    */
   env: Record<string, string | undefined>;
+  /** `env` already parsed (at cold start); parsed here once when not given. */
+  parsedEnv?: WorkflowSettings;
   logger?: Logger;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -134,19 +141,65 @@ export interface WorkflowTasks {
   finishRun(event: FinishRunEvent): Promise<RunReport>;
 }
 
+/** The Loki target and label options a task works with. */
+export interface WorkflowSettings {
+  loki: LokiTarget;
+  labels: LabelOptions;
+}
+
+/**
+ * The function's settings, parsed once, and those of requests that override some of them
+ * (`loki`, `labels` fields), parsed once per distinct override.
+ */
+class SettingsCache {
+  readonly #env: Record<string, string | undefined>;
+  readonly #loki = new Map<string, LokiTarget>();
+  readonly #labels = new Map<string, LabelOptions>();
+
+  constructor(env: Record<string, string | undefined>, parsed: WorkflowSettings | undefined) {
+    this.#env = env;
+    this.#loki.set("{}", parsed?.loki ?? parseLokiTarget(env));
+    this.#labels.set("{}", parsed?.labels ?? parseLabelOptions(env));
+  }
+
+  /** The environment with a request's overrides, for hooks that take raw settings. */
+  env(overrides: Record<string, string> | undefined): Record<string, string | undefined> {
+    return { ...this.#env, ...overrides };
+  }
+
+  loki(overrides: Record<string, string> | undefined): LokiTarget {
+    return cached(this.#loki, overrides, () => parseLokiTarget(this.env(overrides)));
+  }
+
+  labels(overrides: Record<string, string> | undefined): LabelOptions {
+    return cached(this.#labels, overrides, () => parseLabelOptions(this.env(overrides)));
+  }
+}
+
+function cached<T>(cache: Map<string, T>, overrides: Record<string, string> | undefined, parse: () => T): T {
+  const key = JSON.stringify(overrides ?? {});
+  let value = cache.get(key);
+  if (value === undefined) {
+    value = parse();
+    cache.set(key, value);
+  }
+  return value;
+}
+
 export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
   const now = deps.now ?? Date.now;
   const store: Store = { s3: deps.s3, bucket: deps.bucket };
   // Compiled once: a bad rule fails here, at cold start, with every problem listed.
   const rules = RuleSet.fromJson(deps.env.LOG_RULES);
+  const settings = new SettingsCache(deps.env, deps.parsedEnv);
   const lokiClients = new Map<string, Promise<LokiPushClient>>();
-  const lokiEnv = (overrides: Record<string, string> | undefined) => ({ ...deps.env, ...overrides });
   const lokiFor = (overrides: Record<string, string> | undefined): Promise<LokiPushClient> => {
-    const env = lokiEnv(overrides);
     const key = JSON.stringify(overrides ?? {});
     let client = lokiClients.get(key);
     if (!client) {
-      client = deps.lokiClient ? deps.lokiClient(env) : createLokiPushClient(parseLokiTarget(env));
+      client = deps.lokiClient
+        ? deps.lokiClient(settings.env(overrides))
+        : createLokiPushClient(settings.loki(overrides));
       lokiClients.set(key, client);
       client.catch(() => lokiClients.delete(key));
     }
@@ -160,12 +213,19 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
       if (event.loadPart) return loadPlanOutput(store, event.loadPart.runId, event.loadPart.partIndex, true);
       const request = parseBackfillRequest(event.request, { now: now() });
       // The Loki target is checked before anything runs: a typo should not surface after the export.
-      parseLokiTarget(lokiEnv(request.loki));
+      settings.loki(request.loki);
       const runId = request.runId ?? event.executionName;
       if (!runId)
         throw new InputError("A backfill needs a runId (the execution name is used when none is given)");
       const functions = deps.functions ?? functionLookupClientsLike(deps.logs);
-      return planBackfill(request, runId, { logs: deps.logs, functions, store, env: deps.env, now });
+      return planBackfill(request, runId, {
+        logs: deps.logs,
+        functions,
+        store,
+        labels: settings.labels(request.labels),
+        streamBudget: parseStreamBudgetSettings(settings.env(request.loki)),
+        now,
+      });
     },
 
     async exportSlice(event, remainingMs) {
@@ -199,7 +259,7 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
       const options = event.options;
       const concurrency = options.concurrency ?? 1;
       const loki = await lokiFor(options.loki);
-      const labelOptions = parseLabelOptions({ ...deps.env, ...options.labels });
+      const labelOptions = settings.labels(options.labels);
       const eventLabels = {
         logStreamLabel: labelOptions.logStreamLabel,
         structuredMetadata: labelOptions.structuredMetadata,
@@ -232,15 +292,14 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
           },
         );
       const branch = { runId: event.runId, holder: event.unit.unitId, concurrency };
-      return withBranchStreamBudget(lokiEnv(options.loki), branch, store, deps, replay).finally(() =>
+      return withBranchStreamBudget(settings.env(options.loki), branch, store, deps, replay).finally(() =>
         groupMetrics?.publish(),
       );
     },
 
     async planReplay(event) {
       const request = parseReplayRequest(event.request);
-      const env = lokiEnv(request.loki);
-      const target = parseLokiTarget(env);
+      const target = settings.loki(request.loki);
       const runId = request.runId ?? event.executionName;
       if (!runId)
         throw new InputError("A replay needs a runId (the execution name is used when none is given)");
@@ -248,7 +307,7 @@ export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
         store,
         now,
         lokiReady: async () => {
-          if (deps.lokiReady) return deps.lokiReady(env);
+          if (deps.lokiReady) return deps.lokiReady(settings.env(request.loki));
           const authorization = await authorizationHeader(target);
           return checkLokiReady(target.pushUrl, {
             ...(target.tenant ? { "X-Scope-OrgID": target.tenant } : {}),

@@ -1,18 +1,18 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { Logger } from "@aws-lambda-powertools/logger";
-import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
-import type { S3Client } from "@aws-sdk/client-s3";
 import { StateMachine } from "aws-local-stepfunctions";
 import { RateBudget } from "../functions/core/cloudwatch/rate-budget.ts";
 import { Pacer } from "../functions/core/delivery/pacing.ts";
 import { ConfigError, InputError, LokiShipperError } from "../functions/core/errors.ts";
-import type { LokiPushClient } from "../functions/core/loki/loki-client.ts";
 import { getJson, runKeys } from "../functions/core/storage/run-store.ts";
 import { parseBackfillRequest } from "../functions/core/workflow/backfill-request.ts";
 import { parseReplayRequest } from "../functions/core/workflow/replay-plan.ts";
 import type { RunReport } from "../functions/core/workflow/run-report.ts";
-import { createWorkflowTasks, runStreamBudget } from "../functions/core/workflow/workflow-tasks.ts";
+import {
+  createWorkflowTasks,
+  runStreamBudget,
+  type WorkflowDeps,
+} from "../functions/core/workflow/workflow-tasks.ts";
 import { noProgress, type RunProgress } from "./run-progress.ts";
 
 /**
@@ -31,17 +31,13 @@ export class WorkflowFailedError extends LokiShipperError {
   }
 }
 
-export interface LocalWorkflowDeps {
-  logs: CloudWatchLogsClient;
-  s3: S3Client;
-  bucket: string;
-  /** `LOKI_*` and `LABEL_*` settings, as a Lambda function's environment would hold them. */
-  env: Record<string, string | undefined>;
-  logger?: Logger;
-  now?: () => number;
-  sleep?: (ms: number) => Promise<void>;
-  lokiClient?: (env: Record<string, string | undefined>) => Promise<LokiPushClient>;
-  lokiReady?: (env: Record<string, string | undefined>) => Promise<boolean>;
+/**
+ * What the workflow tasks get in a Lambda function (`env` holds the `LOKI_*` and `LABEL_*`
+ * settings), plus what only a local run needs. The shared budget, pacer and progress are the
+ * runner's own.
+ */
+export interface LocalWorkflowDeps
+  extends Omit<WorkflowDeps, "sharedRateBudget" | "sharedPacer" | "onProgress" | "parsedEnv"> {
   /** What a Lambda invocation may spend before returning "continue" (default 10 minutes). */
   invocationBudgetMs?: number;
   /** Pause before a Retry, instead of the definition's intervals (tests use a few ms). */
@@ -178,18 +174,9 @@ function payloadOf(input: unknown): never {
   return (input as { Payload: unknown }).Payload as never;
 }
 
-function taskDeps(deps: LocalWorkflowDeps) {
-  return {
-    logs: deps.logs,
-    s3: deps.s3,
-    bucket: deps.bucket,
-    env: deps.env,
-    ...(deps.logger ? { logger: deps.logger } : {}),
-    ...(deps.now ? { now: deps.now } : {}),
-    ...(deps.sleep ? { sleep: deps.sleep } : {}),
-    ...(deps.lokiClient ? { lokiClient: deps.lokiClient } : {}),
-    ...(deps.lokiReady ? { lokiReady: deps.lokiReady } : {}),
-  };
+function taskDeps(deps: LocalWorkflowDeps): WorkflowDeps {
+  const { invocationBudgetMs: _budget, retryPauseMs: _pause, wrapTask: _wrap, ...task } = deps;
+  return task;
 }
 
 type Overrides = {

@@ -1,5 +1,5 @@
-import got, { RequestError } from "got";
-import { LokiUnreachableError } from "./loki-errors.ts";
+import got, { RequestError, TimeoutError } from "got";
+import { LokiUnreachableError, type UnreachableKind } from "./loki-errors.ts";
 import { encodePush, type PushFormat, type PushStream } from "./loki-push.ts";
 
 /** The per-entry limits of the Loki target, checked before pushing (Loki `limits_config`). */
@@ -90,11 +90,24 @@ export function createGotLokiPushClient(options: GotLokiPushClientOptions): Loki
           durationMs: performance.now() - started,
         };
       } catch (error) {
-        const code = error instanceof RequestError ? error.code : undefined;
-        throw new LokiUnreachableError(options.pushUrl, code, { cause: error });
+        // Only got's request errors mean "no answer"; anything else is a bug to surface as is.
+        if (!(error instanceof RequestError)) throw error;
+        throw new LokiUnreachableError(options.pushUrl, unreachableKind(error), error.code, { cause: error });
       }
     },
   };
+}
+
+/**
+ * TLS failures carry OpenSSL's codes (ERR_TLS_*, ERR_SSL_*, CERT_*, *_CERT_*, SELF_SIGNED_*...);
+ * EPROTO is a handshake that failed, e.g. https:// to a plain-HTTP port.
+ */
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|SELF_SIGNED_|DEPTH_ZERO_|UNABLE_TO_(GET|VERIFY)_|EPROTO$)|_CERT_/;
+
+export function unreachableKind(error: RequestError): UnreachableKind {
+  if (error instanceof TimeoutError || error.code === "ETIMEDOUT") return "timeout";
+  if (TLS_CODE.test(error.code)) return "tls";
+  return "network";
 }
 
 /** `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3). */

@@ -7,23 +7,20 @@ export function cutBody(body: string): string {
   return body.length > MAX_ERROR_BODY_CHARS ? `${body.slice(0, MAX_ERROR_BODY_CHARS)}…` : body;
 }
 
-/** Loki answered a push with an error status that retrying does not fix. */
-export class LokiPushError extends LokiShipperError {
-  readonly status: number;
-  readonly body: string;
-  constructor(status: number, body: string, url: string) {
-    super(`Loki push failed with ${status}: POST ${url}: ${cutBody(body).trim()}`);
-    this.status = status;
-    this.body = body;
-  }
-}
+/** Why a push got no HTTP answer: the network, the TLS handshake, or the time allowed. */
+export type UnreachableKind = "network" | "tls" | "timeout";
 
-/** Loki could not be reached (connection refused or reset, DNS, TLS, timeout). */
+/**
+ * Loki could not be reached: no HTTP answer at all (an HTTP error status is an answer, judged by
+ * the delivery with Loki's body). The message says which kind of failure and its code.
+ */
 export class LokiUnreachableError extends LokiShipperError {
+  readonly kind: UnreachableKind;
   readonly code: string | undefined;
-  constructor(url: string, code: string | undefined, options?: { cause?: unknown }) {
-    const reason = (options?.cause as Error | undefined)?.message ?? "unknown network error";
-    super(`Loki is unreachable: POST ${url}: ${code ?? reason}`, options);
+  constructor(url: string, kind: UnreachableKind, code: string | undefined, options?: { cause?: unknown }) {
+    const detail = (options?.cause as Error | undefined)?.message ?? "no detail";
+    super(`Loki is unreachable: POST ${url}: ${kind} error${code ? ` ${code}` : ""}: ${detail}`, options);
+    this.kind = kind;
     this.code = code;
   }
 }

@@ -1,7 +1,8 @@
 import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { DEFAULT_PACING } from "../delivery/pacing.ts";
-import { InputError } from "../errors.ts";
+import { ConfigError, InputError } from "../errors.ts";
+import { cutBody } from "../loki/loki-errors.ts";
 import { logGroupKeySegment } from "../storage/chunk-format.ts";
 import { getJson, isPreconditionFailed, listPrefixes, putJson, type Store } from "../storage/run-store.ts";
 import { DEFAULT_REPLAY_OPTIONS } from "./replay-engine.ts";
@@ -224,18 +225,30 @@ export function readyUrl(pushUrl: string): string {
   return url.toString();
 }
 
+/**
+ * True when Loki answers ready, false when it is down or not ready yet (the drain waits for the
+ * next schedule). A 401 or 403 is no passing state but a configuration error: it throws, saying so.
+ */
 export async function checkLokiReady(
   pushUrl: string,
   headers: Record<string, string> = {},
   timeoutMs = 5000,
 ): Promise<boolean> {
+  const url = readyUrl(pushUrl);
+  let answer: { status: number; ok: boolean; body: string };
   try {
-    const answer = await fetch(readyUrl(pushUrl), { headers, signal: AbortSignal.timeout(timeoutMs) });
-    await answer.arrayBuffer();
-    // A gateway in front of Loki (Grafana Cloud, a proxy) may not route /ready: then there is
-    // nothing to check, and the drain stops by itself when Loki takes nothing.
-    return answer.ok || answer.status === 404;
+    const response = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+    answer = { status: response.status, ok: response.ok, body: await response.text() };
   } catch {
     return false;
   }
+  if (answer.status === 401 || answer.status === 403) {
+    throw new ConfigError(
+      `Loki refused our credentials: GET ${url} answered ${answer.status}: ${cutBody(answer.body).trim()}; ` +
+        "check LOKI_TENANT, LOKI_AUTH and the secret in LOKI_SECRET_ARN or LOKI_SECRET_PARAMETER",
+    );
+  }
+  // A gateway in front of Loki (Grafana Cloud, a proxy) may not route /ready: then there is
+  // nothing to check, and the drain stops by itself when Loki takes nothing.
+  return answer.ok || answer.status === 404;
 }

@@ -109,53 +109,8 @@ export function parseBackfillRequest(input: unknown, options: { now?: number } =
   const request = parsed.data;
   const problems: string[] = [];
 
-  const selector: LogGroupSelector = {};
-  if (request.logGroupNames && request.logGroupNames.length > 0)
-    selector.names = [...new Set(request.logGroupNames)];
-  if (request.logGroupNamePrefix) selector.prefix = request.logGroupNamePrefix;
-  if (request.tagSelector !== undefined) {
-    try {
-      parseTagSelector(request.tagSelector);
-      selector.tagSelector = request.tagSelector;
-    } catch (error) {
-      problems.push((error as Error).message);
-    }
-  }
-  if (!selector.names && !selector.prefix && request.tagSelector === undefined) {
-    problems.push(
-      "choose log groups: give logGroupNames, logGroupNamePrefix or tagSelector (e.g. team=payments)",
-    );
-  }
-  if (selector.names && (selector.prefix || selector.tagSelector)) {
-    problems.push(
-      "logGroupNames cannot be combined with logGroupNamePrefix or tagSelector: use one way to choose",
-    );
-  }
-  if (request.logStreamNames?.length && request.logStreamNamePrefix) {
-    problems.push(
-      "logStreamNames and logStreamNamePrefix are mutually exclusive in FilterLogEvents: give only one of them",
-    );
-  }
-
-  let startMs = 0;
-  let requestedEndMs = 0;
-  try {
-    if (request.range !== undefined && (request.start !== undefined || request.end !== undefined)) {
-      throw new InputError("give either range or start/end, not both");
-    }
-    if (request.range === undefined && request.start === undefined) {
-      throw new InputError('give a time range: range ("7d", "2026-11-01..2026-11-08") or start (and end)');
-    }
-    const range =
-      request.range !== undefined
-        ? parseTimeRange(request.range, now)
-        : parseStartEnd(request.start as string, request.end, now);
-    startMs = range.startMs;
-    requestedEndMs = range.endMs;
-  } catch (error) {
-    problems.push((error as Error).message);
-  }
-
+  const selector = selectorOf(request, problems);
+  const { startMs, requestedEndMs } = timeRangeOf(request, now, problems);
   const ingestionDelayMs = (request.ingestionDelaySeconds ?? DEFAULT_INGESTION_DELAY_SECONDS) * 1000;
   const endMs = Math.min(requestedEndMs, now - ingestionDelayMs);
   if (requestedEndMs > now + 60_000) {
@@ -198,4 +153,67 @@ export function parseBackfillRequest(input: unknown, options: { now?: number } =
     maxPagesPerInvocation: request.maxPagesPerInvocation ?? 50,
     dryRun: request.dryRun ?? false,
   };
+}
+
+type RawRequest = z.infer<typeof requestSchema>;
+
+/** Which log groups the request chooses; its mistakes go to `problems`. */
+function selectorOf(request: RawRequest, problems: string[]): LogGroupSelector {
+  const selector: LogGroupSelector = {};
+  if (request.logGroupNames && request.logGroupNames.length > 0)
+    selector.names = [...new Set(request.logGroupNames)];
+  if (request.logGroupNamePrefix) selector.prefix = request.logGroupNamePrefix;
+  if (request.tagSelector !== undefined) {
+    try {
+      parseTagSelector(request.tagSelector);
+      selector.tagSelector = request.tagSelector;
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  if (!selector.names && !selector.prefix && request.tagSelector === undefined) {
+    problems.push(
+      "choose log groups: give logGroupNames, logGroupNamePrefix or tagSelector (e.g. team=payments)",
+    );
+  }
+  if (selector.names && (selector.prefix || selector.tagSelector)) {
+    problems.push(
+      "logGroupNames cannot be combined with logGroupNamePrefix or tagSelector: use one way to choose",
+    );
+  }
+  if (request.logStreamNames?.length && request.logStreamNamePrefix) {
+    problems.push(
+      "logStreamNames and logStreamNamePrefix are mutually exclusive in FilterLogEvents: give only one of them",
+    );
+  }
+
+  return selector;
+}
+
+/** The requested time range; its mistakes go to `problems` (and the range is then empty). */
+function timeRangeOf(
+  request: RawRequest,
+  now: number,
+  problems: string[],
+): { startMs: number; requestedEndMs: number } {
+  let startMs = 0;
+  let requestedEndMs = 0;
+  try {
+    if (request.range !== undefined && (request.start !== undefined || request.end !== undefined)) {
+      throw new InputError("give either range or start/end, not both");
+    }
+    if (request.range === undefined && request.start === undefined) {
+      throw new InputError('give a time range: range ("7d", "2026-11-01..2026-11-08") or start (and end)');
+    }
+    const range =
+      request.range !== undefined
+        ? parseTimeRange(request.range, now)
+        : parseStartEnd(request.start as string, request.end, now);
+    startMs = range.startMs;
+    requestedEndMs = range.endMs;
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+
+  return { startMs, requestedEndMs };
 }

@@ -186,166 +186,207 @@ function cached<T>(cache: Map<string, T>, overrides: Record<string, string> | un
   return value;
 }
 
-export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
-  const now = deps.now ?? Date.now;
-  const store: Store = { s3: deps.s3, bucket: deps.bucket };
-  // Compiled once: a bad rule fails here, at cold start, with every problem listed.
-  const rules = RuleSet.fromJson(deps.env.LOG_RULES);
-  const settings = new SettingsCache(deps.env, deps.parsedEnv);
-  const lokiClients = new Map<string, Promise<LokiPushClient>>();
-  const lokiFor = (overrides: Record<string, string> | undefined): Promise<LokiPushClient> => {
+/** What every task of one function shares: its deps, the store, the parsed settings and Loki clients. */
+class TaskContext {
+  readonly deps: WorkflowDeps;
+  readonly now: () => number;
+  readonly store: Store;
+  /** Compiled once: a bad rule fails here, at cold start, with every problem listed. */
+  readonly rules: RuleSet;
+  readonly settings: SettingsCache;
+  readonly #lokiClients = new Map<string, Promise<LokiPushClient>>();
+
+  constructor(deps: WorkflowDeps) {
+    this.deps = deps;
+    this.now = deps.now ?? Date.now;
+    this.store = { s3: deps.s3, bucket: deps.bucket };
+    this.rules = RuleSet.fromJson(deps.env.LOG_RULES);
+    this.settings = new SettingsCache(deps.env, deps.parsedEnv);
+  }
+
+  /** One push client per Loki target (a failed creation is tried again next time). */
+  lokiFor(overrides: Record<string, string> | undefined): Promise<LokiPushClient> {
     const key = JSON.stringify(overrides ?? {});
-    let client = lokiClients.get(key);
+    let client = this.#lokiClients.get(key);
     if (!client) {
-      client = deps.lokiClient
-        ? deps.lokiClient(settings.env(overrides))
-        : createLokiPushClient(settings.loki(overrides));
-      lokiClients.set(key, client);
-      client.catch(() => lokiClients.delete(key));
+      client = this.deps.lokiClient
+        ? this.deps.lokiClient(this.settings.env(overrides))
+        : createLokiPushClient(this.settings.loki(overrides));
+      this.#lokiClients.set(key, client);
+      client.catch(() => this.#lokiClients.delete(key));
     }
     return client;
-  };
-  const deadlineFrom = (remainingMs: number | undefined) =>
-    now() + Math.max(5_000, (remainingMs ?? 15 * 60_000) - SAFETY_MARGIN_MS);
+  }
 
+  /** The epoch ms a task stops at, leaving time to save its checkpoint. */
+  deadlineFrom(remainingMs: number | undefined): number {
+    return this.now() + Math.max(5_000, (remainingMs ?? 15 * 60_000) - SAFETY_MARGIN_MS);
+  }
+}
+
+export function createWorkflowTasks(deps: WorkflowDeps): WorkflowTasks {
+  const context = new TaskContext(deps);
   return {
-    async planBackfill(event) {
-      if (event.loadPart) return loadPlanOutput(store, event.loadPart.runId, event.loadPart.partIndex, true);
-      const request = parseBackfillRequest(event.request, { now: now() });
-      // The Loki target is checked before anything runs: a typo should not surface after the export.
-      settings.loki(request.loki);
-      const runId = request.runId ?? event.executionName;
-      if (!runId)
-        throw new InputError("A backfill needs a runId (the execution name is used when none is given)");
-      const functions = deps.functions ?? functionLookupClientsLike(deps.logs);
-      return planBackfill(request, runId, {
-        logs: deps.logs,
-        functions,
-        store,
-        labels: settings.labels(request.labels),
-        streamBudget: parseStreamBudgetSettings(settings.env(request.loki)),
-        now,
+    planBackfill: (event) => planBackfillTask(context, event),
+    exportSlice: (event, remainingMs) => exportSliceTask(context, event, remainingMs),
+    replayChunks: (event, remainingMs) => replayChunksTask(context, event, remainingMs),
+    planReplay: (event) => planReplayTask(context, event),
+    finishRun: (event) => finishRunTask(context, event),
+  };
+}
+
+async function planBackfillTask(context: TaskContext, event: PlanBackfillEvent): Promise<PlanOutput> {
+  const { deps, store, now, settings } = context;
+  if (event.loadPart) return loadPlanOutput(store, event.loadPart.runId, event.loadPart.partIndex, true);
+  const request = parseBackfillRequest(event.request, { now: now() });
+  // The Loki target is checked before anything runs: a typo should not surface after the export.
+  settings.loki(request.loki);
+  const runId = request.runId ?? event.executionName;
+  if (!runId)
+    throw new InputError("A backfill needs a runId (the execution name is used when none is given)");
+  return planBackfill(request, runId, {
+    logs: deps.logs,
+    functions: deps.functions ?? functionLookupClientsLike(deps.logs),
+    store,
+    labels: settings.labels(request.labels),
+    streamBudget: parseStreamBudgetSettings(settings.env(request.loki)),
+    now,
+  });
+}
+
+async function exportSliceTask(
+  context: TaskContext,
+  event: ExportSliceEvent,
+  remainingMs: number | undefined,
+): Promise<ExportResult> {
+  const { deps } = context;
+  const budget =
+    deps.sharedRateBudget ??
+    new RateBudget(perBranchRate(event.options.requestsPerSecond, event.options.concurrency), {
+      burst: 1,
+      ...(deps.sleep ? { sleep: deps.sleep } : {}),
+    });
+  return exportSlice(event.runId, event.slice, event.options, {
+    logs: deps.logs,
+    store: context.store,
+    budget,
+    rules: context.rules,
+    deadline: context.deadlineFrom(remainingMs),
+    now: context.now,
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+    onEvents: (count) => deps.onProgress?.({ exported: count }),
+    onThrottle: (attempt, waitMs) => {
+      deps.onProgress?.({ throttled: 1 });
+      deps.logger?.warn("FilterLogEvents throttled, backing off", {
+        attempt,
+        waitMs,
+        logGroup: event.slice.logGroup,
       });
     },
+  });
+}
 
-    async exportSlice(event, remainingMs) {
-      const budget =
-        deps.sharedRateBudget ??
-        new RateBudget(perBranchRate(event.options.requestsPerSecond, event.options.concurrency), {
-          burst: 1,
-          ...(deps.sleep ? { sleep: deps.sleep } : {}),
-        });
-      return exportSlice(event.runId, event.slice, event.options, {
-        logs: deps.logs,
-        store,
-        budget,
-        rules,
-        deadline: deadlineFrom(remainingMs),
+async function replayChunksTask(
+  context: TaskContext,
+  event: ReplayChunksEvent,
+  remainingMs: number | undefined,
+): Promise<ReplayResult> {
+  const { deps, now } = context;
+  const options = event.options;
+  const concurrency = options.concurrency ?? 1;
+  const loki = await context.lokiFor(options.loki);
+  const labelOptions = context.settings.labels(options.labels);
+  const eventLabels = {
+    logStreamLabel: labelOptions.logStreamLabel,
+    structuredMetadata: labelOptions.structuredMetadata,
+  };
+  const pacer = replayPacer(deps, options, concurrency);
+  const groupMetrics = deps.groupMetrics?.(event.unit.logGroup, replayPath(event.unit.source));
+  const deliver = unitDelivery(deps, { loki, runId: event.runId, eventLabels, now, groupMetrics });
+  const replay = (streamBudget: StreamBudget) =>
+    replayUnit(
+      event.runId,
+      event.unit,
+      {
+        archive: options.archive ?? DEFAULT_REPLAY_OPTIONS.archive,
+        maxEventsPerDelivery: options.maxEventsPerDelivery ?? DEFAULT_REPLAY_OPTIONS.maxEventsPerDelivery,
+      },
+      {
+        store: context.store,
+        deliver,
+        pacer,
+        deadline: context.deadlineFrom(remainingMs),
         now,
         ...(deps.sleep ? { sleep: deps.sleep } : {}),
-        onEvents: (count) => deps.onProgress?.({ exported: count }),
-        onThrottle: (attempt, waitMs) => {
-          deps.onProgress?.({ throttled: 1 });
-          deps.logger?.warn("FilterLogEvents throttled, backing off", {
-            attempt,
-            waitMs,
-            logGroup: event.slice.logGroup,
-          });
-        },
+        onPushed: (count) => deps.onProgress?.({ pushed: count }),
+        streams: { budget: streamBudget, eventLabels },
+      },
+    );
+  const branch = { runId: event.runId, holder: event.unit.unitId, concurrency };
+  const env = context.settings.env(options.loki);
+  return withBranchStreamBudget(env, branch, context.store, deps, replay).finally(() =>
+    groupMetrics?.publish(),
+  );
+}
+
+/** The shared pacer of a local run, or (in AWS) this branch's share of the request's byte rate. */
+function replayPacer(deps: WorkflowDeps, options: ReplayChunksEvent["options"], concurrency: number): Pacer {
+  return (
+    deps.sharedPacer ??
+    new Pacer({
+      bytesPerSecond: options.bytesPerSecond ?? DEFAULT_PACING.bytesPerSecond / concurrency,
+      perStreamBytesPerSecond: options.perStreamBytesPerSecond ?? DEFAULT_PACING.perStreamBytesPerSecond,
+    })
+  );
+}
+
+async function planReplayTask(context: TaskContext, event: PlanReplayEvent): Promise<ReplayPlanOutput> {
+  const { deps, settings } = context;
+  const request = parseReplayRequest(event.request);
+  const target = settings.loki(request.loki);
+  const runId = request.runId ?? event.executionName;
+  if (!runId) throw new InputError("A replay needs a runId (the execution name is used when none is given)");
+  return planReplay(request, runId, {
+    store: context.store,
+    now: context.now,
+    lokiReady: async () => {
+      if (deps.lokiReady) return deps.lokiReady(settings.env(request.loki));
+      const authorization = await authorizationHeader(target);
+      return checkLokiReady(target.pushUrl, {
+        ...(target.tenant ? { "X-Scope-OrgID": target.tenant } : {}),
+        ...(authorization ? { Authorization: authorization } : {}),
       });
     },
+  });
+}
 
-    async replayChunks(event, remainingMs) {
-      const options = event.options;
-      const concurrency = options.concurrency ?? 1;
-      const loki = await lokiFor(options.loki);
-      const labelOptions = settings.labels(options.labels);
-      const eventLabels = {
-        logStreamLabel: labelOptions.logStreamLabel,
-        structuredMetadata: labelOptions.structuredMetadata,
-      };
-      const pacer =
-        deps.sharedPacer ??
-        new Pacer({
-          bytesPerSecond: options.bytesPerSecond ?? DEFAULT_PACING.bytesPerSecond / concurrency,
-          perStreamBytesPerSecond: options.perStreamBytesPerSecond ?? DEFAULT_PACING.perStreamBytesPerSecond,
-        });
-      const groupMetrics = deps.groupMetrics?.(event.unit.logGroup, replayPath(event.unit.source));
-      const deliver = unitDelivery(deps, { loki, runId: event.runId, eventLabels, now, groupMetrics });
-      const replay = (streamBudget: StreamBudget) =>
-        replayUnit(
-          event.runId,
-          event.unit,
-          {
-            archive: options.archive ?? DEFAULT_REPLAY_OPTIONS.archive,
-            maxEventsPerDelivery: options.maxEventsPerDelivery ?? DEFAULT_REPLAY_OPTIONS.maxEventsPerDelivery,
-          },
-          {
-            store,
-            deliver,
-            pacer,
-            deadline: deadlineFrom(remainingMs),
-            now,
-            ...(deps.sleep ? { sleep: deps.sleep } : {}),
-            onPushed: (count) => deps.onProgress?.({ pushed: count }),
-            streams: { budget: streamBudget, eventLabels },
-          },
-        );
-      const branch = { runId: event.runId, holder: event.unit.unitId, concurrency };
-      return withBranchStreamBudget(settings.env(options.loki), branch, store, deps, replay).finally(() =>
-        groupMetrics?.publish(),
-      );
+async function finishRunTask(context: TaskContext, event: FinishRunEvent): Promise<RunReport> {
+  if (event.run?.lockKey) await releaseLock(context.store, event.run.lockKey, event.runId);
+  const skipped = event.run?.status && event.run.status !== "ready";
+  const planned = event.kind === "backfill" && event.run?.dryRun === true;
+  const report = await buildRunReport(
+    context.store,
+    {
+      runId: event.runId,
+      kind: event.kind,
+      ...(event.run?.startedAt ? { startedAt: event.run.startedAt } : {}),
+      ...(event.startedAt ? { startedAt: event.startedAt } : {}),
+      ...(skipped ? { status: "skipped" as const } : {}),
+      ...(planned
+        ? {
+            status: "planned" as const,
+            message: plannedMessage(event.run),
+          }
+        : {}),
+      ...(event.run?.message ? { message: event.run.message } : {}),
+      ...(event.status ? { status: event.status } : {}),
+      ...(event.message ? { message: event.message } : {}),
+      ...(event.error ? { error: event.error } : {}),
     },
-
-    async planReplay(event) {
-      const request = parseReplayRequest(event.request);
-      const target = settings.loki(request.loki);
-      const runId = request.runId ?? event.executionName;
-      if (!runId)
-        throw new InputError("A replay needs a runId (the execution name is used when none is given)");
-      return planReplay(request, runId, {
-        store,
-        now,
-        lokiReady: async () => {
-          if (deps.lokiReady) return deps.lokiReady(settings.env(request.loki));
-          const authorization = await authorizationHeader(target);
-          return checkLokiReady(target.pushUrl, {
-            ...(target.tenant ? { "X-Scope-OrgID": target.tenant } : {}),
-            ...(authorization ? { Authorization: authorization } : {}),
-          });
-        },
-      });
-    },
-
-    async finishRun(event) {
-      if (event.run?.lockKey) await releaseLock(store, event.run.lockKey, event.runId);
-      const skipped = event.run?.status && event.run.status !== "ready";
-      const planned = event.kind === "backfill" && event.run?.dryRun === true;
-      const report = await buildRunReport(
-        store,
-        {
-          runId: event.runId,
-          kind: event.kind,
-          ...(event.run?.startedAt ? { startedAt: event.run.startedAt } : {}),
-          ...(event.startedAt ? { startedAt: event.startedAt } : {}),
-          ...(skipped ? { status: "skipped" as const } : {}),
-          ...(planned
-            ? {
-                status: "planned" as const,
-                message: plannedMessage(event.run),
-              }
-            : {}),
-          ...(event.run?.message ? { message: event.run.message } : {}),
-          ...(event.status ? { status: event.status } : {}),
-          ...(event.message ? { message: event.message } : {}),
-          ...(event.error ? { error: event.error } : {}),
-        },
-        now(),
-        deps.env,
-      );
-      return withinPayloadLimit(report);
-    },
-  };
+    context.now(),
+    context.deps.env,
+  );
+  return withinPayloadLimit(report);
 }
 
 /** A dry run's report message: what was planned and the plan's estimate. */

@@ -102,32 +102,21 @@ export async function exportSlice(
   const now = deps.now ?? Date.now;
   const started = now();
   const groupSegment = logGroupKeySegment(slice.logGroup);
-  const checkpointKey = runKeys.exportCheckpoint(runId, groupSegment, slice.sliceId);
-  const chunkPrefix = runKeys.sliceChunks(runId, groupSegment, slice.sliceId);
+  const keys = {
+    checkpoint: runKeys.exportCheckpoint(runId, groupSegment, slice.sliceId),
+    chunks: runKeys.sliceChunks(runId, groupSegment, slice.sliceId),
+    chunk: (seq: number) => runKeys.chunk(runId, groupSegment, slice.sliceId, seq),
+  };
   const replayUnit: ReplayUnit = {
     unitId: `backfill-${groupSegment}-${slice.sliceId}`,
     source: "backfill",
-    prefix: chunkPrefix,
+    prefix: keys.chunks,
     logGroup: slice.logGroup,
   };
-  const checkpoint: ExportCheckpoint = (await getJson<ExportCheckpoint>(deps.store, checkpointKey)) ?? {
-    logGroup: slice.logGroup,
-    sliceId: slice.sliceId,
-    startMs: slice.startMs,
-    endMs: slice.endMs,
-    nextSeq: 0,
-    pages: 0,
-    events: 0,
-    bytes: 0,
-    throttled: 0,
-    invocations: 0,
-    done: false,
-    startedAt: new Date(started).toISOString(),
-    updatedAt: new Date(started).toISOString(),
-    exportMs: 0,
-  };
-  if (checkpoint.done)
+  const checkpoint = await loadCheckpoint(deps.store, keys.checkpoint, slice, started);
+  if (checkpoint.done) {
     return { status: "done", invocations: checkpoint.invocations, events: checkpoint.events, replayUnit };
+  }
   if (checkpoint.invocations >= MAX_EXPORT_INVOCATIONS_PER_SLICE) {
     throw new ExportLoopLimitError(
       `Slice ${slice.sliceId} of ${slice.logGroup} is not exported after ${checkpoint.invocations} invocations: use shorter slices (sliceHours) or more pages per invocation`,
@@ -140,25 +129,166 @@ export async function exportSlice(
       `Run ${runId} has no planned group ${slice.logGroup} (${runKeys.group(runId, groupSegment)})`,
     );
   }
-  const { labels } = group;
-
-  const leftovers = (await listKeys(deps.store, chunkPrefix)).filter(
+  const leftovers = (await listKeys(deps.store, keys.chunks)).filter(
     (key) => chunkSeq(key) >= checkpoint.nextSeq,
   );
   if (leftovers.length > 0) await deleteKeys(deps.store, leftovers);
 
-  const rules = deps.rules ?? RuleSet.empty;
-  let buffer: LogEvent[] = [];
-  let bufferDropped: Record<string, number> = {};
-  let bufferPages = 0;
-  let token = checkpoint.nextToken;
-  let finished = false;
-  let pagesThisCall = 0;
-  const save = async () => {
-    const chunks = splitIntoChunks(buffer, options.maxEventsPerChunk);
-    for (const records of chunks) {
-      const key = runKeys.chunk(runId, groupSegment, slice.sliceId, checkpoint.nextSeq);
-      checkpoint.bytes += await putChunk(deps.store, key, {
+  const exporter = new SliceExporter({
+    runId,
+    slice,
+    options,
+    deps,
+    keys,
+    labels: group.labels,
+    checkpoint,
+    now,
+    started,
+  });
+  const finished = await exporter.run();
+  return {
+    status: finished ? "done" : "continue",
+    invocations: checkpoint.invocations,
+    events: checkpoint.events,
+    replayUnit,
+  };
+}
+
+async function loadCheckpoint(
+  store: Store,
+  key: string,
+  slice: SliceTask,
+  startedMs: number,
+): Promise<ExportCheckpoint> {
+  return (
+    (await getJson<ExportCheckpoint>(store, key)) ?? {
+      logGroup: slice.logGroup,
+      sliceId: slice.sliceId,
+      startMs: slice.startMs,
+      endMs: slice.endMs,
+      nextSeq: 0,
+      pages: 0,
+      events: 0,
+      bytes: 0,
+      throttled: 0,
+      invocations: 0,
+      done: false,
+      startedAt: new Date(startedMs).toISOString(),
+      updatedAt: new Date(startedMs).toISOString(),
+      exportMs: 0,
+    }
+  );
+}
+
+interface ExporterSetup {
+  runId: string;
+  slice: SliceTask;
+  options: RunOptions;
+  deps: ExportDeps;
+  keys: { checkpoint: string; chunks: string; chunk: (seq: number) => string };
+  labels: Record<string, string>;
+  checkpoint: ExportCheckpoint;
+  now: () => number;
+  /** When this invocation started: the export time counts from here. */
+  started: number;
+}
+
+/** One invocation's export of a slice: reads pages into a buffer and saves it as chunks. */
+class SliceExporter {
+  readonly #setup: ExporterSetup;
+  readonly #rules: RuleSet;
+  #buffer: LogEvent[] = [];
+  /** Events a drop rule kept out of the buffer, added to the checkpoint when the buffer is saved. */
+  #bufferDropped: Record<string, number> = {};
+  #bufferPages = 0;
+  #token: string | undefined;
+  #finished = false;
+  #lastSave: number;
+
+  constructor(setup: ExporterSetup) {
+    this.#setup = setup;
+    this.#rules = setup.deps.rules ?? RuleSet.empty;
+    this.#token = setup.checkpoint.nextToken;
+    this.#lastSave = setup.started;
+  }
+
+  /** Reads pages until the slice ends, the page budget is spent or the deadline comes; true when done. */
+  async run(): Promise<boolean> {
+    const { options, deps, now } = this.#setup;
+    let pagesThisCall = 0;
+    while (!this.#finished) {
+      if (pagesThisCall >= options.maxPagesPerInvocation || now() >= deps.deadline) break;
+      const page = await this.#readPage();
+      if (!page) continue;
+      pagesThisCall += 1;
+      this.#bufferPages += 1;
+      this.#setup.checkpoint.throttled += page.throttled;
+      const shaped = this.#rules.shape(this.#setup.slice.logGroup, page.events);
+      for (const event of shaped.events) this.#buffer.push(event);
+      addDropped(this.#bufferDropped, shaped.dropped);
+      this.#token = page.nextToken;
+      this.#finished = this.#token === undefined;
+      const full =
+        this.#buffer.length >= options.maxEventsPerChunk || bufferBytes(this.#buffer) >= MAX_CHUNK_BYTES;
+      if (this.#finished || full) await this.#save();
+    }
+    if (!this.#finished && this.#bufferPages > 0) await this.#save();
+    else if (!this.#finished) {
+      this.#setup.checkpoint.updatedAt = new Date(now()).toISOString();
+      await putJson(deps.store, this.#setup.keys.checkpoint, this.#setup.checkpoint);
+    }
+    return this.#finished;
+  }
+
+  /** The next page, or undefined when the slice had to start again (expired token). */
+  async #readPage(): Promise<FilterPage | undefined> {
+    const { slice, options, deps } = this.#setup;
+    const query = {
+      logGroupName: slice.logGroup,
+      startMs: slice.startMs,
+      endMs: slice.endMs,
+      ...(options.filterPattern ? { filterPattern: options.filterPattern } : {}),
+      ...(options.logStreamNames ? { logStreamNames: options.logStreamNames } : {}),
+      ...(options.logStreamNamePrefix ? { logStreamNamePrefix: options.logStreamNamePrefix } : {}),
+    };
+    try {
+      return await readFilterPage(deps.logs, query, this.#token, {
+        budget: deps.budget,
+        ...(deps.sleep ? { sleep: deps.sleep } : {}),
+        ...(deps.onThrottle ? { onThrottle: deps.onThrottle } : {}),
+      });
+    } catch (error) {
+      if (!(this.#token && isExpiredToken(error) && this.#bufferPages === 0)) throw error;
+      await this.#restart();
+      return undefined;
+    }
+  }
+
+  /**
+   * A run resumed after more than 24 h holds an expired token. Nothing of this slice has been
+   * pushed yet (its replay follows its export), so start the slice again from a clean state.
+   */
+  async #restart(): Promise<void> {
+    const { deps, keys, checkpoint } = this.#setup;
+    await deleteKeys(deps.store, await listKeys(deps.store, keys.chunks));
+    Object.assign(checkpoint, {
+      nextSeq: 0,
+      pages: 0,
+      events: 0,
+      bytes: 0,
+      restarted: (checkpoint.restarted ?? 0) + 1,
+    });
+    delete checkpoint.nextToken;
+    delete checkpoint.dropped;
+    this.#token = undefined;
+    await putJson(deps.store, keys.checkpoint, checkpoint);
+  }
+
+  /** Writes the buffer as chunks, then the checkpoint that points past them. */
+  async #save(): Promise<void> {
+    const { runId, slice, options, deps, keys, labels, checkpoint, now } = this.#setup;
+    for (const records of splitIntoChunks(this.#buffer, options.maxEventsPerChunk)) {
+      checkpoint.bytes += await putChunk(deps.store, keys.chunk(checkpoint.nextSeq), {
         header: {
           format: CHUNK_FORMAT,
           kind: "backfill",
@@ -171,84 +301,24 @@ export async function exportSlice(
       });
       checkpoint.nextSeq += 1;
     }
-    checkpoint.events += buffer.length;
-    if (Object.keys(bufferDropped).length > 0) {
+    checkpoint.events += this.#buffer.length;
+    if (Object.keys(this.#bufferDropped).length > 0) {
       checkpoint.dropped ??= {};
-      addDropped(checkpoint.dropped, bufferDropped);
+      addDropped(checkpoint.dropped, this.#bufferDropped);
     }
-    checkpoint.pages += bufferPages;
-    if (token) checkpoint.nextToken = token;
+    checkpoint.pages += this.#bufferPages;
+    if (this.#token) checkpoint.nextToken = this.#token;
     else delete checkpoint.nextToken;
-    checkpoint.done = finished;
+    checkpoint.done = this.#finished;
     checkpoint.updatedAt = new Date(now()).toISOString();
-    checkpoint.exportMs += now() - (lastSave ?? started);
-    lastSave = now();
-    await putJson(deps.store, checkpointKey, checkpoint);
-    deps.onEvents?.(buffer.length);
-    buffer = [];
-    bufferDropped = {};
-    bufferPages = 0;
-  };
-  let lastSave: number | undefined;
-
-  while (!finished) {
-    if (pagesThisCall >= options.maxPagesPerInvocation || now() >= deps.deadline) break;
-    const query = {
-      logGroupName: slice.logGroup,
-      startMs: slice.startMs,
-      endMs: slice.endMs,
-      ...(options.filterPattern ? { filterPattern: options.filterPattern } : {}),
-      ...(options.logStreamNames ? { logStreamNames: options.logStreamNames } : {}),
-      ...(options.logStreamNamePrefix ? { logStreamNamePrefix: options.logStreamNamePrefix } : {}),
-    };
-    const pagerOptions = {
-      budget: deps.budget,
-      ...(deps.sleep ? { sleep: deps.sleep } : {}),
-      ...(deps.onThrottle ? { onThrottle: deps.onThrottle } : {}),
-    };
-    let page: FilterPage;
-    try {
-      page = await readFilterPage(deps.logs, query, token, pagerOptions);
-    } catch (error) {
-      if (!(token && isExpiredToken(error) && bufferPages === 0)) throw error;
-      // A run resumed after more than 24 h holds an expired token. Nothing of this slice has been
-      // pushed yet (its replay follows its export), so start the slice again from a clean state.
-      await deleteKeys(deps.store, await listKeys(deps.store, chunkPrefix));
-      Object.assign(checkpoint, {
-        nextSeq: 0,
-        pages: 0,
-        events: 0,
-        bytes: 0,
-        restarted: (checkpoint.restarted ?? 0) + 1,
-      });
-      delete checkpoint.nextToken;
-      delete checkpoint.dropped;
-      token = undefined;
-      await putJson(deps.store, checkpointKey, checkpoint);
-      continue;
-    }
-    pagesThisCall += 1;
-    bufferPages += 1;
-    checkpoint.throttled += page.throttled;
-    const shaped = rules.shape(slice.logGroup, page.events);
-    for (const event of shaped.events) buffer.push(event);
-    addDropped(bufferDropped, shaped.dropped);
-    token = page.nextToken;
-    finished = token === undefined;
-    if (finished || buffer.length >= options.maxEventsPerChunk || bufferBytes(buffer) >= MAX_CHUNK_BYTES)
-      await save();
+    checkpoint.exportMs += now() - this.#lastSave;
+    this.#lastSave = now();
+    await putJson(deps.store, keys.checkpoint, checkpoint);
+    deps.onEvents?.(this.#buffer.length);
+    this.#buffer = [];
+    this.#bufferDropped = {};
+    this.#bufferPages = 0;
   }
-  if (!finished && bufferPages > 0) await save();
-  else if (!finished) {
-    checkpoint.updatedAt = new Date(now()).toISOString();
-    await putJson(deps.store, checkpointKey, checkpoint);
-  }
-  return {
-    status: finished ? "done" : "continue",
-    invocations: checkpoint.invocations,
-    events: checkpoint.events,
-    replayUnit,
-  };
 }
 
 /** FilterLogEvents tokens expire after 24 hours (InvalidParameterException). */

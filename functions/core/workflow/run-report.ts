@@ -82,68 +82,8 @@ export async function buildRunReport(
   const { runId } = input;
   const plan = await getJson<BackfillPlan & { createdAt: string }>(store, runKeys.plan(runId));
   const startedAt = input.startedAt ?? plan?.createdAt ?? new Date(now).toISOString();
-  const groups = new Map<string, GroupReport & { firstMs: number; lastMs: number }>();
-  const groupOf = (logGroup: string) => {
-    let group = groups.get(logGroup);
-    if (!group) {
-      group = {
-        logGroup,
-        ...zeroCounts(),
-        firstMs: Number.POSITIVE_INFINITY,
-        lastMs: 0,
-      };
-      groups.set(logGroup, group);
-    }
-    return group;
-  };
-  if (input.kind === "backfill") for (const planned of plan?.groups ?? []) groupOf(planned.logGroup);
-  const span = (group: { firstMs: number; lastMs: number }, from: string, to: string) => {
-    group.firstMs = Math.min(group.firstMs, Date.parse(from));
-    group.lastMs = Math.max(group.lastMs, Date.parse(to));
-  };
-  let incomplete = 0;
-  const stopped: string[] = [];
-  for (const key of await listKeys(store, runKeys.exportCheckpoints(runId))) {
-    const checkpoint = await getJson<ExportCheckpoint>(store, key);
-    if (!checkpoint) continue;
-    const group = groupOf(checkpoint.logGroup);
-    group.exported += checkpoint.events;
-    addDropped(group.dropped, checkpoint.dropped ?? {});
-    group.chunkBytes += checkpoint.bytes;
-    group.slices += 1;
-    group.pages += checkpoint.pages;
-    group.throttled += checkpoint.throttled;
-    if (!checkpoint.done) incomplete += 1;
-    span(group, checkpoint.startedAt, checkpoint.updatedAt);
-  }
-  for (const key of await listKeys(store, runKeys.replayCheckpoints(runId))) {
-    const checkpoint = await getJson<ReplayCheckpoint>(store, key);
-    if (!checkpoint) continue;
-    const group = groupOf(checkpoint.logGroup);
-    group.received += checkpoint.received;
-    group.pushed += checkpoint.pushed;
-    group.spilled += checkpoint.spilled;
-    addStreamCounts(group, checkpoint);
-    group.retries += checkpoint.retries;
-    group.pushedBytes += checkpoint.bytes;
-    for (const [reason, count] of Object.entries(checkpoint.refused)) {
-      group.refused[reason] = (group.refused[reason] ?? 0) + count;
-    }
-    if (!checkpoint.done) incomplete += 1;
-    if (checkpoint.stoppedBecause) stopped.push(`${checkpoint.logGroup}: ${checkpoint.stoppedBecause}`);
-    span(group, checkpoint.startedAt, checkpoint.updatedAt);
-  }
-  const groupReports: GroupReport[] = [...groups.values()]
-    .sort((a, b) => a.logGroup.localeCompare(b.logGroup))
-    .map(({ firstMs, lastMs, ...group }) => {
-      const durationMs = Number.isFinite(firstMs) ? Math.max(0, lastMs - firstMs) : 0;
-      const events = input.kind === "backfill" ? group.exported : group.pushed;
-      return {
-        ...group,
-        durationMs,
-        eventsPerSecond: durationMs > 0 ? round((events * 1000) / durationMs) : 0,
-      };
-    });
+  const tally = await tallyCheckpoints(store, input, plan);
+  const groupReports = tally.reports(input.kind);
   const totals = sumGroups(groupReports);
   const finishedAt = new Date(now).toISOString();
   const durationMs = Math.max(0, now - Date.parse(startedAt));
@@ -152,18 +92,8 @@ export async function buildRunReport(
     durationMs > 0
       ? round(((input.kind === "backfill" ? totals.exported : totals.pushed) * 1000) / durationMs)
       : 0;
-  const status = runStatus(input, totals, incomplete > 0 || stopped.length > 0);
-  const request = plan?.request;
-  const cutShort =
-    input.kind === "backfill" && request && request.endMs < request.requestedEndMs
-      ? `the range ends at ${new Date(request.endMs).toISOString()} instead of ${new Date(request.requestedEndMs).toISOString()}: CloudWatch can show events minutes after their timestamp, so the last ${Math.round(request.ingestionDelayMs / 1000)} s are left to the live shipper (or a later run)`
-      : undefined;
-  const messages = [
-    input.message,
-    cutShort,
-    input.error ? `${input.error.Error ?? "Error"}: ${input.error.Cause ?? ""}` : undefined,
-    ...stopped,
-  ].filter((text): text is string => Boolean(text));
+  const status = runStatus(input, totals, tally.incomplete > 0 || tally.stopped.length > 0);
+  const messages = runMessages(input, plan, tally.stopped);
   const report: RunReport = {
     runId,
     kind: input.kind,
@@ -185,6 +115,99 @@ export async function buildRunReport(
   };
   await putJson(store, runKeys.report(runId), report);
   return report;
+}
+
+/** Every export and replay checkpoint of the run, added up per log group. */
+async function tallyCheckpoints(
+  store: Store,
+  input: FinishInput,
+  plan: BackfillPlan | undefined,
+): Promise<GroupTally> {
+  const tally = new GroupTally();
+  // A planned group with nothing exported still gets its (zero) line in a backfill's report.
+  if (input.kind === "backfill") for (const planned of plan?.groups ?? []) tally.groupOf(planned.logGroup);
+  for (const key of await listKeys(store, runKeys.exportCheckpoints(input.runId))) {
+    const checkpoint = await getJson<ExportCheckpoint>(store, key);
+    if (checkpoint) tally.addExport(checkpoint);
+  }
+  for (const key of await listKeys(store, runKeys.replayCheckpoints(input.runId))) {
+    const checkpoint = await getJson<ReplayCheckpoint>(store, key);
+    if (checkpoint) tally.addReplay(checkpoint);
+  }
+  return tally;
+}
+
+/** The report's message parts: the caller's, a range cut short, the error, and why replays stopped. */
+function runMessages(input: FinishInput, plan: BackfillPlan | undefined, stopped: string[]): string[] {
+  const request = plan?.request;
+  const cutShort =
+    input.kind === "backfill" && request && request.endMs < request.requestedEndMs
+      ? `the range ends at ${new Date(request.endMs).toISOString()} instead of ${new Date(request.requestedEndMs).toISOString()}: CloudWatch can show events minutes after their timestamp, so the last ${Math.round(request.ingestionDelayMs / 1000)} s are left to the live shipper (or a later run)`
+      : undefined;
+  return [
+    input.message,
+    cutShort,
+    input.error ? `${input.error.Error ?? "Error"}: ${input.error.Cause ?? ""}` : undefined,
+    ...stopped,
+  ].filter((text): text is string => Boolean(text));
+}
+
+/** Per log group counts of a run, and the time span its checkpoints cover. */
+class GroupTally {
+  readonly #groups = new Map<string, GroupReport & { firstMs: number; lastMs: number }>();
+  /** Checkpoints not done: the run did not finish them. */
+  incomplete = 0;
+  /** Why replays stopped early, one line per checkpoint. */
+  readonly stopped: string[] = [];
+
+  groupOf(logGroup: string) {
+    let group = this.#groups.get(logGroup);
+    if (!group) {
+      group = { logGroup, ...zeroCounts(), firstMs: Number.POSITIVE_INFINITY, lastMs: 0 };
+      this.#groups.set(logGroup, group);
+    }
+    return group;
+  }
+
+  addExport(checkpoint: ExportCheckpoint): void {
+    const group = this.groupOf(checkpoint.logGroup);
+    group.exported += checkpoint.events;
+    addDropped(group.dropped, checkpoint.dropped ?? {});
+    group.chunkBytes += checkpoint.bytes;
+    group.slices += 1;
+    group.pages += checkpoint.pages;
+    group.throttled += checkpoint.throttled;
+    if (!checkpoint.done) this.incomplete += 1;
+    this.#span(group, checkpoint.startedAt, checkpoint.updatedAt);
+  }
+
+  addReplay(checkpoint: ReplayCheckpoint): void {
+    const group = this.groupOf(checkpoint.logGroup);
+    addReplayCounts(group, { ...checkpoint, pushedBytes: checkpoint.bytes });
+    if (!checkpoint.done) this.incomplete += 1;
+    if (checkpoint.stoppedBecause) this.stopped.push(`${checkpoint.logGroup}: ${checkpoint.stoppedBecause}`);
+    this.#span(group, checkpoint.startedAt, checkpoint.updatedAt);
+  }
+
+  /** One report per group, by name; the rate counts exported events for a backfill, pushed for a replay. */
+  reports(kind: FinishInput["kind"]): GroupReport[] {
+    return [...this.#groups.values()]
+      .sort((a, b) => a.logGroup.localeCompare(b.logGroup))
+      .map(({ firstMs, lastMs, ...group }) => {
+        const durationMs = Number.isFinite(firstMs) ? Math.max(0, lastMs - firstMs) : 0;
+        const events = kind === "backfill" ? group.exported : group.pushed;
+        return {
+          ...group,
+          durationMs,
+          eventsPerSecond: durationMs > 0 ? round((events * 1000) / durationMs) : 0,
+        };
+      });
+  }
+
+  #span(group: { firstMs: number; lastMs: number }, from: string, to: string): void {
+    group.firstMs = Math.min(group.firstMs, Date.parse(from));
+    group.lastMs = Math.max(group.lastMs, Date.parse(to));
+  }
 }
 
 function zeroCounts(): Omit<GroupReport, "logGroup"> {
@@ -215,20 +238,30 @@ function sumGroups(groups: GroupReport[]): Omit<GroupReport, "logGroup"> {
   for (const group of groups) {
     totals.exported += group.exported;
     addDropped(totals.dropped, group.dropped);
-    totals.received += group.received;
-    totals.pushed += group.pushed;
-    totals.spilled += group.spilled;
-    addStreamCounts(totals, group);
-    totals.retries += group.retries;
+    addReplayCounts(totals, group);
     totals.chunkBytes += group.chunkBytes;
-    totals.pushedBytes += group.pushedBytes;
     totals.slices += group.slices;
     totals.pages += group.pages;
     totals.throttled += group.throttled;
-    for (const [reason, count] of Object.entries(group.refused))
-      totals.refused[reason] = (totals.refused[reason] ?? 0) + count;
   }
   return totals;
+}
+
+/** The counts a replay adds up: from its checkpoints into a group, and from the groups into the totals. */
+type ReplayCounts = Pick<
+  GroupReport,
+  "received" | "pushed" | "spilled" | "retries" | "pushedBytes" | "refused"
+>;
+
+function addReplayCounts(into: ReplayCounts & StreamCounts, add: ReplayCounts & Partial<StreamCounts>): void {
+  into.received += add.received;
+  into.pushed += add.pushed;
+  into.spilled += add.spilled;
+  addStreamCounts(into, add);
+  into.retries += add.retries;
+  into.pushedBytes += add.pushedBytes;
+  for (const [reason, count] of Object.entries(add.refused))
+    into.refused[reason] = (into.refused[reason] ?? 0) + count;
 }
 
 type StreamCounts = Pick<

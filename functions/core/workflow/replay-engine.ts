@@ -151,26 +151,13 @@ export async function replayUnit(
       finished = false;
       break;
     }
-    const found = await getChunk(deps.store, key);
-    if (found && isHeldForStreamLimit(unit, found.chunk.header, deps, now())) {
-      holdChunk(checkpoint, found.chunk, deps);
-    } else if (found) {
-      const counts = await replayChunk(key, found.chunk, unit, options, deps);
-      if (!counts) {
-        // The stream budget had no room before the deadline: the next invocation starts here.
-        finished = false;
-        break;
-      }
-      addChunkOutcome(checkpoint, counts);
-      // Loki kept refusing or could not be reached: what was sent went to spill/, so stop here
-      // rather than move every remaining chunk from one S3 key to another. (A stream-limit refusal
-      // concerns new streams only: the next chunk may well go to an open one.)
-      const unreachable = counts.spilled > counts.streamLimited && counts.pushed === 0;
-      failuresInARow = unreachable ? failuresInARow + 1 : 0;
-      if (unreachable && failuresInARow >= 2) {
-        checkpoint.stoppedBecause = `Loki took none of the last ${failuresInARow} chunks (${counts.spilled} events kept in spill/)`;
-      }
+    const failures = await replayKeyInto(checkpoint, key, { unit, options, deps, now }, failuresInARow);
+    if (failures === undefined) {
+      // The stream budget had no room before the deadline: the next invocation starts here.
+      finished = false;
+      break;
     }
+    failuresInARow = failures;
     checkpoint.lastKey = key;
     const tick = now();
     checkpoint.replayMs += tick - lastTick;
@@ -189,6 +176,38 @@ export async function replayUnit(
     pushed: checkpoint.pushed,
     ...(checkpoint.stoppedBecause ? { stoppedBecause: checkpoint.stoppedBecause } : {}),
   };
+}
+
+/**
+ * Replays the chunk at `key` (or holds it for the stream limit) into the checkpoint. Returns the
+ * chunks in a row Loki took none of, counting this one, or undefined when the stream budget had
+ * no room for it before the deadline.
+ */
+async function replayKeyInto(
+  checkpoint: ReplayCheckpoint,
+  key: string,
+  replay: { unit: ReplayUnit; options: ReplayOptions; deps: ReplayDeps; now: () => number },
+  failuresInARow: number,
+): Promise<number | undefined> {
+  const { unit, options, deps, now } = replay;
+  const found = await getChunk(deps.store, key);
+  if (!found) return failuresInARow;
+  if (isHeldForStreamLimit(unit, found.chunk.header, deps, now())) {
+    holdChunk(checkpoint, found.chunk, deps);
+    return failuresInARow;
+  }
+  const counts = await replayChunk(key, found.chunk, unit, options, deps);
+  if (!counts) return undefined;
+  addChunkOutcome(checkpoint, counts);
+  // Loki kept refusing or could not be reached: what was sent went to spill/, so stop here
+  // rather than move every remaining chunk from one S3 key to another. (A stream-limit refusal
+  // concerns new streams only: the next chunk may well go to an open one.)
+  const unreachable = counts.spilled > counts.streamLimited && counts.pushed === 0;
+  const failures = unreachable ? failuresInARow + 1 : 0;
+  if (unreachable && failures >= 2) {
+    checkpoint.stoppedBecause = `Loki took none of the last ${failures} chunks (${counts.spilled} events kept in spill/)`;
+  }
+  return failures;
 }
 
 function newCheckpoint(unit: ReplayUnit, started: number): ReplayCheckpoint {

@@ -310,20 +310,7 @@ export async function planBackfill(
       `The backfill has ${slices.length} slices, more than ${MAX_PARTS * request.slicesPerPart} one run can hold: raise sliceHours, shorten the range or split the log groups into several runs`,
     );
   }
-  const options: RunOptions = {
-    ...(request.filterPattern ? { filterPattern: request.filterPattern } : {}),
-    ...(request.logStreamNames ? { logStreamNames: request.logStreamNames } : {}),
-    ...(request.logStreamNamePrefix ? { logStreamNamePrefix: request.logStreamNamePrefix } : {}),
-    requestsPerSecond: request.requestsPerSecond,
-    concurrency: request.concurrency,
-    maxEventsPerChunk: request.maxEventsPerChunk,
-    maxPagesPerInvocation: request.maxPagesPerInvocation,
-    loki: request.loki,
-    labels: request.labels,
-    // Each slice's replay paces itself to its share of the run's rate.
-    ...(request.bytesPerSecond ? { bytesPerSecond: request.bytesPerSecond / request.concurrency } : {}),
-    ...(request.perStreamBytesPerSecond ? { perStreamBytesPerSecond: request.perStreamBytesPerSecond } : {}),
-  };
+  const options = runOptionsOf(request);
   const streamSettings = deps.streamBudget;
   const estimate = estimatePlan(slices, streamSettings, request.requestsPerSecond);
   const plan: BackfillPlan = {
@@ -336,14 +323,7 @@ export async function planBackfill(
     options,
     estimate,
   };
-  const parts: PlanPart[] = [];
-  for (let partIndex = 0; partIndex < partCount; partIndex++) {
-    const partSlices = slices.slice(
-      partIndex * request.slicesPerPart,
-      (partIndex + 1) * request.slicesPerPart,
-    );
-    parts.push({ runId, partIndex, options, slices: partSlices });
-  }
+  const parts = splitIntoParts(runId, slices, partCount, request.slicesPerPart, options);
   // A resumed run (same runId) keeps its first plan: its checkpoints refer to those slices. A dry
   // run's plan is only a preview: running it for real plans again.
   const earlier = await getJson<BackfillPlan>(deps.store, runKeys.plan(runId));
@@ -366,6 +346,40 @@ export async function planBackfill(
     },
     part: partCount === 1 && !request.dryRun ? { options, slices } : { options, slices: [] },
   };
+}
+
+/** What every slice's export and replay needs of the request. */
+function runOptionsOf(request: BackfillRequest): RunOptions {
+  return {
+    ...(request.filterPattern ? { filterPattern: request.filterPattern } : {}),
+    ...(request.logStreamNames ? { logStreamNames: request.logStreamNames } : {}),
+    ...(request.logStreamNamePrefix ? { logStreamNamePrefix: request.logStreamNamePrefix } : {}),
+    requestsPerSecond: request.requestsPerSecond,
+    concurrency: request.concurrency,
+    maxEventsPerChunk: request.maxEventsPerChunk,
+    maxPagesPerInvocation: request.maxPagesPerInvocation,
+    loki: request.loki,
+    labels: request.labels,
+    // Each slice's replay paces itself to its share of the run's rate.
+    ...(request.bytesPerSecond ? { bytesPerSecond: request.bytesPerSecond / request.concurrency } : {}),
+    ...(request.perStreamBytesPerSecond ? { perStreamBytesPerSecond: request.perStreamBytesPerSecond } : {}),
+  };
+}
+
+/** The slices in `partCount` parts of `slicesPerPart` each, in plan order. */
+function splitIntoParts(
+  runId: string,
+  slices: SliceTask[],
+  partCount: number,
+  slicesPerPart: number,
+  options: RunOptions,
+): PlanPart[] {
+  const parts: PlanPart[] = [];
+  for (let partIndex = 0; partIndex < partCount; partIndex++) {
+    const partSlices = slices.slice(partIndex * slicesPerPart, (partIndex + 1) * slicesPerPart);
+    parts.push({ runId, partIndex, options, slices: partSlices });
+  }
+  return parts;
 }
 
 /** The plan output for one part of an existing plan: what a child execution (or a resumed run) works on. */

@@ -67,7 +67,8 @@ export interface AcceptedPush {
   oldestAgeMs: number;
 }
 
-export interface DeliveryReport {
+/** What a delivery counted: one call's report, or (replay) the sum over a unit's chunks. */
+export interface DeliveryCounts {
   received: number;
   pushed: number;
   /** Events dropped by a drop rule, keyed "rule N" (counted in `received`, never kept in S3). */
@@ -80,6 +81,9 @@ export interface DeliveryReport {
   retries: number;
   bytes: number;
   requests: number;
+}
+
+export interface DeliveryReport extends DeliveryCounts {
   /** S3 keys of the spill/ and rejected/ chunks written. */
   chunkKeys: string[];
 }
@@ -144,7 +148,7 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
   return report;
 }
 
-export function emptyDeliveryReport(): DeliveryReport {
+export function emptyDeliveryCounts(): DeliveryCounts {
   return {
     received: 0,
     pushed: 0,
@@ -155,8 +159,24 @@ export function emptyDeliveryReport(): DeliveryReport {
     retries: 0,
     bytes: 0,
     requests: 0,
-    chunkKeys: [],
   };
+}
+
+export function emptyDeliveryReport(): DeliveryReport {
+  return { ...emptyDeliveryCounts(), chunkKeys: [] };
+}
+
+export function addDeliveryCounts(into: DeliveryCounts, add: DeliveryCounts): void {
+  into.received += add.received;
+  into.pushed += add.pushed;
+  addDropped(into.dropped, add.dropped);
+  into.spilled += add.spilled;
+  into.streamLimited += add.streamLimited;
+  into.retries += add.retries;
+  into.bytes += add.bytes;
+  into.requests += add.requests;
+  for (const [reason, count] of Object.entries(add.refused))
+    into.refused[reason] = (into.refused[reason] ?? 0) + count;
 }
 
 /** Shapes the batches that carry rules (what they drop is counted, never kept). */

@@ -1,6 +1,11 @@
 import { CopyObjectCommand } from "@aws-sdk/client-s3";
 import { streamKeysOf } from "../delivery/batching.ts";
-import { emptyDeliveryReport } from "../delivery/deliver.ts";
+import {
+  addDeliveryCounts,
+  type DeliveryCounts,
+  type DeliveryReport,
+  emptyDeliveryCounts,
+} from "../delivery/deliver.ts";
 import type { Pacer } from "../delivery/pacing.ts";
 import { STREAM_LIMIT_REFUSAL } from "../delivery/push-session.ts";
 import type { StreamBudget } from "../delivery/stream-budget.ts";
@@ -19,21 +24,6 @@ import {
 } from "../storage/run-store.ts";
 import type { ReplayUnit } from "./slice-export.ts";
 
-/** The part of `deliverEvents`' report the replay counts (functions/core/delivery/deliver.ts). */
-export interface DeliveryCounts {
-  received: number;
-  pushed: number;
-  refused: Record<string, number>;
-  spilled: number;
-  /** The part of `spilled` refused for the tenant's active-stream limit. */
-  streamLimited: number;
-  retries: number;
-  bytes: number;
-  requests: number;
-  /** Keys of the spill/ and rejected/ chunks the delivery wrote for what Loki did not take. */
-  chunkKeys?: string[];
-}
-
 /** Delivers one group's events; bound to `deliverEvents` by the caller (handler or local runner). */
 export type DeliverBatch = (
   batch: {
@@ -44,10 +34,10 @@ export type DeliverBatch = (
     eventLabels?: ChunkHeader["eventLabels"];
   },
   deadline: number,
-) => Promise<DeliveryCounts>;
+) => Promise<DeliveryReport>;
 
 /** Saved after every chunk: a killed replay resumes after the last chunk it finished. */
-export interface ReplayCheckpoint {
+export interface ReplayCheckpoint extends DeliveryCounts {
   unitId: string;
   source: ReplayUnit["source"];
   prefix: string;
@@ -55,14 +45,6 @@ export interface ReplayCheckpoint {
   /** The last chunk key fully handed to Loki (chunks are replayed in key order). */
   lastKey?: string;
   chunks: number;
-  received: number;
-  pushed: number;
-  refused: Record<string, number>;
-  spilled: number;
-  streamLimited: number;
-  retries: number;
-  requests: number;
-  bytes: number;
   /** Chunks that waited for room in the stream budget, and how long in all. */
   streamWaits: number;
   streamWaitMs: number;
@@ -217,7 +199,7 @@ function newCheckpoint(unit: ReplayUnit, started: number): ReplayCheckpoint {
     prefix: unit.prefix,
     logGroup: unit.logGroup,
     chunks: 0,
-    ...emptyCounts(),
+    ...emptyDeliveryCounts(),
     streamWaits: 0,
     streamWaitMs: 0,
     held: 0,
@@ -276,7 +258,7 @@ async function replayChunk(
   };
   if (!wait.admitted) return undefined;
   const counts: ChunkOutcome = {
-    ...emptyCounts(),
+    ...emptyDeliveryCounts(),
     streamWaits: wait.waits,
     streamWaitMs: wait.waitedMs,
     removed: 0,
@@ -290,8 +272,8 @@ async function replayChunk(
       deps.deadline,
     );
     deps.streams?.budget.touch(streamKeys);
-    addCounts(counts, delivered);
-    for (const written of delivered.chunkKeys ?? []) rewritten.add(written);
+    addDeliveryCounts(counts, delivered);
+    for (const written of delivered.chunkKeys) rewritten.add(written);
     deps.onPushed?.(delivered.pushed);
   }
   if (unit.source === "spill" || unit.source === "rejected") {
@@ -325,11 +307,6 @@ async function removeSource(
   return "removed";
 }
 
-function emptyCounts(): DeliveryCounts {
-  const { chunkKeys: _written, ...counts } = emptyDeliveryReport();
-  return counts;
-}
-
 /** What replaying one chunk did, added to the unit's checkpoint. */
 interface ChunkOutcome extends DeliveryCounts {
   streamWaits: number;
@@ -339,24 +316,12 @@ interface ChunkOutcome extends DeliveryCounts {
 }
 
 function addChunkOutcome(checkpoint: ReplayCheckpoint, outcome: ChunkOutcome): void {
-  addCounts(checkpoint, outcome);
+  addDeliveryCounts(checkpoint, outcome);
   checkpoint.chunks += 1;
   checkpoint.streamWaits += outcome.streamWaits;
   checkpoint.streamWaitMs += outcome.streamWaitMs;
   checkpoint.removed += outcome.removed;
   checkpoint.kept += outcome.kept;
-}
-
-function addCounts(into: DeliveryCounts, add: DeliveryCounts): void {
-  into.received += add.received;
-  into.pushed += add.pushed;
-  into.spilled += add.spilled;
-  into.streamLimited += add.streamLimited;
-  into.retries += add.retries;
-  into.bytes += add.bytes;
-  into.requests += add.requests;
-  for (const [reason, count] of Object.entries(add.refused))
-    into.refused[reason] = (into.refused[reason] ?? 0) + count;
 }
 
 function* inPieces(records: ChunkRecord[], size: number): Generator<LogEvent[]> {

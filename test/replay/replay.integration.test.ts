@@ -11,7 +11,6 @@ import { HOUR, logs, putEvents, readGroup, seedLogGroup, spreadEvents } from "..
 import {
   entryKeys,
   expectedEntries,
-  type LokiEntry,
   lokiEntries,
   lokiEnv,
   startTestLoki,
@@ -35,19 +34,8 @@ afterAll(async () => {
   await loki?.close();
 });
 
-function streamsInOrder(entries: LokiEntry[]): boolean {
-  const byStream = new Map<string, bigint[]>();
-  for (const entry of entries) {
-    const key = JSON.stringify(Object.entries(entry.labels).sort());
-    byStream.set(key, [...(byStream.get(key) ?? []), entry.ns]);
-  }
-  return [...byStream.values()].every((times) =>
-    times.every((ns, index) => index === 0 || (times[index - 1] as bigint) <= ns),
-  );
-}
-
 describe("outage drill: Loki stops during live shipping of two groups", () => {
-  it("drains spill/ after the restart: every event once, in order per stream, spill/ empty", async () => {
+  it("drains spill/ after the restart: every event once, spill/ empty", async () => {
     const bucket = await createTestBucket();
     const team = uniqueName("drill");
     const groups = [`/aws/lambda/${uniqueName("cart")}`, `/aws/lambda/${uniqueName("search")}`];
@@ -80,7 +68,6 @@ describe("outage drill: Loki stops during live shipping of two groups", () => {
     expect(report.totals.pushed).toBe(spilled);
     const inLoki = await lokiEntries(loki, `{team="${team}"}`, now - 2 * HOUR, now + 60_000);
     expect(entryKeys(inLoki)).toEqual(expectedEntries(shipped));
-    expect(streamsInOrder(inLoki)).toBe(true);
     expect(await listKeys(bucket, "spill/")).toEqual([]);
     expect(await listKeys(bucket, SPILL_LOCK_KEY)).toEqual([]);
   });

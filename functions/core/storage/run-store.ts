@@ -3,6 +3,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   type S3Client,
 } from "@aws-sdk/client-s3";
@@ -86,41 +87,42 @@ export async function getChunk(
   }
 }
 
-/** Every key under a prefix, in S3's (lexicographic) order. */
-export async function listKeys(store: Store, prefix: string, startAfter?: string): Promise<string[]> {
-  const keys: string[] = [];
+/** The pages of one ListObjectsV2 listing, following its continuation tokens. */
+async function* listPages(
+  store: Store,
+  listing: { prefix: string; delimiter?: string; startAfter?: string },
+): AsyncGenerator<ListObjectsV2CommandOutput> {
   let continuationToken: string | undefined;
   do {
     const page = await store.s3.send(
       new ListObjectsV2Command({
         Bucket: store.bucket,
-        Prefix: prefix,
+        Prefix: listing.prefix,
+        ...(listing.delimiter ? { Delimiter: listing.delimiter } : {}),
         ...(continuationToken ? { ContinuationToken: continuationToken } : {}),
-        ...(startAfter && !continuationToken ? { StartAfter: startAfter } : {}),
+        ...(listing.startAfter && !continuationToken ? { StartAfter: listing.startAfter } : {}),
       }),
     );
-    for (const item of page.Contents ?? []) if (item.Key) keys.push(item.Key);
+    yield page;
     continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (continuationToken);
+}
+
+/** Every key under a prefix, in S3's (lexicographic) order. */
+export async function listKeys(store: Store, prefix: string, startAfter?: string): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const page of listPages(store, { prefix, ...(startAfter ? { startAfter } : {}) })) {
+    for (const item of page.Contents ?? []) if (item.Key) keys.push(item.Key);
+  }
   return keys.sort();
 }
 
 /** The first-level "folders" under a prefix (e.g. the log groups under `spill/`). */
 export async function listPrefixes(store: Store, prefix: string): Promise<string[]> {
   const prefixes: string[] = [];
-  let continuationToken: string | undefined;
-  do {
-    const page = await store.s3.send(
-      new ListObjectsV2Command({
-        Bucket: store.bucket,
-        Prefix: prefix,
-        Delimiter: "/",
-        ...(continuationToken ? { ContinuationToken: continuationToken } : {}),
-      }),
-    );
+  for await (const page of listPages(store, { prefix, delimiter: "/" })) {
     for (const item of page.CommonPrefixes ?? []) if (item.Prefix) prefixes.push(item.Prefix);
-    continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (continuationToken);
+  }
   return prefixes.sort();
 }
 

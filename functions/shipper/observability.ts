@@ -37,22 +37,27 @@ export function recordDelivery(metrics: Metrics, report: DeliveryReport): void {
   metrics.addMetric(SHIPPER_METRIC.eventsIn, MetricUnit.Count, report.received);
   metrics.addMetric(SHIPPER_METRIC.eventsShipped, MetricUnit.Count, report.pushed);
   metrics.addMetric(SHIPPER_METRIC.eventsSpilled, MetricUnit.Count, report.spilled);
-  const droppedTotal = Object.values(report.dropped).reduce((sum, count) => sum + count, 0);
-  metrics.addMetric(SHIPPER_METRIC.eventsDropped, MetricUnit.Count, droppedTotal);
   // EventsDropped_rule_2: "dropped by rule 2", one metric per rule like EventsRefused_<reason>.
-  for (const [rule, count] of Object.entries(report.dropped)) {
-    metrics.addMetric(droppedMetric(rule), MetricUnit.Count, count);
-  }
+  recordBreakdown(metrics, SHIPPER_METRIC.eventsDropped, droppedMetric, report.dropped);
   metrics.addMetric(SHIPPER_METRIC.pushRetries, MetricUnit.Count, report.retries);
   metrics.addMetric(SHIPPER_METRIC.pushRequests, MetricUnit.Count, report.requests);
   metrics.addMetric(SHIPPER_METRIC.bytesSent, MetricUnit.Bytes, report.bytes);
-  const refusedTotal = Object.values(report.refused).reduce((sum, count) => sum + count, 0);
-  metrics.addMetric(SHIPPER_METRIC.eventsRefused, MetricUnit.Count, refusedTotal);
-  // One metric per reason (EventsRefused_too_old, ...): kept in the same EMF document, unlike
-  // per-reason dimensions, which would need one document each.
-  for (const [reason, count] of Object.entries(report.refused)) {
-    metrics.addMetric(refusedMetric(reason), MetricUnit.Count, count);
-  }
+  recordBreakdown(metrics, SHIPPER_METRIC.eventsRefused, refusedMetric, report.refused);
+}
+
+/**
+ * A total and one metric per key (EventsRefused_too_old, ...): kept in the same EMF document,
+ * unlike per-key dimensions, which would need one document each.
+ */
+function recordBreakdown(
+  metrics: Metrics,
+  totalName: string,
+  nameOf: (key: string) => string,
+  counts: Record<string, number>,
+): void {
+  const total = Object.values(counts).reduce((sum, count) => sum + count, 0);
+  metrics.addMetric(totalName, MetricUnit.Count, total);
+  for (const [key, count] of Object.entries(counts)) metrics.addMetric(nameOf(key), MetricUnit.Count, count);
 }
 
 export function recordPushAttempt(

@@ -5,7 +5,11 @@ import { eventNanoseconds } from "../../functions/core/delivery/timestamps.ts";
 import { ConfigError } from "../../functions/core/errors.ts";
 import { createLokiPushClient } from "../../functions/core/loki/loki-target.ts";
 import type { Chunk } from "../../functions/core/storage/chunk-format.ts";
-import { type ShipResult, shipSubscriptionEvent } from "../../functions/shipper/ship-subscription.ts";
+import {
+  type ShipperConfig,
+  type ShipResult,
+  shipSubscriptionEvent,
+} from "../../functions/shipper/ship-subscription.ts";
 import {
   dataMessage,
   type FixtureLogEvent,
@@ -129,15 +133,7 @@ describe("outage drill", () => {
     );
 
     // And: replaying the spill chunks with the same delivery stores each missing event once.
-    const client = await createLokiPushClient(config.loki);
-    for (const { chunk } of spillChunks) {
-      await deliverEvents([groupBatchOf(chunk)], {
-        loki: client,
-        s3,
-        bucket,
-        deadline: Date.now() + 20_000,
-      });
-    }
+    await replaySpillChunks(spillChunks, config, bucket);
     const afterReplay = await lokiEntries(
       { url: loki.url, tenant: tenant },
       `{drill="outage"}`,
@@ -217,15 +213,7 @@ describe("outage drill with pushes in flight", () => {
     expect(reported.reduce((sum, report) => sum + report.pushed + report.spilled, 0)).toBe(allEvents.length);
 
     // And: after replaying the spill, every event is in Loki exactly once.
-    const client = await createLokiPushClient(config.loki);
-    for (const { chunk } of spillChunks) {
-      await deliverEvents([groupBatchOf(chunk)], {
-        loki: client,
-        s3,
-        bucket,
-        deadline: Date.now() + 20_000,
-      });
-    }
+    await replaySpillChunks(spillChunks, config, bucket);
     const afterReplay = await lokiEntries(
       { url: loki.url, tenant: tenant },
       `{drill="inflight"}`,
@@ -237,17 +225,23 @@ describe("outage drill with pushes in flight", () => {
   }, 30_000);
 });
 
-function groupBatchOf(chunk: Chunk) {
-  return {
-    logGroup: chunk.header.logGroup,
-    labels: chunk.header.labels,
-    events: chunk.records.map(({ id, timestamp, message, logStream }) => ({
+/** Pushes kept spill chunks again with the shipper's own delivery, as the drain does. */
+async function replaySpillChunks(
+  spillChunks: { chunk: Chunk }[],
+  config: ShipperConfig,
+  bucket: string,
+): Promise<void> {
+  const client = await createLokiPushClient(config.loki);
+  for (const { chunk } of spillChunks) {
+    const events = chunk.records.map(({ id, timestamp, message, logStream }) => ({
       id,
       timestamp,
       message,
       logStream,
-    })),
-  };
+    }));
+    const batch = { logGroup: chunk.header.logGroup, labels: chunk.header.labels, events };
+    await deliverEvents([batch], { loki: client, s3, bucket, deadline: Date.now() + 20_000 });
+  }
 }
 
 describe("throttling drill", () => {

@@ -4,7 +4,14 @@ import type { LogEvent } from "../../functions/core/log-event.ts";
 import { getJson, runKeys } from "../../functions/core/storage/run-store.ts";
 import type { RunReport } from "../../functions/core/workflow/run-report.ts";
 import { uniqueName } from "../helpers/aws.ts";
-import { HOUR, logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
+import {
+  HOUR,
+  lastWholeHour,
+  logs,
+  RECENT_HISTORY_MS,
+  seedLogGroup,
+  spreadEvents,
+} from "../helpers/log-groups.ts";
 import {
   entryKeys,
   expectedEntries,
@@ -30,11 +37,12 @@ afterAll(async () => {
   await loki?.close();
 });
 
-describe("backfill of two tagged log groups over three days", () => {
+describe("backfill of two tagged log groups over the last two hours", () => {
   const now = Date.now();
   const team = uniqueName("payments");
-  const rangeStart = Math.floor((now - 3 * 24 * HOUR) / HOUR) * HOUR;
-  const busyHour = rangeStart + 5 * HOUR;
+  // Recent history only: a real Loki's queries do not show older just-pushed entries (see RECENT_HISTORY_MS).
+  const rangeStart = now - RECENT_HISTORY_MS;
+  const busyHour = lastWholeHour(now);
   let checkout: LogEvent[];
   let ledger: LogEvent[];
   const checkoutName = `/aws/lambda/${uniqueName("checkout")}`;
@@ -44,7 +52,7 @@ describe("backfill of two tagged log groups over three days", () => {
     // 12,000 events in one hour: FilterLogEvents pages at 10,000 (moto as AWS), so that slice pages.
     checkout = await seedLogGroup(checkoutName, { team, runtime: "python", name: "checkout" }, [
       ...spreadEvents("checkout-busy", busyHour, busyHour + HOUR, 12_000, 3),
-      ...spreadEvents("checkout", rangeStart, rangeStart + 72 * HOUR, 720),
+      ...spreadEvents("checkout", rangeStart, now - 10 * 60_000, 720),
     ]);
     ledger = await seedLogGroup(ledgerName, { team, runtime: "nodejs", name: "ledger" }, [
       ...spreadEvents("ledger", rangeStart + 30 * 60_000, now - 10 * 60_000, 900),

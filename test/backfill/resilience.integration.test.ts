@@ -6,7 +6,14 @@ import { InputError } from "../../functions/core/errors.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { getJson, runKeys } from "../../functions/core/storage/run-store.ts";
 import { awsClientConfig, uniqueName } from "../helpers/aws.ts";
-import { HOUR, logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
+import {
+  HOUR,
+  lastWholeHour,
+  logs,
+  RECENT_HISTORY_MS,
+  seedLogGroup,
+  spreadEvents,
+} from "../helpers/log-groups.ts";
 import {
   entryKeys,
   expectedEntries,
@@ -20,7 +27,15 @@ import { chunkRecords, createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
 let loki: TestLoki;
 let bucket: string;
 const now = Date.now();
-const base = Math.floor((now - 30 * HOUR) / HOUR) * HOUR;
+/**
+ * Recent history only (a real Loki's queries do not show older just-pushed entries, see
+ * RECENT_HISTORY_MS): ranges from `since` span two or three hour slices; `busyHour` is a whole one.
+ */
+const since = now - RECENT_HISTORY_MS;
+const busyHour = lastWholeHour(now);
+const recently = `${new Date(since).toISOString()}..now`;
+/** Events until shortly before now: the backfill leaves out the last 5 minutes (CloudWatch's ingestion delay). */
+const until = now - 10 * 60_000;
 
 beforeAll(async () => {
   loki = await startTestLoki();
@@ -66,7 +81,7 @@ function throttling(): Error {
 }
 
 async function expectExactlyInLokiAndS3(selector: string, runId: string, events: LogEvent[]): Promise<void> {
-  const inLoki = await lokiEntries(loki, selector, base - HOUR, now + 60_000);
+  const inLoki = await lokiEntries(loki, selector, since, now + 60_000);
   expect(entryKeys(inLoki)).toEqual(expectedEntries(events));
   const inS3 = await chunkRecords(bucket, `runs/${runId}/chunks/`);
   expect(inS3.map((event) => event.id).sort()).toEqual(events.map((event) => event.id).sort());
@@ -80,8 +95,8 @@ describe("an export that fails part way", () => {
   beforeAll(async () => {
     // 25,000 events in one hour: three FilterLogEvents pages for that slice.
     events = await seedLogGroup(name, { team }, [
-      ...spreadEvents("orders-busy", base + 2 * HOUR, base + 3 * HOUR, 25_000, 4),
-      ...spreadEvents("orders", base, base + 6 * HOUR, 300),
+      ...spreadEvents("orders-busy", busyHour, busyHour + HOUR, 25_000, 4),
+      ...spreadEvents("orders", since, until, 300),
     ]);
   });
 
@@ -105,7 +120,7 @@ describe("an export that fails part way", () => {
       {
         runId,
         logGroupNames: [name],
-        range: `${new Date(base).toISOString()}..${new Date(base + 6 * HOUR).toISOString()}`,
+        range: recently,
         requestsPerSecond: 25,
         maxEventsPerChunk: 4000,
         maxPagesPerInvocation: 2,
@@ -126,16 +141,17 @@ describe("an export that fails part way", () => {
     const otherTeam = uniqueName("restart");
     const restartName = `/aws/lambda/${uniqueName("restart")}`;
     const restartEvents = await seedLogGroup(restartName, { team: otherTeam }, [
-      ...spreadEvents("restart-busy", base + 2 * HOUR, base + 3 * HOUR, 22_000, 3),
-      ...spreadEvents("restart", base, base + 4 * HOUR, 400),
+      ...spreadEvents("restart-busy", busyHour, busyHour + HOUR, 22_000, 3),
+      ...spreadEvents("restart", since, until, 400),
     ]);
     let failing = true;
     // Fault (injected): from the 4th FilterLogEvents call on, every call fails: the retries give up.
+    // One slice before the busy hour and the busy hour's three pages make at least four calls.
     const cloudwatch = faultyLogs((call) => (failing && call >= 4 ? connectionReset() : undefined));
     const request = {
       runId,
       logGroupNames: [restartName],
-      range: `${new Date(base).toISOString()}..${new Date(base + 4 * HOUR).toISOString()}`,
+      range: recently,
       requestsPerSecond: 25,
       concurrency: 1,
       maxEventsPerChunk: 3000,
@@ -167,7 +183,7 @@ describe("a run resumed after its FilterLogEvents token expired", () => {
     const events = await seedLogGroup(
       name,
       { team },
-      spreadEvents("expired", base + HOUR, base + 2 * HOUR, 21_000, 2),
+      spreadEvents("expired", busyHour, busyHour + HOUR, 21_000, 2),
     );
     const runId = uniqueName("expired");
     let phase: "fail" | "expire" = "fail";
@@ -187,7 +203,7 @@ describe("a run resumed after its FilterLogEvents token expired", () => {
     const request = {
       runId,
       logGroupNames: [name],
-      range: `${new Date(base + HOUR).toISOString()}..${new Date(base + 2 * HOUR).toISOString()}`,
+      range: `${new Date(busyHour).toISOString()}..${new Date(busyHour + HOUR).toISOString()}`,
       requestsPerSecond: 25,
       maxEventsPerChunk: 4000,
     };
@@ -209,15 +225,16 @@ describe("throttled FilterLogEvents", () => {
   it("slows the run down and does not fail it", async () => {
     const team = uniqueName("throttle");
     const name = `/aws/lambda/${uniqueName("throttled")}`;
-    const events = await seedLogGroup(name, { team }, spreadEvents("throttled", base, base + 4 * HOUR, 400));
-    // ThrottlingException (injected: moto never throttles): calls 2 to 5 are refused.
+    const events = await seedLogGroup(name, { team }, spreadEvents("throttled", since, until, 400));
+    // ThrottlingException (injected: moto never throttles): calls 2 to 5 are refused. The range
+    // has at least two slices, so a sixth call follows them.
     const throttled = new Set([2, 3, 4, 5]);
     const cloudwatch = faultyLogs((call) => (throttled.has(call) ? throttling() : undefined));
 
     const report = await runBackfillLocally(
       {
         logGroupNames: [name],
-        range: `${new Date(base).toISOString()}..${new Date(base + 4 * HOUR).toISOString()}`,
+        range: recently,
         requestsPerSecond: 20,
       },
       { logs: cloudwatch.client, s3, bucket, env: lokiEnv(loki), retryPauseMs: 10 },
@@ -225,7 +242,7 @@ describe("throttled FilterLogEvents", () => {
 
     expect(report.status).toBe("succeeded");
     expect(report.totals.throttled).toBe(4);
-    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, base, now))).toEqual(
+    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, since, now))).toEqual(
       expectedEntries(events),
     );
     // After each refusal the shared budget is emptied: the next request waits at least one token (50 ms at 20/s).
@@ -286,16 +303,22 @@ describe("bad input that needs AWS to notice", () => {
 describe("a plan too large for one execution", () => {
   it("runs as child executions of the same definition, each taking a part, and still delivers exactly once", async () => {
     const team = uniqueName("fanout");
-    const name = `/aws/lambda/${uniqueName("fanout")}`;
-    const events = await seedLogGroup(name, { team }, spreadEvents("fanout", base, base + 10 * HOUR, 500));
+    // Five groups over one whole hour: five slices (a slice is one group over one hour).
+    const names = Array.from({ length: 5 }, () => `/aws/lambda/${uniqueName("fanout")}`);
+    const events: LogEvent[] = [];
+    for (const name of names) {
+      events.push(
+        ...(await seedLogGroup(name, { team }, spreadEvents("fanout", busyHour, busyHour + HOUR, 100))),
+      );
+    }
     const tasksRun: string[] = [];
 
     const report = await runBackfillLocally(
       {
-        logGroupNames: [name],
-        range: `${new Date(base).toISOString()}..${new Date(base + 10 * HOUR).toISOString()}`,
+        logGroupNames: names,
+        range: `${new Date(busyHour).toISOString()}..${new Date(busyHour + HOUR).toISOString()}`,
         requestsPerSecond: 25,
-        slicesPerPart: 4,
+        slicesPerPart: 2,
       },
       {
         logs,
@@ -310,12 +333,12 @@ describe("a plan too large for one execution", () => {
     );
 
     expect(report.status).toBe("succeeded");
-    // 10 hourly slices in parts of 4: three child executions, each loading its part.
+    // 5 slices in parts of 2: three child executions, each loading its part.
     expect(tasksRun.filter((state) => state === "RunPart")).toHaveLength(3);
     expect(tasksRun.filter((state) => state === "LoadPart")).toHaveLength(3);
     expect(tasksRun.filter((state) => state === "FinishRun")).toHaveLength(1);
-    expect(report.totals.slices).toBe(10);
-    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, base, now))).toEqual(
+    expect(report.totals.slices).toBe(5);
+    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, busyHour, now))).toEqual(
       expectedEntries(events),
     );
   });
@@ -328,7 +351,7 @@ describe("narrowing the export", () => {
     const events = await seedLogGroup(
       name,
       { team },
-      spreadEvents("narrow", base, base + 2 * HOUR, 300, 3).map((event, index) => ({
+      spreadEvents("narrow", since, until, 300, 3).map((event, index) => ({
         ...event,
         message: index % 4 === 0 ? `ERROR ${event.message}` : event.message,
       })),
@@ -340,7 +363,7 @@ describe("narrowing the export", () => {
     const report = await runBackfillLocally(
       {
         logGroupNames: [name],
-        range: `${new Date(base).toISOString()}..${new Date(base + 2 * HOUR).toISOString()}`,
+        range: recently,
         filterPattern: "ERROR",
         logStreamNames: [stream],
         requestsPerSecond: 25,
@@ -349,7 +372,7 @@ describe("narrowing the export", () => {
     );
 
     expect(report.totals.exported).toBe(wanted.length);
-    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, base, now))).toEqual(
+    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, since, now))).toEqual(
       expectedEntries(wanted),
     );
   });
@@ -358,12 +381,20 @@ describe("narrowing the export", () => {
 describe("a dry run", () => {
   it("plans, writes the plan and exports nothing", async () => {
     const team = uniqueName("dry");
-    const name = `/aws/lambda/${uniqueName("dry")}`;
-    await seedLogGroup(name, { team, runtime: "python" }, spreadEvents("dry", base, base + 3 * HOUR, 30));
+    // Three groups over one whole hour: three slices, each its own hour stream.
+    const names = Array.from({ length: 3 }, () => `/aws/lambda/${uniqueName("dry")}`);
+    for (const name of names) {
+      await seedLogGroup(
+        name,
+        { team, runtime: "python" },
+        spreadEvents("dry", busyHour, busyHour + HOUR, 10),
+      );
+    }
+    const hour = `${new Date(busyHour).toISOString()}..${new Date(busyHour + HOUR).toISOString()}`;
     const report = await runBackfillLocally(
       {
         tagSelector: `team=${team}`,
-        range: `${new Date(base).toISOString()}..${new Date(base + 3 * HOUR).toISOString()}`,
+        range: hour,
         dryRun: true,
       },
       { logs, s3, bucket, env: lokiEnv(loki) },
@@ -378,21 +409,19 @@ describe("a dry run", () => {
       { s3, bucket },
       runKeys.plan(report.runId),
     );
-    expect(plan?.groups).toEqual([
-      expect.objectContaining({
-        logGroup: name,
-        labels: expect.objectContaining({ team, runtime: "python" }),
-      }),
-    ]);
+    expect(plan?.groups.map((group) => group.logGroup).sort()).toEqual([...names].sort());
+    for (const group of plan?.groups ?? []) {
+      expect(group.labels).toEqual(expect.objectContaining({ team, runtime: "python" }));
+    }
     expect(await listKeys(bucket, `runs/${report.runId}/chunks/`)).toEqual([]);
-    expect(await lokiEntries(loki, `{team="${team}"}`, base, now)).toEqual([]);
+    expect(await lokiEntries(loki, `{team="${team}"}`, busyHour, now)).toEqual([]);
 
     // The same run for real: the preview's plan is replaced, and everything is exported.
     const real = await runBackfillLocally(
       {
         runId: report.runId,
         tagSelector: `team=${team}`,
-        range: `${new Date(base).toISOString()}..${new Date(base + 3 * HOUR).toISOString()}`,
+        range: hour,
       },
       { logs, s3, bucket, env: lokiEnv(loki) },
     );

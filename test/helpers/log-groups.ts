@@ -15,6 +15,18 @@ export const logs = new CloudWatchLogsClient(awsClientConfig());
 
 export const HOUR = 3_600_000;
 
+/**
+ * How far back tests put events they read back from Loki. A real Loki returns just-pushed entries
+ * only while they are newer than its `query_ingesters_within` (3 h by default), older ones only
+ * once it has flushed them; two hours leave a test an hour to run.
+ */
+export const RECENT_HISTORY_MS = 2 * HOUR;
+
+/** The start of the last whole UTC hour, one to two hours ago: a full hour stream Loki still shows. */
+export function lastWholeHour(now: number): number {
+  return Math.floor(now / HOUR) * HOUR - HOUR;
+}
+
 export interface EventToPut {
   timestamp: number;
   message: string;

@@ -2,12 +2,13 @@ import { execFile } from "node:child_process";
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EXTERNAL_LOKI_SKIP_REASON, externalLoki, startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import { RECENT_HISTORY_MS } from "../helpers/log-groups.ts";
+import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
 
 /**
- * `npm run demo -- --loki-url URL --tenant T` against "the user's own Loki": a second Loki test
- * server on 127.0.0.1 behind a small basic-auth gateway, the way Grafana Cloud puts one in front
- * of Loki (the Loki test server itself does not check credentials). The demo runs as a child
+ * `npm run demo -- --loki-url URL --tenant T` against "the user's own Loki": the tests' Loki (the
+ * test server, or the Loki of LOKI_TEST_URL) behind a small basic-auth gateway on 127.0.0.1, the way
+ * Grafana Cloud puts one in front of Loki (the Loki test server itself does not check credentials). The demo runs as a child
  * process, as a user starts it, with its own moto.
  */
 
@@ -60,7 +61,7 @@ async function startAuthGateway(lokiUrl: string): Promise<Server> {
   return gateway;
 }
 
-describe.skipIf(externalLoki)(`the demo against the user's own Loki (${EXTERNAL_LOKI_SKIP_REASON})`, () => {
+describe("the demo against the user's own Loki", () => {
   let loki: TestLoki;
   let gateway: Server;
   let gatewayUrl: string;
@@ -87,13 +88,15 @@ describe.skipIf(externalLoki)(`the demo against the user's own Loki (${EXTERNAL_
     expect(result.stderr).not.toContain("refused");
     expect(result.code).toBe(0);
     expect(`${result.stdout}${result.stderr}`).not.toContain(PASSWORD);
+    // The last two hours of the backfilled day: a real Loki's queries show older just-pushed entries
+    // only once it has flushed them (query_ingesters_within, 3 h).
     const python = await loki.queryRangeAll('{name="fun-python", runtime="python"}', {
-      start: BigInt(startedAt - 26 * 3_600_000) * 1_000_000n,
+      start: BigInt(startedAt - RECENT_HISTORY_MS) * 1_000_000n,
       end: BigInt(Date.now() + 60_000) * 1_000_000n,
     });
     const entries = python.reduce((total, stream) => total + stream.values.length, 0);
-    // A day of one invocation a minute, backfilled, plus what the live shipper sent.
-    expect(entries).toBeGreaterThan(24 * 60);
+    // One invocation a minute, backfilled, plus what the live shipper sent.
+    expect(entries).toBeGreaterThan(2 * 60);
     expect(result.stdout).toContain("The events are in your Loki");
   });
 

@@ -207,9 +207,19 @@ function externalBackend(url: string, options: TestLokiOptions): LokiBackend {
   };
 }
 
+/**
+ * Loki's default `querier.query_ingesters_within`: a real Loki does not return just-pushed entries
+ * older than this until it flushes them. The in-process server hides them too, so that a test whose
+ * data is too old for a real Loki fails here first.
+ */
+const QUERY_INGESTERS_WITHIN_MS = 3 * 3_600_000;
+
 async function inProcessBackend(options: TestLokiOptions): Promise<LokiBackend> {
   const { limits: _ownLimits, ...serverOptions } = options;
-  const server = await startLokiTestServer(serverOptions);
+  const server = await startLokiTestServer({
+    queryIngestersWithinMs: QUERY_INGESTERS_WITHIN_MS,
+    ...serverOptions,
+  });
   return {
     url: server.url,
     external: false,

@@ -5,7 +5,7 @@ import type { LogEvent } from "../../functions/core/log-event.ts";
 import { getChunk } from "../../functions/core/storage/run-store.ts";
 import { cloudWatchEventId } from "../fixtures/subscription.ts";
 import { uniqueName } from "../helpers/aws.ts";
-import { HOUR, logs, seedLogGroup } from "../helpers/log-groups.ts";
+import { HOUR, lastWholeHour, logs, seedLogGroup } from "../helpers/log-groups.ts";
 import {
   expectedEntries,
   NO_TENANT_LIMITS_REASON,
@@ -26,13 +26,17 @@ import { shipLive } from "../helpers/shipper.ts";
  * the reports count exactly what Loki holds.
  *
  * The tenant limits are set through Loki's runtime overrides (setTenantLimits). The hours used are
- * the last three: a real Loki does not return just-pushed entries older than
- * `query_ingesters_within` (3h) until it flushes them.
+ * the two before the current one, late enough in the earlier one: a real Loki does not return
+ * just-pushed entries older than `query_ingesters_within` (3h) until it flushes them.
  */
 let loki: TestLoki;
 const now = Date.now();
-/** The start of the hour `hoursAgo` hours before now (at most 1 or 2: see above). */
-const hourStart = (hoursAgo: number) => Math.floor((now - hoursAgo * HOUR) / HOUR) * HOUR;
+/**
+ * A time in the UTC hour `hoursAgo` (1 or 2) hours before the current one, early enough that events
+ * up to 30 minutes later stay in that hour, and at most 2 h 35 min ago.
+ */
+const inHour = (hoursAgo: number) =>
+  lastWholeHour(now) - (hoursAgo - 1) * HOUR + (hoursAgo === 2 ? 25 * 60_000 : 0);
 
 beforeAll(async () => {
   loki = await startTestLoki();
@@ -106,11 +110,11 @@ describe.skipIf(noTenantLimits)(`a tenant at its active-stream limit (${NO_TENAN
     const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap") };
     await loki.setTenantLimits(env.LOKI_TENANT, { max_global_streams_per_user: 1 });
     await seedLogGroup(name, { name: "streamcap" }, []);
-    const first = eventsAt(hourStart(hours.existingHoursAgo), 1, "existing-before");
+    const first = eventsAt(inHour(hours.existingHoursAgo), 1, "existing-before");
     await shipLive(name, first, env, bucket);
 
-    const existing = eventsAt(hourStart(hours.existingHoursAgo) + 30 * 60_000, 1, "existing");
-    const fresh = eventsAt(hourStart(hours.newHoursAgo), 2, "new");
+    const existing = eventsAt(inHour(hours.existingHoursAgo) + 30 * 60_000, 1, "existing");
+    const fresh = eventsAt(inHour(hours.newHoursAgo), 2, "new");
     const reports = await shipLive(name, [...fresh, ...existing], env, bucket);
 
     expect({ pushed: sum(reports, "pushed"), spilled: sum(reports, "spilled") }).toEqual({
@@ -149,8 +153,8 @@ describe.skipIf(noTenantLimits)(`a tenant at its active-stream limit (${NO_TENAN
     const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap") };
     await loki.setTenantLimits(env.LOKI_TENANT, { max_global_streams_per_user: 1 });
     await seedLogGroup(name, { name: "straddle" }, []);
-    const early = eventsAt(hourStart(2), 3, "early");
-    const late = eventsAt(hourStart(1), 3, "late");
+    const early = eventsAt(inHour(2), 3, "early");
+    const late = eventsAt(inHour(1), 3, "late");
     // The late hour's stream exists and takes the tenant's only stream.
     await shipLive(name, late.slice(0, 1), env, bucket);
     // Loki down: the early hour and the rest of the late hour go to spill/ together.
@@ -194,10 +198,10 @@ describe.skipIf(noTenantLimits)(
       });
       await seedLogGroup(name, { name: "busy" }, []);
       const busy = [
-        ...eventsAt(hourStart(hours.busyHoursAgo), 1, "huge", 1200),
-        ...eventsAt(hourStart(hours.busyHoursAgo) + 120_000, 1, "small", 300),
+        ...eventsAt(inHour(hours.busyHoursAgo), 1, "huge", 1200),
+        ...eventsAt(inHour(hours.busyHoursAgo) + 120_000, 1, "small", 300),
       ];
-      const quiet = eventsAt(hourStart(hours.quietHoursAgo), 2, "quiet");
+      const quiet = eventsAt(inHour(hours.quietHoursAgo), 2, "quiet");
 
       const reports = await shipLive(name, [...busy, ...quiet], env, bucket);
 

@@ -19,6 +19,7 @@ import {
   runRangeQuery,
   series,
 } from "./query.ts";
+import { runtimeConfigYaml } from "./runtime-config-endpoint.ts";
 import type { LogStore } from "./store.ts";
 import { msToNs, nowNs } from "./time-format.ts";
 
@@ -171,6 +172,9 @@ export async function route(req: IncomingMessage, res: ServerResponse, context: 
       return;
     }
     if (path === "/ready") return send(res, 200, TEXT, "ready\n");
+    if (path === "/runtime_config") {
+      return send(res, 200, TEXT, runtimeConfigYaml(context.limits, url.searchParams.get("mode")));
+    }
     if (path === "/loki/api/v1/status/buildinfo") {
       return send(res, 200, "application/json", `${JSON.stringify(BUILD_INFO)}\n`);
     }

@@ -123,6 +123,11 @@ export class LimitsRegistry {
     this.version++;
   }
 
+  /** Tenants with limits of their own, from the file or set at run time. */
+  overriddenTenants(): string[] {
+    return [...new Set([...Object.keys(this.#fileOverrides), ...this.#overrides.keys()])];
+  }
+
   get(tenant: string): TenantLimits {
     let limits = this.#resolved.get(tenant);
     if (!limits) {

@@ -1,10 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { parse } from "yaml";
 import { OverridesError } from "./errors.ts";
+import { type LimitKind, LOKI_LIMITS } from "./limit-names.ts";
 import type { TenantLimits } from "./limits.ts";
 import { parseByteSize, parseDurationMs } from "./units.ts";
-
-type Converter = (value: unknown, key: string) => Partial<TenantLimits>;
 
 function numberValue(value: unknown, key: string): number {
   if (typeof value === "number" && Number.isFinite(value) && value >= 0) return value;
@@ -22,30 +21,21 @@ function booleanValue(value: unknown, key: string): boolean {
   throw new OverridesError(`${key}: expected true or false, got ${JSON.stringify(value)}`);
 }
 
-/** Loki runtime-override keys this server understands, with their conversion to TenantLimits. */
-const CONVERTERS: Record<string, Converter> = {
-  ingestion_rate_mb: (v, k) => ({ ingestionRateMb: numberValue(v, k) }),
-  ingestion_burst_size_mb: (v, k) => ({ ingestionBurstSizeMb: numberValue(v, k) }),
-  per_stream_rate_limit: (v, k) => ({ perStreamRateLimit: parseByteSize(v, k) }),
-  per_stream_rate_limit_burst: (v, k) => ({ perStreamRateLimitBurst: parseByteSize(v, k) }),
-  max_line_size: (v, k) => ({ maxLineSize: parseByteSize(v, k) }),
-  max_label_names_per_series: (v, k) => ({ maxLabelNamesPerSeries: numberValue(v, k) }),
-  max_label_name_length: (v, k) => ({ maxLabelNameLength: numberValue(v, k) }),
-  max_label_value_length: (v, k) => ({ maxLabelValueLength: numberValue(v, k) }),
-  reject_old_samples: (v, k) => ({ rejectOldSamples: booleanValue(v, k) }),
-  reject_old_samples_max_age: (v, k) => ({ rejectOldSamplesMaxAgeMs: durationValue(v, k) }),
-  creation_grace_period: (v, k) => ({ creationGracePeriodMs: durationValue(v, k) }),
-  max_global_streams_per_user: (v, k) => ({ maxGlobalStreamsPerUser: numberValue(v, k) }),
-  max_entries_limit_per_query: (v, k) => ({ maxEntriesLimitPerQuery: numberValue(v, k) }),
-  max_query_length: (v, k) => ({ maxQueryLengthMs: durationValue(v, k) }),
-  max_structured_metadata_size: (v, k) => ({ maxStructuredMetadataSize: parseByteSize(v, k) }),
-  max_structured_metadata_entries_count: (v, k) => ({ maxStructuredMetadataEntriesCount: numberValue(v, k) }),
-  discover_log_levels: (v, k) => ({ discoverLogLevels: booleanValue(v, k) }),
-  discover_service_name: (v, k) => {
-    if (Array.isArray(v) && v.every((x) => typeof x === "string")) return { discoverServiceName: v };
-    throw new OverridesError(`${k}: expected a list of label names, got ${JSON.stringify(v)}`);
-  },
+function namesValue(value: unknown, key: string): string[] {
+  if (Array.isArray(value) && value.every((name) => typeof name === "string")) return value;
+  throw new OverridesError(`${key}: expected a list of label names, got ${JSON.stringify(value)}`);
+}
+
+/** How each kind of limit is read from the file. */
+const PARSERS: Record<LimitKind, (value: unknown, key: string) => TenantLimits[keyof TenantLimits]> = {
+  number: numberValue,
+  bytes: parseByteSize,
+  duration: durationValue,
+  boolean: booleanValue,
+  names: namesValue,
 };
+
+const LIMITS_BY_NAME = new Map(LOKI_LIMITS.map((limit) => [limit.name, limit]));
 
 /**
  * Parses Loki's runtime overrides YAML (`overrides: {<tenant>: {ingestion_rate_mb: 4, ...}}`).
@@ -79,14 +69,14 @@ export function parseOverrides(
       if (typeof tenantValue !== "object" || Array.isArray(tenantValue)) {
         throw new OverridesError(`${source}: overrides.${tenant} must be a mapping of limits`);
       }
-      const limits: Partial<TenantLimits> = {};
+      const limits: Partial<Record<keyof TenantLimits, unknown>> = {};
       for (const [key, value] of Object.entries(tenantValue as Record<string, unknown>)) {
-        const convert = CONVERTERS[key];
+        const limit = LIMITS_BY_NAME.get(key);
         const path = `${source}: overrides.${tenant}.${key}`;
-        if (!convert) throw new OverridesError(`${path}: unsupported limit`);
-        Object.assign(limits, convert(value, path));
+        if (!limit) throw new OverridesError(`${path}: unsupported limit`);
+        limits[limit.field] = PARSERS[limit.kind](value, path);
       }
-      result[tenant] = limits;
+      result[tenant] = limits as Partial<TenantLimits>;
     }
   }
   return result;

@@ -96,3 +96,19 @@ export function formatModelDuration(ms: number): string {
   unit("ms", 1, false);
   return text;
 }
+
+const BYTE_UNITS: ReadonlyArray<[string, number]> = [
+  ["TB", 1024 ** 4],
+  ["GB", 1024 ** 3],
+  ["MB", 1024 ** 2],
+  ["KB", 1024],
+];
+
+/** Loki's `flagext.ByteSize` as it prints it (c2h5oh/datasize: the largest unit that divides it, "256KB", "1000B"). */
+export function formatByteSize(bytes: number): string {
+  if (bytes === 0) return "0B";
+  for (const [unit, size] of BYTE_UNITS) {
+    if (bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return `${bytes}B`;
+}

@@ -3,10 +3,12 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { OverridesError } from "../../loki-test-server/errors.ts";
 import { startLokiTestServer } from "../../loki-test-server/index.ts";
 import { parseOverrides, readOverridesFile } from "../../loki-test-server/overrides-file.ts";
 import { formatGoDuration, formatModelDuration } from "../../loki-test-server/units.ts";
+import { waitForTenantOverrides, writeTenantOverrides } from "../helpers/loki-overrides.ts";
 
 const MiB = 1024 * 1024;
 
@@ -246,5 +248,60 @@ describe("local-loki command", () => {
     const code = await new Promise((resolve) => child.once("exit", resolve));
     expect(code).toBe(1);
     expect(stderr).toMatch(/^local-loki: cannot read overrides file \/nonexistent\.yaml/);
+  });
+});
+
+describe("GET /runtime_config", () => {
+  it("prints each overridden tenant's limits in Loki's units, and with ?mode=diff only those unlike the defaults", async () => {
+    const path = await overridesFile(
+      "overrides:\n  strict:\n    max_line_size: 1000\n    reject_old_samples_max_age: 24h\n",
+    );
+    const server = await startLokiTestServer({ overridesFile: path });
+    server.setTenantLimits("named", { discoverServiceName: ["app"], perStreamRateLimit: 3 * MiB });
+    try {
+      const full = await fetch(`${server.url}/runtime_config`);
+      expect(full.status).toBe(200);
+      expect(full.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+      const printed = parse(await full.text()) as { overrides: Record<string, Record<string, unknown>> };
+      expect(Object.keys(printed.overrides)).toEqual(["named", "strict"]);
+      expect(printed.overrides.strict).toMatchObject({
+        ingestion_rate_mb: 4,
+        max_line_size: "1000B",
+        reject_old_samples_max_age: "1d",
+        creation_grace_period: "10m",
+        per_stream_rate_limit: "3MB",
+        max_query_length: "30d1h",
+        max_global_streams_per_user: 5000,
+      });
+      expect(printed.overrides.named).toMatchObject({
+        max_line_size: "256KB",
+        discover_service_name: ["app"],
+      });
+
+      const diff = await fetch(`${server.url}/runtime_config?mode=diff`);
+      expect(await diff.text()).toBe(
+        "overrides:\n  named:\n    discover_service_name:\n    - app\n  strict:\n" +
+          "    reject_old_samples_max_age: 1d\n    max_line_size: 1000B\n",
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("lets a test that rewrote the overrides file wait until the server applies it, as against a real Loki", async () => {
+    const path = await overridesFile("overrides:\n  other:\n    max_line_size: 4B\n");
+    const server = await startLokiTestServer({ overridesFile: path, runtimeConfigPeriodMs: 200 });
+    try {
+      expect((await pushLine(server.url, "waiter", "123456789")).status).toBe(204);
+      await writeTenantOverrides(path, "waiter", { max_line_size: "8B" });
+      await waitForTenantOverrides(server.url, "waiter", { max_line_size: "8B" });
+      // Applied when the wait returns: the next push is measured against the new limit.
+      expect((await pushLine(server.url, "waiter", "123456789")).body).toMatch(
+        /^Max entry size '8' bytes exceeded/,
+      );
+      expect((await readOverridesFile(path)).other).toEqual({ maxLineSize: 4 });
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -37,12 +37,15 @@ describe("waitForTenantOverrides", () => {
   let server: Server;
   let url: string;
   let runtimeConfig = "overrides: {}\n";
+  let runtimeConfigStatus = 200;
   let polls = 0;
 
   beforeAll(async () => {
     server = createServer((req, res) => {
       polls++;
-      res.writeHead(req.url === "/runtime_config" ? 200 : 404, { "Content-Type": "text/plain" });
+      res.writeHead(req.url === "/runtime_config" ? runtimeConfigStatus : 404, {
+        "Content-Type": "text/plain",
+      });
       res.end(runtimeConfig);
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
@@ -68,5 +71,17 @@ describe("waitForTenantOverrides", () => {
 
     await expect(waiting).resolves.toBeUndefined();
     expect(polls).toBeGreaterThan(3);
+  });
+
+  it("fails at once, saying why, when Loki has no /runtime_config, instead of guessing at a wait", async () => {
+    runtimeConfigStatus = 404;
+    runtimeConfig = "404 page not found\n";
+    try {
+      await expect(waitForTenantOverrides(url, "t2", { max_line_size: 10 })).rejects.toThrow(
+        `Loki at ${url} answered GET /runtime_config with HTTP 404 (404 page not found\n): tests that set tenant limits need that endpoint to see when Loki has applied them`,
+      );
+    } finally {
+      runtimeConfigStatus = 200;
+    }
   });
 });

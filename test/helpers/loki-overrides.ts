@@ -85,8 +85,9 @@ async function withLock(lockDir: string, work: () => Promise<void>): Promise<voi
 
 /**
  * Waits until Loki applies `limits` to `tenant`: polls Loki's `GET /runtime_config` (the runtime
- * configuration it currently applies) until the tenant's values match. A Loki without that
- * endpoint (404; the Loki test server has none) is given three reload periods instead.
+ * configuration it currently applies, which the Loki test server serves too) until the tenant's
+ * values match. Every Loki that reads a runtime-overrides file serves that endpoint, so any other
+ * answer is an error, not a reason to guess at a wait.
  */
 export async function waitForTenantOverrides(
   lokiUrl: string,
@@ -98,11 +99,14 @@ export async function waitForTenantOverrides(
   let seen = "nothing yet";
   while (Date.now() < giveUpAt) {
     const answer = await fetch(new URL("/runtime_config", lokiUrl));
-    if (answer.status === 404) {
-      await sleep(3 * periodMs);
-      return;
+    const body = await answer.text();
+    if (answer.status !== 200) {
+      throw new Error(
+        `Loki at ${lokiUrl} answered GET /runtime_config with HTTP ${answer.status} (${body.slice(0, 200)}): ` +
+          "tests that set tenant limits need that endpoint to see when Loki has applied them",
+      );
     }
-    const applied = (parse(await answer.text()) as OverridesDocument | null)?.overrides?.[tenant];
+    const applied = (parse(body) as OverridesDocument | null)?.overrides?.[tenant];
     if (applied && Object.entries(limits).every(([key, value]) => sameLimit(value, applied[key]))) return;
     seen = JSON.stringify(applied ?? null);
     await sleep(POLL_MS);

@@ -3,11 +3,8 @@ import type { LambdaClient } from "@aws-sdk/client-lambda";
 import { selectLogGroups } from "../functions/core/cloudwatch/log-group-registry.ts";
 import { RuleSet } from "../functions/core/delivery/rules.ts";
 import { InputError } from "../functions/core/errors.ts";
-import {
-  type FunctionFacts,
-  functionLabelSources,
-  lambdaFunctionName,
-} from "../functions/core/labels/function-labels.ts";
+import { type FunctionFacts, functionLabelSources } from "../functions/core/labels/function-labels.ts";
+import { CustomLogGroupCache, functionOfLogGroup } from "../functions/core/labels/function-log-groups.ts";
 import { FunctionFactsCache, getFunctionFacts } from "../functions/core/labels/function-lookup.ts";
 import {
   explainLabels,
@@ -52,7 +49,9 @@ export async function explainGroup(
   // Fresh caches: the CLI wants today's tags.
   const { tags } = await getLogGroupTags(logs, group.arn, { accountId, region }, new LogGroupTagCache());
   const sources: LabelSources = { groupTags: tags };
-  const functionName = options.functionLabels ? lambdaFunctionName(group.name) : undefined;
+  const functionName = options.functionLabels
+    ? await functionOfLogGroup(lambda, group.name, new CustomLogGroupCache())
+    : undefined;
   let facts: FunctionFacts | undefined;
   if (functionName) {
     facts = await getFunctionFacts(lambda, functionName, new FunctionFactsCache());

@@ -10,7 +10,8 @@ import { type DeliveryReport, deliverEvents, type RetryOptions } from "../core/d
 import type { GroupMetrics } from "../core/delivery/delivery-metrics.ts";
 import { RuleSet } from "../core/delivery/rules.ts";
 import { keepEventChunk } from "../core/delivery/spill.ts";
-import { functionLabelSources, lambdaFunctionName } from "../core/labels/function-labels.ts";
+import { functionLabelSources } from "../core/labels/function-labels.ts";
+import { type CustomLogGroupCache, functionOfLogGroup } from "../core/labels/function-log-groups.ts";
 import { type FunctionFactsCache, getFunctionFacts } from "../core/labels/function-lookup.ts";
 import {
   configErrorFrom,
@@ -78,7 +79,7 @@ export function parseShipperConfig(env: Record<string, string | undefined>): Shi
 export interface ShipperDeps {
   s3: S3Client;
   logs: CloudWatchLogsClient;
-  /** For the tags and runtime of the function behind `/aws/lambda/<name>` (GetFunction). */
+  /** For the tags and runtime of the function behind a log group (GetFunction, ListFunctions). */
   lambda: LambdaClient;
   /** The push client (created per invocation: credentials are cached in secrets.ts). */
   loki: () => Promise<LokiPushClient>;
@@ -88,6 +89,8 @@ export interface ShipperDeps {
   groupMetrics?: (logGroup: string) => GroupMetrics;
   tagCache?: LogGroupTagCache;
   functionCache?: FunctionFactsCache;
+  /** Custom log groups (`LoggingConfig.LogGroup`) → their function. */
+  customLogGroupCache?: CustomLogGroupCache;
   now?: () => number;
   retry?: Partial<RetryOptions>;
 }
@@ -205,7 +208,8 @@ async function deliverBatch(
 }
 
 /**
- * The labels of a batch's log group: its tags and, for `/aws/lambda/<name>`, its function's tags and
+ * The labels of a batch's log group: its tags and, for the log group of a Lambda function
+ * (`/aws/lambda/<name>`, or the one its `LoggingConfig.LogGroup` names), its function's tags and
  * runtime. A failed look-up ships with the labels it could get, rather than not ship: the events
  * stay findable by log group (and the metric TagLookupFailures says so).
  */
@@ -232,16 +236,20 @@ async function resolveBatchLabels(
   } catch (error) {
     lookupFailed("log group's tags", error);
   }
-  const functionName = config.labels.functionLabels ? lambdaFunctionName(logGroup) : undefined;
-  if (functionName) {
+  if (config.labels.functionLabels) {
+    const backoff = {
+      onThrottle: (call: string, attempt: number, waitMs: number) =>
+        deps.logger.warn("function look-up throttled, backing off", { call, attempt, waitMs }),
+    };
+    let functionName: string | undefined;
     try {
-      const facts = await getFunctionFacts(deps.lambda, functionName, deps.functionCache, {
-        onThrottle: (call, attempt, waitMs) =>
-          deps.logger.warn("function look-up throttled, backing off", { call, attempt, waitMs }),
-      });
-      Object.assign(sources, functionLabelSources(facts));
+      functionName = await functionOfLogGroup(deps.lambda, logGroup, deps.customLogGroupCache, backoff);
+      if (functionName) {
+        const facts = await getFunctionFacts(deps.lambda, functionName, deps.functionCache, backoff);
+        Object.assign(sources, functionLabelSources(facts));
+      }
     } catch (error) {
-      lookupFailed(`tags and runtime of the function ${functionName}`, error);
+      lookupFailed(`tags and runtime of the function ${functionName ?? `logging to ${logGroup}`}`, error);
     }
   }
   const resolved = resolveGroupLabels(logGroup, sources, config.labels, context);

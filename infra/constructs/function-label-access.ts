@@ -4,10 +4,11 @@ import type { IConstruct } from "constructs";
 import { acknowledgeServiceWildcard, acknowledgeWildcardResources } from "./nag.ts";
 
 /**
- * IAM for labels from the Lambda function behind `/aws/lambda/<name>` log groups
- * (functions/core/labels/function-lookup.ts): `lambda:GetFunction` on the account's functions of
- * the region; with `bulk` (the backfill plan, which looks up many functions at once) also
- * `lambda:ListFunctions` and `tag:GetResources`, which accept no resource ARN (Resource "*").
+ * IAM for labels from the Lambda function behind a log group (functions/core/labels/):
+ * `lambda:GetFunction` on the account's functions of the region, and `lambda:ListFunctions` to
+ * find the function of a custom log group (`LoggingConfig.LogGroup`); with `bulk` (the backfill
+ * plan, which looks up many functions at once) also `tag:GetResources`. Those two accept no
+ * resource ARN (Resource "*").
  */
 export function grantFunctionLabelLookups(
   grantee: IGrantable,
@@ -32,15 +33,19 @@ export function grantFunctionLabelLookups(
     [anyFunction],
     "Labels come from the function behind whichever Lambda log group is shipped; the groups are chosen at run time.",
   );
-  if (!options.bulk) return;
   grantee.grantPrincipal.addToPrincipalPolicy(
     new PolicyStatement({
       sid: "ListFunctionLabels",
-      actions: ["lambda:ListFunctions", "tag:GetResources"],
+      actions: options.bulk ? ["lambda:ListFunctions", "tag:GetResources"] : ["lambda:ListFunctions"],
       resources: ["*"],
     }),
   );
-  acknowledgeServiceWildcard(nagScope, "lambda:ListFunctions and tag:GetResources support only Resource *.");
+  acknowledgeServiceWildcard(
+    nagScope,
+    options.bulk
+      ? "lambda:ListFunctions and tag:GetResources support only Resource *."
+      : "lambda:ListFunctions supports only Resource *.",
+  );
 }
 
 /** Whether the functions' `LABEL_*` environment keeps function labels on (the default). */

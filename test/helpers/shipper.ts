@@ -4,6 +4,7 @@ import { Metrics } from "@aws-lambda-powertools/metrics";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { expect } from "vitest";
 import type { DeliveryReport } from "../../functions/core/delivery/deliver.ts";
+import { CustomLogGroupCache } from "../../functions/core/labels/function-log-groups.ts";
 import { FunctionFactsCache } from "../../functions/core/labels/function-lookup.ts";
 import { LogGroupTagCache } from "../../functions/core/labels/log-group-tags.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
@@ -58,6 +59,7 @@ export function shipperDeps(config: ShipperConfig, overrides: Partial<ShipperDep
     metrics: quietMetrics(),
     tagCache: new LogGroupTagCache(),
     functionCache: new FunctionFactsCache(),
+    customLogGroupCache: new CustomLogGroupCache(),
     retry: { maxAttempts: 4, baseDelayMs: 20, maxDelayMs: 200 },
     ...overrides,
   };

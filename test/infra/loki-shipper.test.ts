@@ -131,6 +131,8 @@ describe("LokiShipper with defaults", () => {
         Action: "lambda:GetFunction",
         Resource: partitionArn("lambda:eu-central-1:123456789012:function:*"),
       },
+      // The function of a custom log group (LoggingConfig.LogGroup): ListFunctions takes no ARN.
+      { Sid: "ListFunctionLabels", Action: "lambda:ListFunctions", Resource: "*" },
       {
         Action: ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
         Resource: { "Fn::GetAtt": [queueId, "Arn"] },
@@ -147,6 +149,7 @@ describe("LokiShipper with defaults", () => {
     expect(actions.sort()).toEqual(
       [
         "lambda:GetFunction",
+        "lambda:ListFunctions",
         "logs:CreateLogStream",
         "logs:ListTagsForResource",
         "logs:PutLogEvents",

@@ -21,7 +21,7 @@ const LAMBDA_LOG_GROUP_PREFIX = "/aws/lambda/";
 
 /**
  * The function whose default log group this is, or undefined. A function that logs to another
- * group (`LoggingConfig.LogGroup`) is not found this way; Lambda@Edge's replica groups
+ * group (`LoggingConfig.LogGroup`) is found by function-log-groups.ts instead; Lambda@Edge's replica groups
  * (`/aws/lambda/us-east-1.<name>`) are not functions of this region and are skipped too.
  */
 export function lambdaFunctionName(logGroup: string): string | undefined {

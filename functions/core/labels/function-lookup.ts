@@ -1,5 +1,10 @@
 import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
-import { GetFunctionCommand, LambdaClient, ListFunctionsCommand } from "@aws-sdk/client-lambda";
+import {
+  type FunctionConfiguration,
+  GetFunctionCommand,
+  LambdaClient,
+  ListFunctionsCommand,
+} from "@aws-sdk/client-lambda";
 import {
   GetResourcesCommand,
   ResourceGroupsTaggingAPIClient,
@@ -121,6 +126,17 @@ async function listFunctionRuntimes(
   backoff: Partial<ThrottleBackoff>,
 ): Promise<Map<string, { runtime?: string }>> {
   const runtimes = new Map<string, { runtime?: string }>();
+  for (const fn of await listFunctions(lambda, backoff))
+    if (fn.FunctionName) runtimes.set(fn.FunctionName, fn.Runtime ? { runtime: fn.Runtime } : {});
+  return runtimes;
+}
+
+/** Every function of the region, by `ListFunctions` (50 a page), backing off when throttled. */
+export async function listFunctions(
+  lambda: LambdaClient,
+  backoff: Partial<ThrottleBackoff>,
+): Promise<FunctionConfiguration[]> {
+  const functions: FunctionConfiguration[] = [];
   let marker: string | undefined;
   do {
     const page = await withThrottleBackoff(
@@ -130,11 +146,10 @@ async function listFunctionRuntimes(
     ).catch((error: unknown) => {
       throw lookupError("ListFunctions", error);
     });
-    for (const fn of page.Functions ?? [])
-      if (fn.FunctionName) runtimes.set(fn.FunctionName, fn.Runtime ? { runtime: fn.Runtime } : {});
+    functions.push(...(page.Functions ?? []));
     marker = page.NextMarker;
   } while (marker);
-  return runtimes;
+  return functions;
 }
 
 /** The tags of every tagged function of the region, by function name. */
@@ -215,7 +230,7 @@ function errorName(error: unknown): string {
   return (error as { name?: string })?.name ?? "";
 }
 
-function lookupError(call: string, error: unknown): FunctionLookupError {
+export function lookupError(call: string, error: unknown): FunctionLookupError {
   if (error instanceof FunctionLookupError) return error;
   const hint = isThrottling(error)
     ? "still throttled after every retry; try again later"

@@ -7,7 +7,8 @@ import { RateBudget } from "../cloudwatch/rate-budget.ts";
 import { matchesTagSelector, parseTagSelector } from "../cloudwatch/tag-selector.ts";
 import type { StreamBudgetSettings } from "../delivery/stream-budget.ts";
 import { InputError } from "../errors.ts";
-import { type FunctionFacts, functionLabelSources, lambdaFunctionName } from "../labels/function-labels.ts";
+import { type FunctionFacts, functionLabelSources } from "../labels/function-labels.ts";
+import { CustomLogGroupCache, functionOfLogGroup } from "../labels/function-log-groups.ts";
 import {
   FunctionFactsCache,
   type FunctionLookupClients,
@@ -244,19 +245,21 @@ async function lookUpLabelSources(
   deps: Pick<PlanDeps, "logs" | "functions">,
 ): Promise<GroupWithSources[]> {
   const tagCache = new LogGroupTagCache();
+  const backoff = { budget: new RateBudget(FUNCTION_LOOKUPS_PER_SECOND) };
   const functionNames = new Map<LogGroup, string>();
+  // Groups outside /aws/lambda/ share one ListFunctions listing (function-log-groups.ts).
+  const customLogGroups = new CustomLogGroupCache();
   if (functionLabels)
     for (const group of groups) {
-      const name = lambdaFunctionName(group.logGroupName ?? "");
+      const logGroup = group.logGroupName ?? "";
+      const name = await functionOfLogGroup(deps.functions.lambda, logGroup, customLogGroups, backoff);
       if (name) functionNames.set(group, name);
     }
   const facts = await getFunctionFactsInBulk(
     deps.functions,
     [...functionNames.values()],
     new FunctionFactsCache(),
-    {
-      budget: new RateBudget(FUNCTION_LOOKUPS_PER_SECOND),
-    },
+    backoff,
   );
   const withSources: GroupWithSources[] = [];
   for (const group of groups) {

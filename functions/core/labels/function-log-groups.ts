@@ -1,0 +1,78 @@
+import type { LambdaClient } from "@aws-sdk/client-lambda";
+import { lambdaFunctionName } from "./function-labels.ts";
+import { listFunctions, lookupError, type ThrottleBackoff } from "./function-lookup.ts";
+import { LookupCache } from "./lookup-cache.ts";
+
+/**
+ * Which function logs to a log group. Lambda writes to `/aws/lambda/<function>` unless the
+ * function's `LoggingConfig.LogGroup` names another group (`/custom/payments`), and only the
+ * function's configuration says so. So for a group outside `/aws/lambda/`, the functions of the
+ * region are listed (`ListFunctions`, 50 a page) into a map of custom log group → function, kept
+ * for the cache period: one listing per warm container every 5 minutes, and none while only
+ * `/aws/lambda/*` groups are shipped.
+ */
+
+/** Custom log group → the functions that name it in `LoggingConfig.LogGroup`. */
+export type CustomLogGroups = Map<string, string[]>;
+
+/** The map of the region's custom log groups, under one key: it is listed as a whole. */
+export class CustomLogGroupCache extends LookupCache<CustomLogGroups> {}
+
+/** The map of this container, shared by every invocation while it is warm. */
+export const containerCustomLogGroupCache = new CustomLogGroupCache();
+
+const WHOLE_REGION = "region";
+
+/** Every function's custom log group (one that is not its `/aws/lambda/<name>`). */
+export async function listCustomLogGroups(
+  lambda: LambdaClient,
+  backoff: Partial<ThrottleBackoff> = {},
+): Promise<CustomLogGroups> {
+  const groups: CustomLogGroups = new Map();
+  for (const fn of await listFunctions(lambda, backoff)) {
+    const logGroup = fn.LoggingConfig?.LogGroup;
+    if (!fn.FunctionName || !logGroup || logGroup === `/aws/lambda/${fn.FunctionName}`) continue;
+    groups.set(logGroup, [...(groups.get(logGroup) ?? []), fn.FunctionName]);
+  }
+  return groups;
+}
+
+/**
+ * The function whose logs go to `logGroup`: by the group's name for `/aws/lambda/<name>`, else the
+ * one function that names it in `LoggingConfig.LogGroup`. A group several functions share gives
+ * undefined: one stream cannot carry each function's labels. A failed listing uses the map listed
+ * before, if any; without one it throws {@link FunctionLookupError}, and the next listing waits for
+ * the negative cache period (1 minute).
+ */
+export async function functionOfLogGroup(
+  lambda: LambdaClient,
+  logGroup: string,
+  cache: CustomLogGroupCache = containerCustomLogGroupCache,
+  backoff: Partial<ThrottleBackoff> = {},
+): Promise<string | undefined> {
+  const byName = lambdaFunctionName(logGroup);
+  if (byName) return byName;
+  const functions = (await customLogGroups(lambda, cache, backoff)).get(logGroup);
+  return functions?.length === 1 ? functions[0] : undefined;
+}
+
+async function customLogGroups(
+  lambda: LambdaClient,
+  cache: CustomLogGroupCache,
+  backoff: Partial<ThrottleBackoff>,
+): Promise<CustomLogGroups> {
+  const cached = cache.get(WHOLE_REGION);
+  if (cached) return cached.value;
+  try {
+    const groups = await listCustomLogGroups(lambda, backoff);
+    cache.set(WHOLE_REGION, groups, true);
+    return groups;
+  } catch (error) {
+    const stale = cache.stale(WHOLE_REGION);
+    if (stale) return stale.value;
+    // Not again before the negative cache period ends: a role without lambda:ListFunctions would
+    // otherwise list on every invocation.
+    cache.set(WHOLE_REGION, new Map(), false);
+    throw lookupError("ListFunctions", error);
+  }
+}

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { runBackfillLocally } from "../../cli/local-workflow.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { getJson, runKeys } from "../../functions/core/storage/run-store.ts";
@@ -12,30 +12,15 @@ import {
   seedLogGroup,
   spreadEvents,
 } from "../helpers/log-groups.ts";
-import {
-  entryKeys,
-  expectedEntries,
-  lokiEntries,
-  lokiEnv,
-  startTestLoki,
-  type TestLoki,
-} from "../helpers/loki.ts";
-import { chunkRecords, createTestBucket, s3 } from "../helpers/s3.ts";
+import { entryKeys, expectedEntries, lokiEntries, lokiEnv } from "../helpers/loki.ts";
+import { chunkRecords, s3 } from "../helpers/s3.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 
 /**
  * The backfill state machine, executed by aws-local-stepfunctions with the real task code, against
  * moto (CloudWatch Logs, S3) and the Loki test server.
  */
-let loki: TestLoki;
-let bucket: string;
-
-beforeAll(async () => {
-  loki = await startTestLoki();
-  bucket = await createTestBucket();
-});
-afterAll(async () => {
-  await loki?.close();
-});
+const bed = useTestBed();
 
 describe("backfill of two tagged log groups over the last two hours", () => {
   const now = Date.now();
@@ -68,7 +53,7 @@ describe("backfill of two tagged log groups over the last two hours", () => {
         requestsPerSecond: 20,
         concurrency: 4,
       },
-      { logs, s3, bucket, env: lokiEnv(loki) },
+      { logs, s3, bucket: bed.bucket, env: lokiEnv(bed.loki) },
       (seen) => progress.push(seen.pushed),
     );
 
@@ -78,7 +63,7 @@ describe("backfill of two tagged log groups over the last two hours", () => {
     const wanted = [...checkout, ...ledger].filter((event) => event.timestamp < cutoff);
     expect(wanted.length).toBeGreaterThan(13_000);
 
-    const inLoki = await lokiEntries(loki, `{team="${team}"}`, rangeStart, now + 60_000);
+    const inLoki = await lokiEntries(bed.loki, `{team="${team}"}`, rangeStart, now + 60_000);
     expect(entryKeys(inLoki)).toEqual(expectedEntries(wanted));
     for (const entry of inLoki) {
       expect(entry.labels).toMatchObject({ team, source: "cloudwatch" });
@@ -87,7 +72,7 @@ describe("backfill of two tagged log groups over the last two hours", () => {
       );
     }
     const pythonEntries = await lokiEntries(
-      loki,
+      bed.loki,
       `{team="${team}", runtime="python", name="checkout"}`,
       rangeStart,
       now,
@@ -108,9 +93,9 @@ describe("backfill of two tagged log groups over the last two hours", () => {
     expect(progress.at(-1)).toBe(wanted.length);
 
     // The chunks in S3 hold every event once, and the report is stored next to them.
-    const chunks = await chunkRecords(bucket, `runs/${report.runId}/chunks/`);
+    const chunks = await chunkRecords(bed.bucket, `runs/${report.runId}/chunks/`);
     expect(chunks.map((event) => event.id).sort()).toEqual(wanted.map((event) => event.id).sort());
-    expect(await getJson<RunReport>({ s3, bucket }, runKeys.report(report.runId))).toMatchObject({
+    expect(await getJson<RunReport>({ s3, bucket: bed.bucket }, runKeys.report(report.runId))).toMatchObject({
       status: "succeeded",
     });
   });

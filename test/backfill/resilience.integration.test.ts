@@ -1,6 +1,6 @@
 import { CloudWatchLogsClient, FilterLogEventsCommand } from "@aws-sdk/client-cloudwatch-logs";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { runBackfillLocally, WorkflowFailedError } from "../../cli/local-workflow.ts";
 import { InputError } from "../../functions/core/errors.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
@@ -14,18 +14,10 @@ import {
   seedLogGroup,
   spreadEvents,
 } from "../helpers/log-groups.ts";
-import {
-  entryKeys,
-  expectedEntries,
-  lokiEntries,
-  lokiEnv,
-  startTestLoki,
-  type TestLoki,
-} from "../helpers/loki.ts";
-import { chunkRecords, createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
+import { entryKeys, expectedEntries, lokiEntries, lokiEnv } from "../helpers/loki.ts";
+import { chunkRecords, listKeys, s3 } from "../helpers/s3.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 
-let loki: TestLoki;
-let bucket: string;
 const now = Date.now();
 /**
  * Recent history only (a real Loki's queries do not show older just-pushed entries, see
@@ -37,13 +29,7 @@ const recently = `${new Date(since).toISOString()}..now`;
 /** Events until shortly before now: the backfill leaves out the last 5 minutes (CloudWatch's ingestion delay). */
 const until = now - 10 * 60_000;
 
-beforeAll(async () => {
-  loki = await startTestLoki();
-  bucket = await createTestBucket();
-});
-afterAll(async () => {
-  await loki?.close();
-});
+const bed = useTestBed();
 
 /**
  * A CloudWatch Logs client whose FilterLogEvents calls pass through `fault` first. moto cannot
@@ -81,9 +67,9 @@ function throttling(): Error {
 }
 
 async function expectExactlyInLokiAndS3(selector: string, runId: string, events: LogEvent[]): Promise<void> {
-  const inLoki = await lokiEntries(loki, selector, since, now + 60_000);
+  const inLoki = await lokiEntries(bed.loki, selector, since, now + 60_000);
   expect(entryKeys(inLoki)).toEqual(expectedEntries(events));
-  const inS3 = await chunkRecords(bucket, `runs/${runId}/chunks/`);
+  const inS3 = await chunkRecords(bed.bucket, `runs/${runId}/chunks/`);
   expect(inS3.map((event) => event.id).sort()).toEqual(events.map((event) => event.id).sort());
 }
 
@@ -125,7 +111,7 @@ describe("an export that fails part way", () => {
         maxEventsPerChunk: 4000,
         maxPagesPerInvocation: 2,
       },
-      { logs: cloudwatch.client, s3: storage, bucket, env: lokiEnv(loki), retryPauseMs: 10 },
+      { logs: cloudwatch.client, s3: storage, bucket: bed.bucket, env: lokiEnv(bed.loki), retryPauseMs: 10 },
     );
 
     expect(report.status).toBe("succeeded");
@@ -156,13 +142,19 @@ describe("an export that fails part way", () => {
       concurrency: 1,
       maxEventsPerChunk: 3000,
     };
-    const deps = { logs: cloudwatch.client, s3, bucket, env: lokiEnv(loki), retryPauseMs: 10 };
+    const deps = {
+      logs: cloudwatch.client,
+      s3,
+      bucket: bed.bucket,
+      env: lokiEnv(bed.loki),
+      retryPauseMs: 10,
+    };
 
     const failure = await runBackfillLocally(request, deps).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect((failure as WorkflowFailedError).report?.status).toBe("failed");
     expect((failure as WorkflowFailedError).message).toMatch(/CloudWatchReadError|socket hang up/);
-    const partial = await chunkRecords(bucket, `runs/${runId}/chunks/`);
+    const partial = await chunkRecords(bed.bucket, `runs/${runId}/chunks/`);
     expect(partial.length).toBeGreaterThan(0);
     expect(partial.length).toBeLessThan(restartEvents.length);
 
@@ -207,9 +199,15 @@ describe("a run resumed after its FilterLogEvents token expired", () => {
       requestsPerSecond: 25,
       maxEventsPerChunk: 4000,
     };
-    const deps = { logs: cloudwatch.client, s3, bucket, env: lokiEnv(loki), retryPauseMs: 10 };
+    const deps = {
+      logs: cloudwatch.client,
+      s3,
+      bucket: bed.bucket,
+      env: lokiEnv(bed.loki),
+      retryPauseMs: 10,
+    };
     await expect(runBackfillLocally(request, deps)).rejects.toThrow(WorkflowFailedError);
-    expect((await chunkRecords(bucket, `runs/${runId}/chunks/`)).length).toBe(10_000);
+    expect((await chunkRecords(bed.bucket, `runs/${runId}/chunks/`)).length).toBe(10_000);
 
     phase = "expire";
     const report = await runBackfillLocally(request, deps);
@@ -237,12 +235,12 @@ describe("throttled FilterLogEvents", () => {
         range: recently,
         requestsPerSecond: 20,
       },
-      { logs: cloudwatch.client, s3, bucket, env: lokiEnv(loki), retryPauseMs: 10 },
+      { logs: cloudwatch.client, s3, bucket: bed.bucket, env: lokiEnv(bed.loki), retryPauseMs: 10 },
     );
 
     expect(report.status).toBe("succeeded");
     expect(report.totals.throttled).toBe(4);
-    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, since, now))).toEqual(
+    expect(entryKeys(await lokiEntries(bed.loki, `{team="${team}"}`, since, now))).toEqual(
       expectedEntries(events),
     );
     // After each refusal the shared budget is emptied: the next request waits at least one token (50 ms at 20/s).
@@ -258,7 +256,7 @@ describe("bad input that needs AWS to notice", () => {
     const missing = `/aws/lambda/${uniqueName("missing")}`;
     const run = runBackfillLocally(
       { logGroupNames: [missing], range: "1d" },
-      { logs, s3, bucket, env: lokiEnv(loki) },
+      { logs, s3, bucket: bed.bucket, env: lokiEnv(bed.loki) },
     );
     await expect(run).rejects.toThrow(InputError);
     await expect(run).rejects.toThrow(
@@ -273,7 +271,7 @@ describe("bad input that needs AWS to notice", () => {
     });
     const run = runBackfillLocally(
       { logGroupNames: [name], range: "3d" },
-      { logs, s3, bucket, env: lokiEnv(loki) },
+      { logs, s3, bucket: bed.bucket, env: lokiEnv(bed.loki) },
     );
     await expect(run).rejects.toThrow(InputError);
     await expect(run).rejects.toThrow(
@@ -284,7 +282,7 @@ describe("bad input that needs AWS to notice", () => {
   it("says when a tag selector matches no log group", async () => {
     const run = runBackfillLocally(
       { tagSelector: `team=${uniqueName("nobody")}`, range: "1d" },
-      { logs, s3, bucket, env: lokiEnv(loki) },
+      { logs, s3, bucket: bed.bucket, env: lokiEnv(bed.loki) },
     );
     await expect(run).rejects.toThrow(/has tags matching "team=nobody-[0-9a-f]+"/);
   });
@@ -294,7 +292,7 @@ describe("bad input that needs AWS to notice", () => {
     await seedLogGroup(name, { team: "target" }, spreadEvents("target", now - 2 * HOUR, now - HOUR, 5));
     const run = runBackfillLocally(
       { logGroupNames: [name], range: "1d", loki: { LOKI_URL: "not a url" } },
-      { logs, s3, bucket, env: lokiEnv(loki) },
+      { logs, s3, bucket: bed.bucket, env: lokiEnv(bed.loki) },
     );
     await expect(run).rejects.toThrow(/LOKI_URL/);
   });
@@ -323,8 +321,8 @@ describe("a plan too large for one execution", () => {
       {
         logs,
         s3,
-        bucket,
-        env: lokiEnv(loki),
+        bucket: bed.bucket,
+        env: lokiEnv(bed.loki),
         wrapTask: (state, task) => async (input) => {
           tasksRun.push(state);
           return task(input);
@@ -338,7 +336,7 @@ describe("a plan too large for one execution", () => {
     expect(tasksRun.filter((state) => state === "LoadPart")).toHaveLength(3);
     expect(tasksRun.filter((state) => state === "FinishRun")).toHaveLength(1);
     expect(report.totals.slices).toBe(5);
-    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, busyHour, now))).toEqual(
+    expect(entryKeys(await lokiEntries(bed.loki, `{team="${team}"}`, busyHour, now))).toEqual(
       expectedEntries(events),
     );
   });
@@ -368,11 +366,11 @@ describe("narrowing the export", () => {
         logStreamNames: [stream],
         requestsPerSecond: 25,
       },
-      { logs, s3, bucket, env: lokiEnv(loki) },
+      { logs, s3, bucket: bed.bucket, env: lokiEnv(bed.loki) },
     );
 
     expect(report.totals.exported).toBe(wanted.length);
-    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, since, now))).toEqual(
+    expect(entryKeys(await lokiEntries(bed.loki, `{team="${team}"}`, since, now))).toEqual(
       expectedEntries(wanted),
     );
   });
@@ -397,7 +395,7 @@ describe("a dry run", () => {
         range: hour,
         dryRun: true,
       },
-      { logs, s3, bucket, env: lokiEnv(loki) },
+      { logs, s3, bucket: bed.bucket, env: lokiEnv(bed.loki) },
     );
     expect(report.status).toBe("planned");
     expect(report.message).toBe(
@@ -406,15 +404,15 @@ describe("a dry run", () => {
         "LOKI_CHUNK_IDLE_PERIOD=30 min + 2 min): the stream budget holds them all at once; the FilterLogEvents pace at least 750 ms",
     );
     const plan = await getJson<{ groups: { logGroup: string; labels: Record<string, string> }[] }>(
-      { s3, bucket },
+      { s3, bucket: bed.bucket },
       runKeys.plan(report.runId),
     );
     expect(plan?.groups.map((group) => group.logGroup).sort()).toEqual([...names].sort());
     for (const group of plan?.groups ?? []) {
       expect(group.labels).toEqual(expect.objectContaining({ team, runtime: "python" }));
     }
-    expect(await listKeys(bucket, `runs/${report.runId}/chunks/`)).toEqual([]);
-    expect(await lokiEntries(loki, `{team="${team}"}`, busyHour, now)).toEqual([]);
+    expect(await listKeys(bed.bucket, `runs/${report.runId}/chunks/`)).toEqual([]);
+    expect(await lokiEntries(bed.loki, `{team="${team}"}`, busyHour, now)).toEqual([]);
 
     // The same run for real: the preview's plan is replaced, and everything is exported.
     const real = await runBackfillLocally(
@@ -423,7 +421,7 @@ describe("a dry run", () => {
         tagSelector: `team=${team}`,
         range: hour,
       },
-      { logs, s3, bucket, env: lokiEnv(loki) },
+      { logs, s3, bucket: bed.bucket, env: lokiEnv(bed.loki) },
     );
     expect(real).toMatchObject({ status: "succeeded", totals: { exported: 30, pushed: 30 } });
   });

@@ -1,20 +1,14 @@
 import { type FunctionConfiguration, LambdaClient } from "@aws-sdk/client-lambda";
 import { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-tagging-api";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runBackfillLocally } from "../../cli/local-workflow.ts";
 import { CustomLogGroupCache } from "../../functions/core/labels/function-log-groups.ts";
 import { awsClientConfig, createFunction, uniqueName } from "../helpers/aws.ts";
 import { HOUR, logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
-import {
-  entryKeys,
-  expectedEntries,
-  lokiEntries,
-  lokiEnv,
-  startTestLoki,
-  type TestLoki,
-} from "../helpers/loki.ts";
+import { entryKeys, expectedEntries, lokiEntries, lokiEnv } from "../helpers/loki.ts";
 import { createTestBucket, s3 } from "../helpers/s3.ts";
 import { shipLive } from "../helpers/shipper.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 
 /**
  * Function labels for a function that logs to a custom log group (`LoggingConfig.LogGroup`), not
@@ -22,14 +16,7 @@ import { shipLive } from "../helpers/shipper.ts";
  * and ListFunctions never return it), so these tests add that one field to moto's real
  * ListFunctions answers; the listing itself, the functions' tags and runtimes come from moto.
  */
-let loki: TestLoki;
-
-beforeAll(async () => {
-  loki = await startTestLoki();
-});
-afterAll(async () => {
-  await loki?.close();
-});
+const bed = useTestBed();
 
 interface LambdaOnMoto {
   client: LambdaClient;
@@ -67,7 +54,7 @@ const recentEvents = (label: string, count: number) =>
   spreadEvents(label, Date.now() - 10 * 60_000, Date.now() - 60_000, count);
 
 async function inLoki(selector: string) {
-  return lokiEntries(loki, selector, Date.now() - HOUR, Date.now() + 60_000);
+  return lokiEntries(bed.loki, selector, Date.now() - HOUR, Date.now() + 60_000);
 }
 
 describe("a function that logs to a custom log group (LoggingConfig.LogGroup)", () => {
@@ -85,8 +72,8 @@ describe("a function that logs to a custom log group (LoggingConfig.LogGroup)", 
     const bucket = await createTestBucket();
 
     // Two invocations of the same warm container.
-    await shipLive(group, events.slice(0, 10), lokiEnv(loki), bucket, overrides);
-    await shipLive(group, events.slice(10), lokiEnv(loki), bucket, overrides);
+    await shipLive(group, events.slice(0, 10), lokiEnv(bed.loki), bucket, overrides);
+    await shipLive(group, events.slice(10), lokiEnv(bed.loki), bucket, overrides);
 
     const found = await inLoki(`{runtime="python", name="${functionName}"}`);
     expect(entryKeys(found)).toEqual(expectedEntries(events));
@@ -101,7 +88,7 @@ describe("a function that logs to a custom log group (LoggingConfig.LogGroup)", 
     const events = await seedLogGroup(group, {}, recentEvents("default", 5));
     const lambda = lambdaOnMoto({});
 
-    await shipLive(group, events, lokiEnv(loki), await createTestBucket(), {
+    await shipLive(group, events, lokiEnv(bed.loki), await createTestBucket(), {
       lambda: lambda.client,
       customLogGroupCache: new CustomLogGroupCache(),
     });
@@ -120,7 +107,7 @@ describe("a function that logs to a custom log group (LoggingConfig.LogGroup)", 
     const events = await seedLogGroup(group, { team }, recentEvents("shared", 5));
     const lambda = lambdaOnMoto(Object.fromEntries(names.map((name) => [name, group])));
 
-    await shipLive(group, events, lokiEnv(loki), await createTestBucket(), {
+    await shipLive(group, events, lokiEnv(bed.loki), await createTestBucket(), {
       lambda: lambda.client,
       customLogGroupCache: new CustomLogGroupCache(),
     });
@@ -146,7 +133,7 @@ describe("a function that logs to a custom log group (LoggingConfig.LogGroup)", 
     const lambda = lambdaOnMoto({}, denied);
 
     // Two log streams: two invocations of the same warm container.
-    const reports = await shipLive(group, events, lokiEnv(loki), await createTestBucket(), {
+    const reports = await shipLive(group, events, lokiEnv(bed.loki), await createTestBucket(), {
       lambda: lambda.client,
       customLogGroupCache: new CustomLogGroupCache(),
     });
@@ -173,7 +160,7 @@ describe("a function that logs to a custom log group (LoggingConfig.LogGroup)", 
 
     const report = await runBackfillLocally(
       { logGroupNames: [group], range: "1h", requestsPerSecond: 25 },
-      { logs, s3, bucket: await createTestBucket(), env: lokiEnv(loki), functions },
+      { logs, s3, bucket: await createTestBucket(), env: lokiEnv(bed.loki), functions },
     );
 
     expect(report.status).toBe("succeeded");

@@ -1,21 +1,15 @@
 import { ListTagsForResourceCommand } from "@aws-sdk/client-cloudwatch-logs";
 import { DeleteFunctionCommand, LambdaClient } from "@aws-sdk/client-lambda";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { runBackfillLocally, runReplayLocally } from "../../cli/local-workflow.ts";
 import { FunctionFactsCache } from "../../functions/core/labels/function-lookup.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { awsClientConfig, createFunction, TEST_ACCOUNT, TEST_REGION, uniqueName } from "../helpers/aws.ts";
 import { HOUR, logs, RECENT_HISTORY_MS, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
-import {
-  entryKeys,
-  expectedEntries,
-  lokiEntries,
-  lokiEnv,
-  startTestLoki,
-  type TestLoki,
-} from "../helpers/loki.ts";
+import { entryKeys, expectedEntries, lokiEntries, lokiEnv } from "../helpers/loki.ts";
 import { createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
 import { shipLive } from "../helpers/shipper.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 
 /**
  * Labels from the Lambda function behind an untagged `/aws/lambda/<name>` group, against moto
@@ -23,14 +17,8 @@ import { shipLive } from "../helpers/shipper.ts";
  * same event gets the same labels live, backfilled and replayed from spill, so it is stored once.
  */
 const SELECTOR = '{runtime="python", region="eu-central-1", name=~"fun.*"}';
-let loki: TestLoki;
 
-beforeAll(async () => {
-  loki = await startTestLoki();
-});
-afterAll(async () => {
-  await loki?.close();
-});
+const bed = useTestBed();
 
 describe("an untagged /aws/lambda/fun-python group of a python3.12 function tagged name=fun-python", () => {
   const name = "/aws/lambda/fun-python";
@@ -62,17 +50,17 @@ describe("an untagged /aws/lambda/fun-python group of a python3.12 function tagg
     );
     expect(groupTags.tags ?? {}).toEqual({});
     const bucket = await createTestBucket();
-    const env = lokiEnv(loki);
+    const env = lokiEnv(bed.loki);
 
     // When part of it is shipped live,
     const shipped = await shipLive(name, live, env, bucket);
     expect(shipped.reduce((sum, report) => sum + report.pushed, 0)).toBe(live.length);
 
     // part is spilled while Loki is down and replayed once it is back,
-    await loki.stop();
+    await bed.loki.stop();
     const spilled = await shipLive(name, outage, env, bucket);
     expect(spilled.reduce((sum, report) => sum + report.spilled, 0)).toBe(outage.length);
-    await loki.restart();
+    await bed.loki.restart();
     const replay = await runReplayLocally(
       { source: "spill", logGroupNames: [name] },
       { logs, s3, bucket, env },
@@ -88,7 +76,7 @@ describe("an untagged /aws/lambda/fun-python group of a python3.12 function tagg
     expect(backfill.status).toBe("succeeded");
 
     // Then the example query finds every event exactly once, labelled from the function.
-    const found = await lokiEntries(loki, SELECTOR, historyStart, now + 60_000);
+    const found = await lokiEntries(bed.loki, SELECTOR, historyStart, now + 60_000);
     expect(entryKeys(found)).toEqual(expectedEntries([...history, ...live, ...outage]));
     for (const entry of found) {
       expect(entry.labels).toMatchObject({ runtime: "python", name: "fun-python", region: TEST_REGION });
@@ -126,7 +114,7 @@ describe("function look-ups under throttling", () => {
     );
 
     const bucket = await createTestBucket();
-    const reports = await shipLive(group, events, lokiEnv(loki), bucket, {
+    const reports = await shipLive(group, events, lokiEnv(bed.loki), bucket, {
       lambda,
       functionCache: new FunctionFactsCache(),
     });
@@ -134,7 +122,7 @@ describe("function look-ups under throttling", () => {
     expect(throttledAnswers).toBe(3);
     expect(reports.reduce((sum, report) => sum + report.pushed, 0)).toBe(events.length);
     const found = await lokiEntries(
-      loki,
+      bed.loki,
       `{runtime="python", name="${functionName}"}`,
       Date.now() - HOUR,
       Date.now() + 60_000,
@@ -157,12 +145,12 @@ describe("a log group whose function no longer exists", () => {
     );
     const bucket = await createTestBucket();
 
-    const reports = await shipLive(group, events, lokiEnv(loki), bucket, {
+    const reports = await shipLive(group, events, lokiEnv(bed.loki), bucket, {
       functionCache: new FunctionFactsCache(),
     });
 
     expect(reports.reduce((sum, report) => sum + report.pushed, 0)).toBe(events.length);
-    const found = await lokiEntries(loki, `{team="${team}"}`, Date.now() - HOUR, Date.now() + 60_000);
+    const found = await lokiEntries(bed.loki, `{team="${team}"}`, Date.now() - HOUR, Date.now() + 60_000);
     expect(entryKeys(found)).toEqual(expectedEntries(events));
     for (const entry of found) {
       expect(entry.labels).not.toHaveProperty("runtime");

@@ -1,5 +1,5 @@
 import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runBackfillLocally, runReplayLocally, WorkflowFailedError } from "../../cli/local-workflow.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import type { LokiPushClient } from "../../functions/core/loki/loki-client.ts";
@@ -23,35 +23,28 @@ import {
   lokiEnv,
   NO_TENANT_LIMITS_REASON,
   noTenantLimits,
-  startTestLoki,
-  type TestLoki,
 } from "../helpers/loki.ts";
 import { createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
 import { expectRoundMatchesLoki, shipLive, shippingRound } from "../helpers/shipper.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 
 /**
  * Replay after outages: spill/ drains, rejected/ after a limit change, a gap re-read from
  * CloudWatch, and replays interrupted half way. Executed by aws-local-stepfunctions with the real
  * task code against moto and the Loki test server (stopped and restarted for the drills).
  */
-let loki: TestLoki;
 const now = Date.now();
 /** Recent history only: a real Loki's queries do not show older just-pushed entries (see RECENT_HISTORY_MS). */
 const since = now - RECENT_HISTORY_MS;
 
-beforeAll(async () => {
-  loki = await startTestLoki();
-});
-afterAll(async () => {
-  await loki?.close();
-});
+const bed = useTestBed();
 
 describe("outage drill: Loki stops during live shipping of two groups", () => {
   it("drains spill/ after the restart: every event once, spill/ empty", async () => {
     const bucket = await createTestBucket();
     const team = uniqueName("drill");
     const groups = [`/aws/lambda/${uniqueName("cart")}`, `/aws/lambda/${uniqueName("search")}`];
-    const env = lokiEnv(loki);
+    const env = lokiEnv(bed.loki);
     const shipped: LogEvent[] = [];
     let spilled = 0;
     for (const [index, name] of groups.entries()) {
@@ -59,8 +52,8 @@ describe("outage drill: Loki stops during live shipping of two groups", () => {
     }
     // Live traffic in rounds; Loki is down for rounds 2 to 4.
     for (let round = 0; round < 6; round++) {
-      if (round === 2) await loki.stop();
-      if (round === 5) await loki.restart();
+      if (round === 2) await bed.loki.stop();
+      if (round === 5) await bed.loki.restart();
       const lokiUp = round < 2 || round === 5;
       for (const name of groups) {
         const start = now - 50 * 60_000 + round * 5 * 60_000;
@@ -78,7 +71,7 @@ describe("outage drill: Loki stops during live shipping of two groups", () => {
 
     expect(report.status).toBe("succeeded");
     expect(report.totals.pushed).toBe(spilled);
-    const inLoki = await lokiEntries(loki, `{team="${team}"}`, now - 2 * HOUR, now + 60_000);
+    const inLoki = await lokiEntries(bed.loki, `{team="${team}"}`, now - 2 * HOUR, now + 60_000);
     expect(entryKeys(inLoki)).toEqual(expectedEntries(shipped));
     expect(await listKeys(bucket, "spill/")).toEqual([]);
     expect(await listKeys(bucket, SPILL_LOCK_KEY)).toEqual([]);
@@ -86,14 +79,14 @@ describe("outage drill: Loki stops during live shipping of two groups", () => {
 
   it("skips a drain while Loki is not ready, and while another drain holds the lock", async () => {
     const bucket = await createTestBucket();
-    const env = lokiEnv(loki);
-    await loki.stop();
+    const env = lokiEnv(bed.loki);
+    await bed.loki.stop();
     try {
       const notReady = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
       expect(notReady.status).toBe("skipped");
       expect(notReady.message).toMatch(/Loki did not answer ready/);
     } finally {
-      await loki.restart();
+      await bed.loki.restart();
     }
     const holder = {
       runId: "drain-elsewhere",
@@ -121,15 +114,15 @@ describe("archiving replayed chunks", () => {
     const bucket = await createTestBucket();
     const team = uniqueName("archive");
     const name = `/aws/lambda/${uniqueName("archive")}`;
-    const env = lokiEnv(loki);
+    const env = lokiEnv(bed.loki);
     const events = await seedLogGroup(
       name,
       { team },
       spreadEvents("archive", now - 40 * 60_000, now - 35 * 60_000, 120, 1),
     );
-    await loki.stop();
+    await bed.loki.stop();
     await shipLive(name, events, env, bucket);
-    await loki.restart();
+    await bed.loki.restart();
     const spillKeys = await listKeys(bucket, "spill/");
     expect(spillKeys).toHaveLength(1);
 
@@ -138,7 +131,7 @@ describe("archiving replayed chunks", () => {
     expect(report.totals.pushed).toBe(events.length);
     expect(await listKeys(bucket, "spill/")).toEqual([]);
     expect(await listKeys(bucket, "archive/")).toEqual(spillKeys.map((key) => `archive/${key}`));
-    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, now - HOUR, now))).toEqual(
+    expect(entryKeys(await lokiEntries(bed.loki, `{team="${team}"}`, now - HOUR, now))).toEqual(
       expectedEntries(events),
     );
   });
@@ -149,24 +142,24 @@ describe("Loki answering 429 during a replay", () => {
     const bucket = await createTestBucket();
     const team = uniqueName("throttled");
     const name = `/aws/lambda/${uniqueName("throttled")}`;
-    const env = lokiEnv(loki);
+    const env = lokiEnv(bed.loki);
     const events = await seedLogGroup(
       name,
       { team },
       spreadEvents("throttled", now - 50 * 60_000, now - 45 * 60_000, 200, 2),
     );
-    await loki.stop();
+    await bed.loki.stop();
     await shipLive(name, events, env, bucket);
-    await loki.restart();
+    await bed.loki.restart();
     // Three pushes answered 429 (the test server's fault injection: real Loki does so over the tenant's rate).
-    loki.setFault({ kind: "status", status: 429, body: "Ingestion rate limit exceeded", times: 3 });
+    bed.loki.setFault({ kind: "status", status: 429, body: "Ingestion rate limit exceeded", times: 3 });
 
     const report = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
 
     expect(report.status).toBe("succeeded");
     expect(report.totals.retries).toBeGreaterThanOrEqual(3);
     expect(report.totals.spilled).toBe(0);
-    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, now - HOUR, now))).toEqual(
+    expect(entryKeys(await lokiEntries(bed.loki, `{team="${team}"}`, now - HOUR, now))).toEqual(
       expectedEntries(events),
     );
     expect(await listKeys(bucket, "spill/")).toEqual([]);
@@ -178,18 +171,18 @@ describe("a replay killed half way", () => {
     const bucket = await createTestBucket();
     const team = uniqueName("killed");
     const name = `/aws/lambda/${uniqueName("killed")}`;
-    const env = lokiEnv(loki);
+    const env = lokiEnv(bed.loki);
     const events = await seedLogGroup(
       name,
       { team },
       spreadEvents("killed", now - 90 * 60_000, now - 30 * 60_000, 600, 3),
     );
     // Loki down while shipping, in batches of 50: many spill chunks.
-    await loki.stop();
+    await bed.loki.stop();
     for (let offset = 0; offset < events.length; offset += 50) {
       await shipLive(name, events.slice(offset, offset + 50), env, bucket);
     }
-    await loki.restart();
+    await bed.loki.restart();
     const spillKeys = await listKeys(bucket, "spill/");
     expect(spillKeys.length).toBeGreaterThan(4);
 
@@ -229,7 +222,7 @@ describe("a replay killed half way", () => {
     const second = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env });
 
     expect(second.status).toBe("succeeded");
-    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, now - 2 * HOUR, now))).toEqual(
+    expect(entryKeys(await lokiEntries(bed.loki, `{team="${team}"}`, now - 2 * HOUR, now))).toEqual(
       expectedEntries(events),
     );
     expect(await listKeys(bucket, "spill/")).toEqual([]);
@@ -244,7 +237,7 @@ describe("a replay killed half way", () => {
       { team },
       spreadEvents("twice", since, now - 10 * 60_000, 800, 2),
     );
-    const env = lokiEnv(loki);
+    const env = lokiEnv(bed.loki);
     const backfill = await runBackfillLocally(
       {
         logGroupNames: [name],
@@ -264,7 +257,7 @@ describe("a replay killed half way", () => {
 
     expect(replayed.totals.pushed).toBe(events.length);
     expect(again.totals.pushed).toBe(events.length);
-    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, since, now))).toEqual(
+    expect(entryKeys(await lokiEntries(bed.loki, `{team="${team}"}`, since, now))).toEqual(
       expectedEntries(events),
     );
     // The run's chunks stay: they are the backfill's record, not a queue.
@@ -277,7 +270,7 @@ describe("re-reading a gap from CloudWatch", () => {
     const bucket = await createTestBucket();
     const team = uniqueName("gap");
     const name = `/aws/lambda/${uniqueName("gap")}`;
-    const env = lokiEnv(loki);
+    const env = lokiEnv(bed.loki);
     const start = since;
     const events = await seedLogGroup(name, { team }, spreadEvents("gap", start, now - 10 * 60_000, 1200, 3));
     const outageStart = start + 40 * 60_000;
@@ -289,7 +282,7 @@ describe("re-reading a gap from CloudWatch", () => {
       env,
       bucket,
     );
-    const before = await lokiEntries(loki, `{team="${team}"}`, start, now);
+    const before = await lokiEntries(bed.loki, `{team="${team}"}`, start, now);
     expect(before.length).toBeLessThan(events.length);
 
     // The window is named generously: it overlaps what Loki already holds on both sides.
@@ -304,7 +297,7 @@ describe("re-reading a gap from CloudWatch", () => {
 
     expect(report.status).toBe("succeeded");
     expect(report.totals.pushed).toBeGreaterThan(events.length - before.length);
-    expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, start, now))).toEqual(
+    expect(entryKeys(await lokiEntries(bed.loki, `{team="${team}"}`, start, now))).toEqual(
       expectedEntries(events),
     );
   });
@@ -315,7 +308,7 @@ describe("backfill beside live traffic", () => {
     const bucket = await createTestBucket();
     const team = uniqueName("beside");
     const name = `/aws/lambda/${uniqueName("beside")}`;
-    const env = lokiEnv(loki);
+    const env = lokiEnv(bed.loki);
     // History from just inside the range "2h" (which starts 2 h before the backfill starts).
     const historyStart = since + 60_000;
     await seedLogGroup(
@@ -355,7 +348,7 @@ describe("backfill beside live traffic", () => {
     expect(liveShipped.length).toBeGreaterThan(5);
     const everything = await readGroup(name);
     const inLoki = await lokiEntries(
-      loki,
+      bed.loki,
       `{team="${team}", runtime="python"}`,
       historyStart,
       Date.now() + 60_000,
@@ -381,8 +374,8 @@ describe("too old for Loki", () => {
       );
       // The tenant keeps one hour (and the shipper is told so), like reject_old_samples_max_age: 1h;
       // the history stays recent enough for a real Loki's queries to show it after the replay.
-      await loki.setTenantLimits(loki.tenant, { reject_old_samples_max_age: "1h" });
-      const env = { ...lokiEnv(loki), LOKI_REJECT_OLD_SAMPLES_MAX_AGE: "1h" };
+      await bed.loki.setTenantLimits(bed.loki.tenant, { reject_old_samples_max_age: "1h" });
+      const env = { ...lokiEnv(bed.loki), LOKI_REJECT_OLD_SAMPLES_MAX_AGE: "1h" };
       const tooOld = events.filter((event) => event.timestamp < Date.now() - HOUR + 60_000);
       expect(tooOld.length).toBeGreaterThan(100);
 
@@ -402,7 +395,7 @@ describe("too old for Loki", () => {
       const rejectedKeys = await listKeys(bucket, `rejected/${logGroupKeySegment(name)}/`);
       expect(rejectedKeys.length).toBeGreaterThan(0);
 
-      await loki.setTenantLimits(loki.tenant, { reject_old_samples_max_age: "168h" });
+      await bed.loki.setTenantLimits(bed.loki.tenant, { reject_old_samples_max_age: "168h" });
       const replay = await runReplayLocally(
         { source: "rejected", logGroupNames: [name], loki: { LOKI_REJECT_OLD_SAMPLES_MAX_AGE: "168h" } },
         { logs, s3, bucket, env },
@@ -410,7 +403,7 @@ describe("too old for Loki", () => {
 
       expect(replay.status).toBe("succeeded");
       expect(replay.totals.pushed).toBe(refused);
-      expect(entryKeys(await lokiEntries(loki, `{team="${team}"}`, since, now))).toEqual(
+      expect(entryKeys(await lokiEntries(bed.loki, `{team="${team}"}`, since, now))).toEqual(
         expectedEntries(events),
       );
       expect(await listKeys(bucket, `rejected/${logGroupKeySegment(name)}/`)).toEqual([]);

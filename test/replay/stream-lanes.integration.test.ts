@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { CHUNK_FORMAT, logGroupKeySegment } from "../../functions/core/storage/chunk-format.ts";
 import { getJson, putChunk, runKeys } from "../../functions/core/storage/run-store.ts";
@@ -8,24 +8,18 @@ import { createWorkflowTasks } from "../../functions/core/workflow/workflow-task
 import { cloudWatchEventId } from "../fixtures/subscription.ts";
 import { uniqueName } from "../helpers/aws.ts";
 import { HOUR, logs } from "../helpers/log-groups.ts";
-import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
 import { createTestBucket, s3 } from "../helpers/s3.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 
 /**
  * In AWS every ReplaySlice invocation is a Lambda of its own, with no shared stream budget: the
  * budget's lanes are kept in S3. Here each invocation gets a fresh task object (a fresh Lambda
  * container), as in AWS, against moto's S3 and the Loki test server.
  */
-let loki: TestLoki;
 const now = Date.now();
 const HOLD_MS = 3_000;
 
-beforeAll(async () => {
-  loki = await startTestLoki();
-});
-afterAll(async () => {
-  await loki?.close();
-});
+const bed = useTestBed();
 
 /** A backfill slice's chunk in S3: three events of one hour, so one Loki stream. */
 async function sliceOf(
@@ -67,8 +61,8 @@ describe("the stream budget across Lambda invocations (no shared budget object)"
     const logGroup = `/aws/lambda/${uniqueName("lanes")}`;
     // 4 streams × 0.5 = 2 for the run, 1 for each of its 2 branches.
     const env = {
-      LOKI_URL: loki.url,
-      LOKI_TENANT: loki.tenant,
+      LOKI_URL: bed.loki.url,
+      LOKI_TENANT: bed.loki.tenant,
       LOKI_MAX_GLOBAL_STREAMS_PER_USER: "4",
       LOKI_BACKFILL_STREAM_SHARE: "0.5",
       LOKI_CHUNK_IDLE_PERIOD: `${HOLD_MS}ms`,

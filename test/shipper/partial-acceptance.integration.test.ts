@@ -1,43 +1,29 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { deliverEvents, type GroupBatch } from "../../functions/core/delivery/deliver.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import type { LokiPushClient } from "../../functions/core/loki/loki-client.ts";
 import { createLokiPushClient, parseLokiTarget } from "../../functions/core/loki/loki-target.ts";
 import { cloudWatchEventId, lineOfBytes } from "../fixtures/subscription.ts";
 import { uniqueName } from "../helpers/aws.ts";
-import {
-  lokiEntries,
-  NO_TENANT_LIMITS_REASON,
-  noTenantLimits,
-  startTestLoki,
-  type TestLoki,
-} from "../helpers/loki.ts";
-import { createTestBucket, readChunks, s3 } from "../helpers/s3.ts";
+import { lokiEntries, NO_TENANT_LIMITS_REASON, noTenantLimits } from "../helpers/loki.ts";
+import { readChunks, s3 } from "../helpers/s3.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 
 /**
  * What Loki refuses of a push: pre-checked before pushing where the shipper knows the limits, and
  * attributed from Loki's 400 body (each push carries one stream; else found by halves) where the
  * target's limits are stricter than configured. Refused events land in rejected/ with the reason.
  */
-let loki: TestLoki;
-let bucket: string;
 const HOUR = 3_600_000;
 
-beforeAll(async () => {
-  loki = await startTestLoki();
-  bucket = await createTestBucket();
-});
-
-afterAll(async () => {
-  await loki?.close();
-});
+const bed = useTestBed();
 
 function event(timestamp: number, message: string, logStream = "s"): LogEvent {
   return { id: cloudWatchEventId(timestamp), timestamp, message, logStream };
 }
 
 async function clientFor(tenant: string, extra: Record<string, string> = {}): Promise<LokiPushClient> {
-  return createLokiPushClient(parseLokiTarget({ LOKI_URL: loki.url, LOKI_TENANT: tenant, ...extra }));
+  return createLokiPushClient(parseLokiTarget({ LOKI_URL: bed.loki.url, LOKI_TENANT: tenant, ...extra }));
 }
 
 /** Delivers one log group's events for `tenant` (labelled `group=<tenant>`), with 10 s to spare. */
@@ -46,7 +32,7 @@ function deliverAs(tenant: string, logGroup: string, events: LogEvent[]) {
     deliverEvents([{ logGroup, labels: { group: tenant }, events }], {
       loki: client,
       s3,
-      bucket,
+      bucket: bed.bucket,
       deadline: Date.now() + 10_000,
     }),
   );
@@ -54,11 +40,11 @@ function deliverAs(tenant: string, logGroup: string, events: LogEvent[]) {
 
 /** What Loki holds of `tenant`'s group in `[startMs, endMs)`. */
 function storedOf(tenant: string, startMs: number, endMs: number) {
-  return lokiEntries({ url: loki.lokiUrl, tenant }, `{group="${tenant}"}`, startMs, endMs);
+  return lokiEntries({ url: bed.loki.lokiUrl, tenant }, `{group="${tenant}"}`, startMs, endMs);
 }
 
 async function rejectedOf(logGroup: string) {
-  return (await readChunks(bucket, `rejected/${encodeURIComponent(logGroup)}/`)).flatMap(
+  return (await readChunks(bed.bucket, `rejected/${encodeURIComponent(logGroup)}/`)).flatMap(
     ({ chunk }) => chunk.records,
   );
 }
@@ -99,7 +85,7 @@ describe("refusals the shipper could not foresee", () => {
     `attributes Loki's 'Max entry size' 400 to the entry and stores the rest (${NO_TENANT_LIMITS_REASON})`,
     async () => {
       const tenant = uniqueName("line");
-      await loki.setTenantLimits(tenant, { max_line_size: 1000 });
+      await bed.loki.setTenantLimits(tenant, { max_line_size: 1000 });
       const logGroup = `/line/${tenant}`;
       const now = Date.now();
       const events = [
@@ -127,7 +113,7 @@ describe("refusals the shipper could not foresee", () => {
     async () => {
       const tenant = uniqueName("multi");
       // The target refuses what is older than 2h; the shipper is configured with Loki's default (1 week).
-      await loki.setTenantLimits(tenant, { reject_old_samples_max_age: "2h" });
+      await bed.loki.setTenantLimits(tenant, { reject_old_samples_max_age: "2h" });
       const logGroup = `/multi/${tenant}`;
       const now = Date.now();
       const old = [event(now - 3 * HOUR, "old a"), event(now - 3 * HOUR + 1, "old b")];
@@ -137,7 +123,7 @@ describe("refusals the shipper could not foresee", () => {
       const report = await deliverEvents(batches, {
         loki: await clientFor(tenant),
         s3,
-        bucket,
+        bucket: bed.bucket,
         deadline: Date.now() + 10_000,
       });
 
@@ -158,7 +144,7 @@ describe("refusals the shipper could not foresee", () => {
     const now = Date.now();
     const events = Array.from({ length: 20 }, (_, index) => event(now - 10_000 + index, `line ${index}`));
     // Injected: the test server cannot be made to exceed 4 MiB with the shipper's own batch limit.
-    loki.setFault({
+    bed.loki.setFault({
       kind: "status",
       status: 500,
       body: "rpc error: code = ResourceExhausted desc = grpc: received message larger than max (5000000 vs. 4194304)\n",
@@ -178,7 +164,7 @@ describe("refusals the shipper could not foresee", () => {
     const now = Date.now();
     const events = Array.from({ length: 4 }, (_, index) => event(now - 10_000 + index, `line ${index}`));
     // Injected: a 400 with a body in no known format (e.g. from a proxy); the next pushes succeed.
-    loki.setFault({ kind: "status", status: 400, body: "request rejected by policy\n", times: 1 });
+    bed.loki.setFault({ kind: "status", status: 400, body: "request rejected by policy\n", times: 1 });
 
     const report = await deliverAs(tenant, logGroup, events);
 
@@ -192,7 +178,7 @@ describe("refusals the shipper could not foresee", () => {
     const tenant = uniqueName("nosm");
     const logGroup = `/nosm/${tenant}`;
     // Injected: the body real Loki sends when limits_config.allow_structured_metadata is false.
-    loki.setFault({
+    bed.loki.setFault({
       kind: "status",
       status: 400,
       body: "stream '{group=\"x\"}' includes structured metadata, but this feature is disallowed. Please see `limits_config.structured_metadata` or contact your Loki administrator to enable it.\n",
@@ -207,19 +193,19 @@ describe("refusals the shipper could not foresee", () => {
     const stored = await storedOf(tenant, Date.now() - HOUR, Date.now() + HOUR);
     expect(stored.map((entry) => entry.line).sort()).toEqual(["a", "b"]);
     expect(stored.every((entry) => entry.labels.log_stream === undefined)).toBe(true);
-    expect(await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`)).toEqual([]);
+    expect(await readChunks(bed.bucket, `spill/${encodeURIComponent(logGroup)}/`)).toEqual([]);
   });
 
   it("spills everything when Loki refuses the credentials, without retrying", async () => {
     const tenant = uniqueName("auth");
     const logGroup = `/auth/${tenant}`;
-    loki.setFault({ kind: "status", status: 401, body: "invalid token\n", times: 1 });
+    bed.loki.setFault({ kind: "status", status: 401, body: "invalid token\n", times: 1 });
     const events = [event(Date.now() - 1000, "a"), event(Date.now() - 900, "b")];
 
     const report = await deliverAs(tenant, logGroup, events);
 
     expect(report).toMatchObject({ pushed: 0, spilled: 2, retries: 0, requests: 1 });
-    const [spill] = await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`);
+    const [spill] = await readChunks(bed.bucket, `spill/${encodeURIComponent(logGroup)}/`);
     expect(spill?.chunk.header.reason).toBe("Loki answered 401: invalid token");
   });
 });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runBackfillLocally, runReplayLocally } from "../../cli/local-workflow.ts";
 import { RuleSet } from "../../functions/core/delivery/rules.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
@@ -11,24 +11,17 @@ import {
   externalLoki,
   lokiEntries,
   lokiEnv,
-  startTestLoki,
-  type TestLoki,
 } from "../helpers/loki.ts";
 import { chunkRecords, createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
 import { shipLive } from "../helpers/shipper.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 
 /**
  * Drop and mask rules on every path, end to end: the live shipper, spill/ and rejected/, the
  * backfill workflow (aws-local-stepfunctions with the real tasks) and the spill drain, against
  * moto and the Loki test server.
  */
-let loki: TestLoki;
-beforeAll(async () => {
-  loki = await startTestLoki();
-});
-afterAll(async () => {
-  await loki?.close();
-});
+const bed = useTestBed();
 
 const RULES = [
   { action: "drop", pattern: "GET /health" },
@@ -40,7 +33,7 @@ const SECRETS = [
   "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
 ];
 
-const env = () => ({ ...lokiEnv(loki), LOG_RULES: JSON.stringify(RULES) });
+const env = () => ({ ...lokiEnv(bed.loki), LOG_RULES: JSON.stringify(RULES) });
 
 /** Invocation after invocation: a health check (dropped), a line with secrets, a plain line. */
 function traffic(label: string, startMs: number, count: number) {
@@ -87,7 +80,7 @@ describe("rules on the live path", () => {
       pushed: 8,
       refused: { too_old: 2 },
     });
-    const inLoki = await lokiEntries(loki, `{team="${team}"}`, now - HOUR, now + 60_000);
+    const inLoki = await lokiEntries(bed.loki, `{team="${team}"}`, now - HOUR, now + 60_000);
     const fresh = events.filter((event) => event.timestamp > now - HOUR);
     expect(entryKeys(inLoki)).toEqual(expectedEntries(asShipped(name, fresh)));
     expect(inLoki.some((entry) => entry.line.includes("GET /health"))).toBe(false);
@@ -109,12 +102,12 @@ describe("rules on the live path", () => {
       const now = Date.now();
       const events = await seedLogGroup(name, { team }, traffic("down", now - 20 * 60_000, 9));
 
-      await loki.stop();
+      await bed.loki.stop();
       let reports: Awaited<ReturnType<typeof shipLive>>;
       try {
         reports = await shipLive(name, events, env(), bucket);
       } finally {
-        await loki.restart();
+        await bed.loki.restart();
       }
       expect(reports[0]).toMatchObject({ dropped: { "rule 1": 3 }, spilled: 6, pushed: 0 });
       const spilled = await chunkRecords(bucket, "spill/");
@@ -124,7 +117,7 @@ describe("rules on the live path", () => {
       const report = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env: env() });
 
       expect(report.totals.pushed).toBe(6);
-      const inLoki = await lokiEntries(loki, `{team="${team}"}`, now - HOUR, now + 60_000);
+      const inLoki = await lokiEntries(bed.loki, `{team="${team}"}`, now - HOUR, now + 60_000);
       expect(entryKeys(inLoki)).toEqual(expectedEntries(asShipped(name, events)));
       expect(await listKeys(bucket, "spill/")).toEqual([]);
     },
@@ -165,7 +158,7 @@ describe("rules on the backfill path", () => {
     expect(chunks.some((record) => record.message.startsWith("GET /health"))).toBe(false);
 
     // Every event once: live and backfill shaped each event into the same entry, which Loki keeps once.
-    const inLoki = await lokiEntries(loki, `{team="${team}"}`, rangeStart, now + 60_000);
+    const inLoki = await lokiEntries(bed.loki, `{team="${team}"}`, rangeStart, now + 60_000);
     const shippedLive = asShipped(name, liveWindow);
     const expected = new Set([...expectedEntries(asShipped(name, wanted)), ...expectedEntries(shippedLive)]);
     expect(entryKeys(inLoki)).toEqual([...expected].sort());

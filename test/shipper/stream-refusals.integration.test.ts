@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runReplayLocally } from "../../cli/local-workflow.ts";
 import type { DeliveryReport } from "../../functions/core/delivery/deliver.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
@@ -6,16 +6,10 @@ import { getChunk } from "../../functions/core/storage/run-store.ts";
 import { cloudWatchEventId } from "../fixtures/subscription.ts";
 import { uniqueName } from "../helpers/aws.ts";
 import { HOUR, lastWholeHour, logs, seedLogGroup } from "../helpers/log-groups.ts";
-import {
-  expectedEntries,
-  NO_TENANT_LIMITS_REASON,
-  noTenantLimits,
-  queryRangeAll,
-  startTestLoki,
-  type TestLoki,
-} from "../helpers/loki.ts";
+import { expectedEntries, NO_TENANT_LIMITS_REASON, noTenantLimits, queryRangeAll } from "../helpers/loki.ts";
 import { chunkRecords, createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
 import { shipLive } from "../helpers/shipper.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 
 /**
  * Loki answers a push of several streams with the error of its LAST stream only (Loki 3.4.6
@@ -29,7 +23,6 @@ import { shipLive } from "../helpers/shipper.ts";
  * the two before the current one, late enough in the earlier one: a real Loki does not return
  * just-pushed entries older than `query_ingesters_within` (3h) until it flushes them.
  */
-let loki: TestLoki;
 const now = Date.now();
 /**
  * A time in the UTC hour `hoursAgo` (1 or 2) hours before the current one, early enough that events
@@ -38,12 +31,7 @@ const now = Date.now();
 const inHour = (hoursAgo: number) =>
   lastWholeHour(now) - (hoursAgo - 1) * HOUR + (hoursAgo === 2 ? 25 * 60_000 : 0);
 
-beforeAll(async () => {
-  loki = await startTestLoki();
-});
-afterAll(async () => {
-  await loki?.close();
-});
+const bed = useTestBed();
 
 function eventsAt(startMs: number, count: number, label: string, lineBytes = 0): LogEvent[] {
   return Array.from({ length: count }, (_, index) => {
@@ -63,7 +51,7 @@ interface Audit {
 /** Where each event is: in the tenant's Loki, spill/ or rejected/. */
 async function audit(name: string, bucket: string, tenant: string): Promise<Audit> {
   const segment = encodeURIComponent(name);
-  const streams = await queryRangeAll(loki.lokiUrl, tenant, `{log_group="${name}"}`, {
+  const streams = await queryRangeAll(bed.loki.lokiUrl, tenant, `{log_group="${name}"}`, {
     start: BigInt(now - 30 * HOUR) * 1_000_000n,
     end: BigInt(now + HOUR) * 1_000_000n,
   });
@@ -107,8 +95,8 @@ describe.skipIf(noTenantLimits)(`a tenant at its active-stream limit (${NO_TENAN
   ])("spills the new stream with Loki's reason and stores the other ($order)", async (hours) => {
     const bucket = await createTestBucket();
     const name = `/aws/lambda/${uniqueName("streamcap")}`;
-    const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap") };
-    await loki.setTenantLimits(env.LOKI_TENANT, { max_global_streams_per_user: 1 });
+    const env = { LOKI_URL: bed.loki.url, LOKI_TENANT: uniqueName("cap") };
+    await bed.loki.setTenantLimits(env.LOKI_TENANT, { max_global_streams_per_user: 1 });
     await seedLogGroup(name, { name: "streamcap" }, []);
     const first = eventsAt(inHour(hours.existingHoursAgo), 1, "existing-before");
     await shipLive(name, first, env, bucket);
@@ -138,7 +126,7 @@ describe.skipIf(noTenantLimits)(`a tenant at its active-stream limit (${NO_TENAN
 
     // Once the streams have been idle and the limit allows the stream, the drain replays the
     // spill: exactly once, spill/ empty.
-    await loki.setTenantLimits(env.LOKI_TENANT, { max_global_streams_per_user: 10 });
+    await bed.loki.setTenantLimits(env.LOKI_TENANT, { max_global_streams_per_user: 10 });
     const drain = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env: idlePassed(env) });
     expect(drain).toMatchObject({ status: "succeeded", totals: { pushed: 2, held: 0 } });
     expect(await listKeys(bucket, "spill/")).toEqual([]);
@@ -150,19 +138,19 @@ describe.skipIf(noTenantLimits)(`a tenant at its active-stream limit (${NO_TENAN
   it("replays a spill chunk that straddles a new and an existing hour at the limit: the new hour is kept, not lost", async () => {
     const bucket = await createTestBucket();
     const name = `/aws/lambda/${uniqueName("straddle")}`;
-    const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("cap") };
-    await loki.setTenantLimits(env.LOKI_TENANT, { max_global_streams_per_user: 1 });
+    const env = { LOKI_URL: bed.loki.url, LOKI_TENANT: uniqueName("cap") };
+    await bed.loki.setTenantLimits(env.LOKI_TENANT, { max_global_streams_per_user: 1 });
     await seedLogGroup(name, { name: "straddle" }, []);
     const early = eventsAt(inHour(2), 3, "early");
     const late = eventsAt(inHour(1), 3, "late");
     // The late hour's stream exists and takes the tenant's only stream.
     await shipLive(name, late.slice(0, 1), env, bucket);
     // Loki down: the early hour and the rest of the late hour go to spill/ together.
-    await loki.stop();
+    await bed.loki.stop();
     try {
       await shipLive(name, [...early, ...late.slice(1)], env, bucket);
     } finally {
-      await loki.restart();
+      await bed.loki.restart();
     }
     expect(await chunkRecords(bucket, "spill/")).toHaveLength(5);
 
@@ -174,7 +162,7 @@ describe.skipIf(noTenantLimits)(`a tenant at its active-stream limit (${NO_TENAN
     expect(found.spilled.map((event) => event.message).sort()).toEqual(["early 0", "early 1", "early 2"]);
     expectAccountedFor(found, [...early, ...late]);
 
-    await loki.setTenantLimits(env.LOKI_TENANT, { max_global_streams_per_user: 10 });
+    await bed.loki.setTenantLimits(env.LOKI_TENANT, { max_global_streams_per_user: 10 });
     const drained = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env: idlePassed(env) });
     expect(drained.totals.pushed).toBe(3);
     expect((await audit(name, bucket, env.LOKI_TENANT)).inLoki).toEqual(expectedEntries([...early, ...late]));
@@ -190,9 +178,9 @@ describe.skipIf(noTenantLimits)(
     ])("stores what the rate allows and spills the rest with Loki's reason ($order)", async (hours) => {
       const bucket = await createTestBucket();
       const name = `/aws/lambda/${uniqueName("busy")}`;
-      const env = { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("rate") };
+      const env = { LOKI_URL: bed.loki.url, LOKI_TENANT: uniqueName("rate") };
       // 1 kB/s per stream: a 1,200-byte line never fits; 300-byte lines do, one push at a time.
-      await loki.setTenantLimits(env.LOKI_TENANT, {
+      await bed.loki.setTenantLimits(env.LOKI_TENANT, {
         per_stream_rate_limit: 1000,
         per_stream_rate_limit_burst: 1000,
       });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runBackfillLocally, runReplayLocally } from "../../cli/local-workflow.ts";
 import { printRunReport } from "../../cli/report.ts";
 import type { DeliveryReport } from "../../functions/core/delivery/deliver.ts";
@@ -6,16 +6,10 @@ import type { LogEvent } from "../../functions/core/log-event.ts";
 import { cloudWatchEventId } from "../fixtures/subscription.ts";
 import { uniqueName } from "../helpers/aws.ts";
 import { HOUR, logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
-import {
-  EXTERNAL_LOKI_SKIP_REASON,
-  expectedEntries,
-  externalLoki,
-  queryRangeAll,
-  startTestLoki,
-  type TestLoki,
-} from "../helpers/loki.ts";
+import { EXTERNAL_LOKI_SKIP_REASON, expectedEntries, externalLoki, queryRangeAll } from "../helpers/loki.ts";
 import { chunkRecords, createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
 import { shipLive } from "../helpers/shipper.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 
 /**
  * A backfill within Loki's active-stream limit, on the Loki test server with a 4 s
@@ -27,22 +21,16 @@ const IDLE_MS = 4_000;
 const MARGIN_MS = 300;
 const LIMIT = 20;
 
-let loki: TestLoki;
 const now = Date.now();
 const hourStart = (hoursAgo: number) => Math.floor((now - hoursAgo * HOUR) / HOUR) * HOUR;
 
-beforeAll(async () => {
-  // Test server only (a 4 s chunk_idle_period), and its history needs more hour streams than the last
-  // two hours hold: its queries show entries of any age, unlike Loki's (query_ingesters_within 3h).
-  loki = await startTestLoki({ chunkIdlePeriodMs: IDLE_MS, queryIngestersWithinMs: 0 });
-});
-afterAll(async () => {
-  await loki?.close();
-});
+// Test server only (a 4 s chunk_idle_period), and its history needs more hour streams than the last
+// two hours hold: its queries show entries of any age, unlike Loki's (query_ingesters_within 3h).
+const bed = useTestBed({ chunkIdlePeriodMs: IDLE_MS, queryIngestersWithinMs: 0 });
 
 function budgetEnv(tenant: string, toldLimit = LIMIT, share = 0.5): Record<string, string> {
   return {
-    LOKI_URL: loki.url,
+    LOKI_URL: bed.loki.url,
     LOKI_TENANT: tenant,
     LOKI_MAX_GLOBAL_STREAMS_PER_USER: String(toldLimit),
     LOKI_BACKFILL_STREAM_SHARE: String(share),
@@ -99,7 +87,7 @@ async function shipLiveUntil(
 
 /** `<ns> <line>` of what the tenant's Loki holds for `selector` in [startMs, endMs). */
 async function inLokiOf(tenant: string, selector: string, startMs: number, endMs: number): Promise<string[]> {
-  const streams = await queryRangeAll(loki.url, tenant, selector, {
+  const streams = await queryRangeAll(bed.loki.url, tenant, selector, {
     start: BigInt(startMs) * 1_000_000n,
     end: BigInt(endMs) * 1_000_000n,
   });
@@ -114,7 +102,7 @@ describe.skipIf(externalLoki)(`backfill within a 20-stream limit (${EXTERNAL_LOK
     const bucket = await createTestBucket();
     const tenant = uniqueName("budget");
     const tenantTag = uniqueName("t");
-    await loki.setTenantLimits(tenant, { max_global_streams_per_user: LIMIT });
+    await bed.loki.setTenantLimits(tenant, { max_global_streams_per_user: LIMIT });
     const env = budgetEnv(tenant);
     const history = await groupWithHistory("history", tenantTag, 48);
     const liveGroups = await Promise.all(
@@ -165,7 +153,7 @@ describe.skipIf(externalLoki)(`backfill within a 20-stream limit (${EXTERNAL_LOK
     const tenant = uniqueName("lower");
     const tenantTag = uniqueName("t");
     // The operator says 20 (budget 10), but Loki allows 4.
-    await loki.setTenantLimits(tenant, { max_global_streams_per_user: 4 });
+    await bed.loki.setTenantLimits(tenant, { max_global_streams_per_user: 4 });
     const history = await groupWithHistory("lower", tenantTag, 12);
 
     const report = await runBackfillLocally(

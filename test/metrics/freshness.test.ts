@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { GroupMetrics, replayPath } from "../../functions/core/delivery/delivery-metrics.ts";
 import { keepEventChunk } from "../../functions/core/delivery/spill.ts";
 import type { DeliveryPath } from "../../functions/core/metric-names.ts";
@@ -13,9 +13,9 @@ import {
 } from "../fixtures/subscription.ts";
 import { uniqueName } from "../helpers/aws.ts";
 import { createTaggedLogGroup, logs } from "../helpers/log-groups.ts";
-import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
 import { createTestBucket, s3 } from "../helpers/s3.ts";
 import { lambdaContext, shipperConfig, shipperDeps, shipperEnv } from "../helpers/shipper.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 
 /**
  * Freshness: how old events are when Loki accepts them (EventAgeAtPush, one value per accepted
@@ -50,21 +50,15 @@ const values = (document: EmfDocument | undefined, name: string): number[] => {
   return (Array.isArray(value) ? value : [value]) as number[];
 };
 
-let loki: TestLoki;
-let bucket: string;
-beforeAll(async () => {
-  loki = await startTestLoki();
-  bucket = await createTestBucket();
-});
-afterAll(async () => {
-  await loki?.close();
-});
+const bed = useTestBed();
 
 describe("live freshness", () => {
   it("records the age of the oldest event of each accepted push, per hour stream, under Path=live and the log group", async () => {
     const clock = Date.UTC(2026, 10, 25, 14, 30);
     const logGroup = await createTaggedLogGroup("fresh", { runtime: "python" });
-    const config = shipperConfig(shipperEnv({ bucket, lokiUrl: loki.url, tenant: uniqueName("fresh") }));
+    const config = shipperConfig(
+      shipperEnv({ bucket: bed.bucket, lokiUrl: bed.loki.url, tenant: uniqueName("fresh") }),
+    );
     const { created, factory } = collector();
     // Two hours: two streams (time_shard), so two pushes and two values.
     const events = [
@@ -95,7 +89,7 @@ describe("live freshness", () => {
     // names the oldest (long) entry, and the stored ones are younger.
     const config = shipperConfig(
       shipperEnv(
-        { bucket, lokiUrl: loki.url, tenant: uniqueName("fresh-refused") },
+        { bucket: bed.bucket, lokiUrl: bed.loki.url, tenant: uniqueName("fresh-refused") },
         { LOKI_MAX_LINE_SIZE: "1MB" },
       ),
     );
@@ -147,7 +141,7 @@ describe("replay and backfill freshness", () => {
       logs,
       s3,
       bucket: replayBucket,
-      env: { LOKI_URL: loki.url, LOKI_TENANT: uniqueName("drain") },
+      env: { LOKI_URL: bed.loki.url, LOKI_TENANT: uniqueName("drain") },
       now: () => clock,
       lokiReady: async () => true,
       groupMetrics: factory,

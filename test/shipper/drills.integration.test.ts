@@ -1,5 +1,5 @@
 import { type AddressInfo, createServer } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { deliverEvents } from "../../functions/core/delivery/deliver.ts";
 import { eventNanoseconds } from "../../functions/core/delivery/timestamps.ts";
 import { ConfigError } from "../../functions/core/errors.ts";
@@ -19,14 +19,8 @@ import {
 } from "../fixtures/subscription.ts";
 import { uniqueName } from "../helpers/aws.ts";
 import { createTaggedLogGroup } from "../helpers/log-groups.ts";
-import {
-  lokiEntries,
-  NO_TENANT_LIMITS_REASON,
-  noTenantLimits,
-  startTestLoki,
-  type TestLoki,
-} from "../helpers/loki.ts";
-import { createTestBucket, readChunks, s3 } from "../helpers/s3.ts";
+import { lokiEntries, NO_TENANT_LIMITS_REASON, noTenantLimits } from "../helpers/loki.ts";
+import { readChunks, s3 } from "../helpers/s3.ts";
 import {
   expectRoundMatchesLoki,
   lambdaContext,
@@ -35,23 +29,14 @@ import {
   shipperEnv,
   shippingRound,
 } from "../helpers/shipper.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 /** Failure drills: Loki down and back, Loki throttling, S3 failing too. */
-let loki: TestLoki;
-let bucket: string;
-
-beforeAll(async () => {
-  loki = await startTestLoki();
-  bucket = await createTestBucket();
-});
-
-afterAll(async () => {
-  await loki?.close();
-});
+const bed = useTestBed();
 
 const envFor = (tenant: string, extra: Record<string, string> = {}) =>
-  shipperEnv({ bucket, lokiUrl: loki.url, tenant }, extra);
+  shipperEnv({ bucket: bed.bucket, lokiUrl: bed.loki.url, tenant }, extra);
 
 function countIds(ids: string[]): Map<string, number> {
   const counts = new Map<string, number>();
@@ -81,7 +66,7 @@ describe("outage drill", () => {
     // When: payloads for both groups are shipped one after another while Loki stops in the middle.
     const results: ShipResult[] = [];
     for (const [index, payload] of payloads.entries()) {
-      if (index === LOKI_STOPS_AT) await loki.stop();
+      if (index === LOKI_STOPS_AT) await bed.loki.stop();
       results.push(
         await shipSubscriptionEvent(
           subscriptionEvent(
@@ -97,24 +82,24 @@ describe("outage drill", () => {
         ),
       );
     }
-    await loki.restart();
+    await bed.loki.restart();
 
     // Then: the invocations before the stop pushed everything, those after spilled everything
     // as unreachable; every event is in Loki or in spill/, none twice in Loki.
     for (const [index, result] of results.entries()) {
       expect(result.outcome).toBe("delivered");
       if (result.outcome !== "delivered") continue;
-      const shipping = await shippingRound(bucket, [result.report]);
+      const shipping = await shippingRound(bed.bucket, [result.report]);
       expectRoundMatchesLoki(shipping, index < LOKI_STOPS_AT, `payload ${index}`);
     }
     const inLoki = await lokiEntries(
-      { url: loki.url, tenant: tenant },
+      { url: bed.loki.url, tenant: tenant },
       `{drill="outage"}`,
       startMs - 1,
       Date.now() + 1000,
     );
     const spillChunks = (
-      await Promise.all(groups.map((group) => readChunks(bucket, `spill/${encodeURIComponent(group)}/`)))
+      await Promise.all(groups.map((group) => readChunks(bed.bucket, `spill/${encodeURIComponent(group)}/`)))
     ).flat();
     const spilledEvents = spillChunks.flatMap(({ chunk }) => chunk.records);
     const lokiLines = countIds(inLoki.map((entry) => `${entry.labels.log_stream}|${entry.ns}|${entry.line}`));
@@ -133,9 +118,9 @@ describe("outage drill", () => {
     );
 
     // And: replaying the spill chunks with the same delivery stores each missing event once.
-    await replaySpillChunks(spillChunks, config, bucket);
+    await replaySpillChunks(spillChunks, config, bed.bucket);
     const afterReplay = await lokiEntries(
-      { url: loki.url, tenant: tenant },
+      { url: bed.loki.url, tenant: tenant },
       `{drill="outage"}`,
       startMs - 1,
       Date.now() + 1000,
@@ -162,8 +147,8 @@ describe("outage drill with pushes in flight", () => {
     }));
     const allEvents = payloads.flatMap((payload) => payload.events);
     const idByNs = new Map(allEvents.map((event) => [eventNanoseconds(event.timestamp, event.id), event.id]));
-    const acceptedBefore = loki.acceptedPushes;
-    loki.setFault({ kind: "latency", ms: 30 });
+    const acceptedBefore = bed.loki.acceptedPushes;
+    bed.loki.setFault({ kind: "latency", ms: 30 });
 
     // When: all payloads are handled concurrently and Loki stops under them.
     const shipping = Promise.all(
@@ -180,18 +165,18 @@ describe("outage drill with pushes in flight", () => {
     );
     // Loki stops once it has stored some pushes while others are under way (conditions, not a time).
     await waitFor(
-      () => loki.acceptedPushes > acceptedBefore && loki.heldPushes > 0,
+      () => bed.loki.acceptedPushes > acceptedBefore && bed.loki.heldPushes > 0,
       "a push stored and another in flight",
     );
-    await loki.stop();
+    await bed.loki.stop();
     const results = await shipping;
-    loki.setFault();
-    await loki.restart();
+    bed.loki.setFault();
+    await bed.loki.restart();
 
     // Then: every event is in Loki or in spill/ (a push cut off after Loki stored it can be in
     // both; the replay is then a no-op for it), and nothing is twice in Loki.
     const inLoki = await lokiEntries(
-      { url: loki.url, tenant: tenant },
+      { url: bed.loki.url, tenant: tenant },
       `{drill="inflight"}`,
       startMs - 1,
       Date.now() + 1000,
@@ -200,7 +185,7 @@ describe("outage drill with pushes in flight", () => {
     expect(lokiIds.every((id) => id !== undefined)).toBe(true);
     expect(new Set(lokiIds).size).toBe(lokiIds.length);
     const spillChunks = (
-      await Promise.all(groups.map((group) => readChunks(bucket, `spill/${encodeURIComponent(group)}/`)))
+      await Promise.all(groups.map((group) => readChunks(bed.bucket, `spill/${encodeURIComponent(group)}/`)))
     ).flat();
     const spilledIds = spillChunks.flatMap(({ chunk }) => chunk.records.map((record) => record.id));
     expect(new Set(spilledIds).size).toBe(spilledIds.length);
@@ -213,9 +198,9 @@ describe("outage drill with pushes in flight", () => {
     expect(reported.reduce((sum, report) => sum + report.pushed + report.spilled, 0)).toBe(allEvents.length);
 
     // And: after replaying the spill, every event is in Loki exactly once.
-    await replaySpillChunks(spillChunks, config, bucket);
+    await replaySpillChunks(spillChunks, config, bed.bucket);
     const afterReplay = await lokiEntries(
-      { url: loki.url, tenant: tenant },
+      { url: bed.loki.url, tenant: tenant },
       `{drill="inflight"}`,
       startMs - 1,
       Date.now() + 1000,
@@ -250,7 +235,7 @@ describe("throttling drill", () => {
     async () => {
       const tenant = uniqueName("throttle");
       // A tenant with a tiny ingestion rate: 100 KiB/s, burst 200 KiB (Loki answers 429, nothing stored).
-      await loki.setTenantLimits(tenant, { ingestion_rate_mb: 0.1, ingestion_burst_size_mb: 0.2 });
+      await bed.loki.setTenantLimits(tenant, { ingestion_rate_mb: 0.1, ingestion_burst_size_mb: 0.2 });
       const logGroup = await createTaggedLogGroup("throttle", { drill: "throttle" });
       const config = shipperConfig(envFor(tenant, { LOKI_BATCH_MAX_BYTES: "64KB" }));
       const startMs = Date.now() - 60_000;
@@ -269,12 +254,12 @@ describe("throttling drill", () => {
       // 600 KB at 100 KiB/s fits in the 14 s left: backing off delivers all of it.
       expect(result.report).toMatchObject({ pushed: 600, spilled: 0 });
       const stored = await lokiEntries(
-        { url: loki.url, tenant: tenant },
+        { url: bed.loki.url, tenant: tenant },
         `{drill="throttle"}`,
         startMs - 1,
         Date.now() + 1000,
       );
-      const spilled = (await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`)).flatMap(
+      const spilled = (await readChunks(bed.bucket, `spill/${encodeURIComponent(logGroup)}/`)).flatMap(
         ({ chunk }) => chunk.records,
       );
       expect(stored).toHaveLength(result.report.pushed);
@@ -290,7 +275,7 @@ describe("throttling drill", () => {
     `spills when the deadline comes before Loki accepts (${NO_TENANT_LIMITS_REASON})`,
     async () => {
       const tenant = uniqueName("throttle-short");
-      await loki.setTenantLimits(tenant, { ingestion_rate_mb: 0.01, ingestion_burst_size_mb: 0.02 });
+      await bed.loki.setTenantLimits(tenant, { ingestion_rate_mb: 0.01, ingestion_burst_size_mb: 0.02 });
       const logGroup = await createTaggedLogGroup("throttle-short", { drill: "throttle-short" });
       const config = shipperConfig(envFor(tenant, { LOKI_BATCH_MAX_BYTES: "64KB" }));
       const events = sizedEvents(100, 1000, Date.now() - 60_000); // 100 KB: 5 times the burst
@@ -306,7 +291,7 @@ describe("throttling drill", () => {
       if (result.outcome !== "delivered") return;
       expect(result.report.spilled).toBeGreaterThan(0);
       expect(result.report.pushed + result.report.spilled).toBe(100);
-      const spill = (await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`)).map(
+      const spill = (await readChunks(bed.bucket, `spill/${encodeURIComponent(logGroup)}/`)).map(
         ({ chunk }) => chunk,
       );
       // Throttled until the deadline: the last 429, or the deadline itself on a slow machine.
@@ -315,7 +300,7 @@ describe("throttling drill", () => {
       }
       expect(spill.flatMap((chunk) => chunk.records)).toHaveLength(result.report.spilled);
       const stored = await lokiEntries(
-        { url: loki.url, tenant: tenant },
+        { url: bed.loki.url, tenant: tenant },
         `{drill="throttle-short"}`,
         Date.now() - 120_000,
         Date.now() + 1000,
@@ -345,7 +330,7 @@ describe("when the Loki credentials cannot be read", () => {
     );
 
     expect(result).toMatchObject({ outcome: "delivered", report: { spilled: 5, pushed: 0 } });
-    const [spill] = await readChunks(bucket, `spill/${encodeURIComponent(logGroup)}/`);
+    const [spill] = await readChunks(bed.bucket, `spill/${encodeURIComponent(logGroup)}/`);
     expect(spill?.chunk.header.reason).toBe(
       "no Loki client: Could not read the Loki credentials from secret loki: AccessDeniedException",
     );
@@ -359,7 +344,7 @@ describe("when S3 fails too", () => {
   it("throws, so that the invocation fails instead of losing events", async () => {
     const tenant = uniqueName("s3fail");
     const logGroup = await createTaggedLogGroup("s3fail", { drill: "s3" });
-    // A real fault from moto: the bucket does not exist. Loki is unreachable (a closed port).
+    // A real fault from moto: the bed.bucket does not exist. Loki is unreachable (a closed port).
     const closedPort = await new Promise<number>((resolve) => {
       const server = createServer().listen(0, "127.0.0.1", () => {
         const { port } = server.address() as AddressInfo;

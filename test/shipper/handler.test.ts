@@ -1,23 +1,13 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { dataMessage, realisticEvents, subscriptionEvent } from "../fixtures/subscription.ts";
 import { awsClientConfig, TEST_REGION, uniqueName } from "../helpers/aws.ts";
 import { createTaggedLogGroup } from "../helpers/log-groups.ts";
-import { lokiEntries, startTestLoki, type TestLoki } from "../helpers/loki.ts";
-import { createTestBucket } from "../helpers/s3.ts";
+import { lokiEntries } from "../helpers/loki.ts";
 import { lambdaContext } from "../helpers/shipper.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 
 /** The Lambda entry file itself: configuration at cold start, then one invocation. */
-let loki: TestLoki;
-let bucket: string;
-
-beforeAll(async () => {
-  loki = await startTestLoki();
-  bucket = await createTestBucket();
-});
-
-afterAll(async () => {
-  await loki?.close();
-});
+const bed = useTestBed();
 
 afterEach(() => {
   vi.unstubAllEnvs();
@@ -50,8 +40,8 @@ describe("functions/shipper.ts", () => {
     const tenant = uniqueName("handler");
     const logGroup = await createTaggedLogGroup("fun-handler", { runtime: "python", name: "fun-handler" });
     stubAwsEnv();
-    vi.stubEnv("BUCKET_NAME", bucket);
-    vi.stubEnv("LOKI_URL", loki.url);
+    vi.stubEnv("BUCKET_NAME", bed.bucket);
+    vi.stubEnv("LOKI_URL", bed.loki.url);
     vi.stubEnv("LOKI_TENANT", tenant);
     const events = realisticEvents(20, Date.now() - 5_000);
     const { handler } = await import("../../functions/shipper.ts");
@@ -64,7 +54,7 @@ describe("functions/shipper.ts", () => {
 
     expect(result).toMatchObject({ outcome: "delivered", report: { pushed: 20, spilled: 0 } });
     const stored = await lokiEntries(
-      { url: loki.url, tenant: tenant },
+      { url: bed.loki.url, tenant: tenant },
       `{runtime="python", name=~"fun.*"}`,
       Date.now() - 60_000,
       Date.now() + 1000,

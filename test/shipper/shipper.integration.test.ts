@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { eventNanoseconds } from "../../functions/core/delivery/timestamps.ts";
 import { shipSubscriptionEvent } from "../../functions/shipper/ship-subscription.ts";
 import {
@@ -12,28 +12,19 @@ import {
 } from "../fixtures/subscription.ts";
 import { TEST_ACCOUNT, TEST_REGION, uniqueName } from "../helpers/aws.ts";
 import { createTaggedLogGroup } from "../helpers/log-groups.ts";
-import { lokiEntries, startTestLoki, type TestLoki } from "../helpers/loki.ts";
-import { createTestBucket, readChunks } from "../helpers/s3.ts";
+import { lokiEntries } from "../helpers/loki.ts";
+import { readChunks } from "../helpers/s3.ts";
 import { lambdaContext, shipperConfig, shipperDeps, shipperEnv } from "../helpers/shipper.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 
 /**
  * The live shipper end to end: subscription payloads -> shipSubscriptionEvent -> Loki test server,
  * with tags read from moto's CloudWatch Logs and spill/rejected chunks written to moto's S3.
  */
-let loki: TestLoki;
-let bucket: string;
-
-beforeAll(async () => {
-  loki = await startTestLoki();
-  bucket = await createTestBucket();
-});
-
-afterAll(async () => {
-  await loki?.close();
-});
+const bed = useTestBed();
 
 const envFor = (tenant: string, extra: Record<string, string> = {}) =>
-  shipperEnv({ bucket, lokiUrl: loki.url, tenant }, extra);
+  shipperEnv({ bucket: bed.bucket, lokiUrl: bed.loki.url, tenant }, extra);
 
 function lines(events: { message: string }[]): string[] {
   return events.map((event) => event.message).sort();
@@ -69,7 +60,7 @@ describe.each(["protobuf", "json"] as const)("shipping realistic payloads (%s)",
       refused: { line_too_long: 1 },
     });
     const stored = await lokiEntries(
-      { url: loki.url, tenant: tenant },
+      { url: bed.loki.url, tenant: tenant },
       `{runtime="python", region="${TEST_REGION}", name=~"fun.*"}`,
       startMs - 1000,
       Date.now() + 1000,
@@ -94,7 +85,7 @@ describe.each(["protobuf", "json"] as const)("shipping realistic payloads (%s)",
     expect(labels.time_shard).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}$/);
     expect(stored.some((entry) => entry.labels.request_id?.match(/^[0-9a-f-]{36}$/))).toBe(true);
 
-    const rejected = await readChunks(bucket, `rejected/${encodeURIComponent(logGroup)}/`);
+    const rejected = await readChunks(bed.bucket, `rejected/${encodeURIComponent(logGroup)}/`);
     expect(rejected).toHaveLength(1);
     expect(rejected[0]?.chunk.records.map((record) => record.id)).toEqual([events[300]?.id]);
     expect(rejected[0]?.chunk.records[0]?.reason).toMatch(/line too long: 262145 bytes/);
@@ -123,7 +114,7 @@ describe("a payload of 10,000 events", () => {
     });
     expect(result.outcome === "delivered" && result.report.requests).toBeGreaterThanOrEqual(4);
     const stored = await lokiEntries(
-      { url: loki.url, tenant: tenant },
+      { url: bed.loki.url, tenant: tenant },
       `{runtime="nodejs"}`,
       startMs - 1,
       Date.now() + 1000,
@@ -152,7 +143,7 @@ describe("exactly once", () => {
     await shipSubscriptionEvent(subscriptionEvent(second), lambdaContext(), config, deps);
 
     const stored = await lokiEntries(
-      { url: loki.url, tenant: tenant },
+      { url: bed.loki.url, tenant: tenant },
       `{runtime="go"}`,
       ms - 1,
       Date.now() + 1000,
@@ -183,7 +174,7 @@ describe("malformed payloads", () => {
     expect(result).toMatchObject({ outcome: "malformed", stage });
     if (result.outcome !== "malformed") return;
     expect(result.key).toMatch(/^malformed\//);
-    const [kept] = (await readChunks(bucket, result.key)).map((item) => item.chunk);
+    const [kept] = (await readChunks(bed.bucket, result.key)).map((item) => item.chunk);
     expect(kept?.header.reason).toBe(`${stage}: ${result.error}`);
     const raw = (event as { awslogs?: { data?: string } }).awslogs?.data ?? JSON.stringify(event);
     expect(kept?.records[0]?.message).toBe(raw);

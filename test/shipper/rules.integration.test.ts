@@ -4,14 +4,7 @@ import { RuleSet } from "../../functions/core/delivery/rules.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { uniqueName } from "../helpers/aws.ts";
 import { HOUR, logs, RECENT_HISTORY_MS, seedLogGroup } from "../helpers/log-groups.ts";
-import {
-  EXTERNAL_LOKI_SKIP_REASON,
-  entryKeys,
-  expectedEntries,
-  externalLoki,
-  lokiEntries,
-  lokiEnv,
-} from "../helpers/loki.ts";
+import { entryKeys, expectedEntries, lokiEntries, lokiEnv } from "../helpers/loki.ts";
 import { chunkRecords, createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
 import { shipLive } from "../helpers/shipper.ts";
 import { useTestBed } from "../helpers/test-bed.ts";
@@ -93,35 +86,32 @@ describe("rules on the live path", () => {
     expectNoSecret(rejected.map((record) => record.message));
   });
 
-  it.skipIf(externalLoki)(
-    `keeps only masked lines in spill/ while Loki is down, and the drain ships them as they are (${EXTERNAL_LOKI_SKIP_REASON})`,
-    async () => {
-      const bucket = await createTestBucket();
-      const team = uniqueName("rules-spill");
-      const name = `/aws/lambda/${uniqueName("login")}`;
-      const now = Date.now();
-      const events = await seedLogGroup(name, { team }, traffic("down", now - 20 * 60_000, 9));
+  it("keeps only masked lines in spill/ while Loki is down, and the drain ships them as they are", async () => {
+    const bucket = await createTestBucket();
+    const team = uniqueName("rules-spill");
+    const name = `/aws/lambda/${uniqueName("login")}`;
+    const now = Date.now();
+    const events = await seedLogGroup(name, { team }, traffic("down", now - 20 * 60_000, 9));
 
-      await bed.loki.stop();
-      let reports: Awaited<ReturnType<typeof shipLive>>;
-      try {
-        reports = await shipLive(name, events, env(), bucket);
-      } finally {
-        await bed.loki.restart();
-      }
-      expect(reports[0]).toMatchObject({ dropped: { "rule 1": 3 }, spilled: 6, pushed: 0 });
-      const spilled = await chunkRecords(bucket, "spill/");
-      expect(spilled).toHaveLength(6);
-      expectNoSecret(spilled.map((record) => record.message));
+    await bed.loki.stop();
+    let reports: Awaited<ReturnType<typeof shipLive>>;
+    try {
+      reports = await shipLive(name, events, env(), bucket);
+    } finally {
+      await bed.loki.restart();
+    }
+    expect(reports[0]).toMatchObject({ dropped: { "rule 1": 3 }, spilled: 6, pushed: 0 });
+    const spilled = await chunkRecords(bucket, "spill/");
+    expect(spilled).toHaveLength(6);
+    expectNoSecret(spilled.map((record) => record.message));
 
-      const report = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env: env() });
+    const report = await runReplayLocally({ source: "spill" }, { logs, s3, bucket, env: env() });
 
-      expect(report.totals.pushed).toBe(6);
-      const inLoki = await lokiEntries(bed.loki, `{team="${team}"}`, now - HOUR, now + 60_000);
-      expect(entryKeys(inLoki)).toEqual(expectedEntries(asShipped(name, events)));
-      expect(await listKeys(bucket, "spill/")).toEqual([]);
-    },
-  );
+    expect(report.totals.pushed).toBe(6);
+    const inLoki = await lokiEntries(bed.loki, `{team="${team}"}`, now - HOUR, now + 60_000);
+    expect(entryKeys(inLoki)).toEqual(expectedEntries(asShipped(name, events)));
+    expect(await listKeys(bucket, "spill/")).toEqual([]);
+  });
 });
 
 describe("rules on the backfill path", () => {

@@ -79,9 +79,10 @@ export interface LabelOptionsProps {
    */
   readonly maxLabelNames?: number;
   /**
-   * Labels from the Lambda function behind `/aws/lambda/<name>` log groups: its tags and its
-   * runtime's family (`runtime="python"`). Grants `lambda:GetFunction` (and, for the backfill plan,
-   * `lambda:ListFunctions` and `tag:GetResources`) only when on.
+   * Labels from the Lambda function behind a log group (`/aws/lambda/<name>`, or the custom group
+   * its `LoggingConfig.LogGroup` names): its tags and its runtime's family (`runtime="python"`).
+   * Grants `lambda:GetFunction` and `lambda:ListFunctions` (and, for the backfill plan,
+   * `tag:GetResources`) only when on.
    * @default true
    */
   readonly functionLabels?: boolean;

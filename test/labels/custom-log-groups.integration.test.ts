@@ -81,21 +81,30 @@ describe("a function that logs to a custom log group (LoggingConfig.LogGroup)", 
     expect(lambda.listings).toBe(1);
   });
 
-  it("lists nothing for /aws/lambda/<name> groups: their function is in their name", async () => {
+  it("lists nothing for /aws/lambda/* groups: their function is in their name, or not in this region", async () => {
     const functionName = uniqueName("fun-default");
     const group = `/aws/lambda/${functionName}`;
     await createFunction({ name: functionName, runtime: "python3.12", tags: { name: functionName } });
     const events = await seedLogGroup(group, {}, recentEvents("default", 5));
+    // A Lambda@Edge replica's group: its function lives in us-east-1.
+    const edgeGroup = `/aws/lambda/us-east-1.${functionName}`;
+    const edgeEvents = await seedLogGroup(edgeGroup, {}, recentEvents("edge", 5));
     const lambda = lambdaOnMoto({});
+    const overrides = { lambda: lambda.client, customLogGroupCache: new CustomLogGroupCache() };
 
-    await shipLive(group, events, lokiEnv(bed.loki), await createTestBucket(), {
-      lambda: lambda.client,
-      customLogGroupCache: new CustomLogGroupCache(),
-    });
+    await shipLive(group, events, lokiEnv(bed.loki), await createTestBucket(), overrides);
+    const edge = await shipLive(
+      edgeGroup,
+      edgeEvents,
+      lokiEnv(bed.loki),
+      await createTestBucket(),
+      overrides,
+    );
 
     expect(entryKeys(await inLoki(`{runtime="python", name="${functionName}"}`))).toEqual(
       expectedEntries(events),
     );
+    expect(edge.reduce((sum, report) => sum + report.pushed, 0)).toBe(edgeEvents.length);
     expect(lambda.listings).toBe(0);
   });
 

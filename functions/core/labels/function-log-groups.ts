@@ -50,8 +50,8 @@ export async function functionOfLogGroup(
   cache: CustomLogGroupCache = containerCustomLogGroupCache,
   backoff: Partial<ThrottleBackoff> = {},
 ): Promise<string | undefined> {
-  const byName = lambdaFunctionName(logGroup);
-  if (byName) return byName;
+  // Lambda's own groups name their function, or none of this region (Lambda@Edge replicas).
+  if (logGroup.startsWith("/aws/lambda/")) return lambdaFunctionName(logGroup);
   const functions = (await customLogGroups(lambda, cache, backoff)).get(logGroup);
   return functions?.length === 1 ? functions[0] : undefined;
 }

@@ -88,6 +88,21 @@ export interface TestLokiOptions extends LokiTestServerOptions {
   limits?: LokiLimits;
 }
 
+/**
+ * A query to Loki, sent once more when the connection was reset: a kept-alive connection that
+ * Loki closed just as the request went out (seen on a loaded machine with every test file querying
+ * one standalone Loki). Queries are idempotent, so the second try is safe.
+ */
+async function getFromLoki(url: URL, tenant: string): Promise<Response> {
+  const get = () => fetch(url, { headers: { "X-Scope-OrgID": tenant } });
+  try {
+    return await get();
+  } catch (error) {
+    if ((error as { cause?: { code?: string } }).cause?.code !== "ECONNRESET") throw error;
+    return get();
+  }
+}
+
 /** `GET /loki/api/v1/query_range`, returning the streams of a successful answer. */
 export async function queryRange(
   url: string,
@@ -101,7 +116,7 @@ export async function queryRange(
   target.searchParams.set("end", options.end.toString());
   target.searchParams.set("limit", String(options.limit ?? 100));
   target.searchParams.set("direction", options.direction ?? "backward");
-  const response = await fetch(target, { headers: { "X-Scope-OrgID": tenant } });
+  const response = await getFromLoki(target, tenant);
   const body = await response.text();
   if (response.status !== 200) {
     throw new Error(`query_range ${query} failed with HTTP ${response.status}: ${body.slice(0, 1024)}`);
@@ -319,7 +334,7 @@ export async function instantQuery(
   const url = new URL("/loki/api/v1/query", target.url);
   url.searchParams.set("query", query);
   url.searchParams.set("time", (BigInt(timeMs) * 1_000_000n).toString());
-  const response = await fetch(url, { headers: { "X-Scope-OrgID": target.tenant } });
+  const response = await getFromLoki(url, target.tenant);
   const body = await response.text();
   if (response.status !== 200) {
     throw new Error(`query ${query} failed with HTTP ${response.status}: ${body.slice(0, 1024)}`);

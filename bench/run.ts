@@ -23,7 +23,7 @@ import {
 } from "./backfill.ts";
 import { BENCH_TMP } from "./bundle.ts";
 import { type CeilingFormat, type CeilingResult, encodeBatches, measureCeiling } from "./ceiling.ts";
-import { type ColdStartResult, measureColdStart } from "./cold-start.ts";
+import { type ColdStartResult, coldStartTable, measureColdStart } from "./cold-start.ts";
 import { costTable, countWorkflowUsage, PRICES, SHIPPER_MEMORY_MB } from "./cost.ts";
 import { type ProfileFrame, profileInProcess, topFrames } from "./cpu-profile.ts";
 import { type LiveResult, measureLive, prepareLiveRun } from "./live.ts";
@@ -488,19 +488,6 @@ function memoryTable(results: MemoryResult[]): string {
       fmt.int(result.events),
       fmt.fixed(result.maxRssMb),
       fmt.fixed(result.seconds),
-    ]),
-  );
-}
-
-function coldStartTable(results: ColdStartResult[]): string {
-  return markdownTable(
-    ["bundle", "minified bytes", "import ms (median)", "process ms (median)", "runs"],
-    results.map((result) => [
-      result.variant,
-      fmt.int(result.bytes),
-      fmt.int(result.importMsMedian),
-      fmt.int(result.processMsMedian),
-      result.runs,
     ]),
   );
 }

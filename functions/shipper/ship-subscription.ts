@@ -4,7 +4,7 @@ import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import type { LambdaClient } from "@aws-sdk/client-lambda";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { parseEverySection } from "../core/config-sections.ts";
 import { type DeliveryReport, deliverEvents, type RetryOptions } from "../core/delivery/deliver.ts";
 import type { GroupMetrics } from "../core/delivery/delivery-metrics.ts";
@@ -24,7 +24,8 @@ import {
 } from "../core/labels/labels.ts";
 import { containerTagCache, getLogGroupTags, type LogGroupTagCache } from "../core/labels/log-group-tags.ts";
 import type { LokiPushClient } from "../core/loki/loki-client.ts";
-import { type LokiTarget, parseDuration, parseLokiTarget } from "../core/loki/loki-target.ts";
+import { durationText, type LokiTarget, parseLokiTarget } from "../core/loki/loki-target.ts";
+import "../core/mini-schema.ts";
 import { SHIPPER_METRIC } from "../core/metric-names.ts";
 import { recordDelivery, recordPushAttempt } from "./observability.ts";
 import { type DataMessage, decodeSubscriptionData, MalformedPayloadError } from "./subscription.ts";
@@ -42,16 +43,14 @@ export interface ShipperConfig {
 }
 
 const shipperEnvSchema = z.object({
-  BUCKET_NAME: z.string({ message: "required: the bucket for spill/, rejected/ and malformed/" }).min(3),
-  AWS_REGION: z.string({ message: "required (set by Lambda)" }).min(1),
-  SHIPPER_DEADLINE_RESERVE: z
-    .string()
-    .default("5s")
-    .transform((value, ctx) => {
-      const ms = parseDuration(value);
-      if (ms === undefined) ctx.addIssue({ code: "custom", message: "expected a duration such as 5s" });
-      return ms ?? 0;
-    }),
+  BUCKET_NAME: z
+    .string({ message: "required: the bucket for spill/, rejected/ and malformed/" })
+    .check(z.minLength(3)),
+  AWS_REGION: z.string({ message: "required (set by Lambda)" }).check(z.minLength(1)),
+  SHIPPER_DEADLINE_RESERVE: z.pipe(
+    z._default(z.string(), "5s"),
+    durationText("expected a duration such as 5s"),
+  ),
 });
 
 /** All mistakes of all sections in one ConfigError, one line each. */

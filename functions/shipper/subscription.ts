@@ -1,8 +1,9 @@
 import { isAscii } from "node:buffer";
 import { gunzipSync } from "node:zlib";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { InputError } from "../core/errors.ts";
 import type { LogEvent } from "../core/log-event.ts";
+import "../core/mini-schema.ts";
 
 /**
  * CloudWatch Logs subscription payloads: `awslogs.data` is base64 of gzip'd JSON with
@@ -34,10 +35,10 @@ export type SubscriptionMessage = DataMessage | { messageType: "CONTROL_MESSAGE"
 
 const dataMessageSchema = z.object({
   messageType: z.literal("DATA_MESSAGE"),
-  owner: z.string().min(1),
-  logGroup: z.string().min(1),
-  logStream: z.string().min(1),
-  subscriptionFilters: z.array(z.string()).default([]),
+  owner: z.string().check(z.minLength(1)),
+  logGroup: z.string().check(z.minLength(1)),
+  logStream: z.string().check(z.minLength(1)),
+  subscriptionFilters: z._default(z.array(z.string()), []),
   // Checked by checkLogEvents: a schema object per event is the costliest part of decoding 10,000.
   logEvents: z.array(z.unknown()),
 });

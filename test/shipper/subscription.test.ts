@@ -1,3 +1,5 @@
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { decodeSubscriptionData, MalformedPayloadError } from "../../functions/shipper/subscription.ts";
@@ -60,5 +62,21 @@ describe("decodeSubscriptionData", () => {
       logEvents: [{ id: "1" }],
     }).awslogs.data;
     expect(() => decodeSubscriptionData(data)).toThrow(/logStream.*logEvents\.0\.timestamp/s);
+  });
+
+  it("words each problem as full zod does, in a process that loads only zod/mini", () => {
+    // zod/mini has no messages of its own; in this test process full zod (loaded by other modules)
+    // would supply them, so the decoder runs alone in a fresh Node process.
+    const data = subscriptionEvent({ messageType: "DATA_MESSAGE", owner: "", logGroup: "/g", logEvents: [] })
+      .awslogs.data;
+    const decoder = fileURLToPath(new URL("../../functions/shipper/subscription.ts", import.meta.url));
+    const script = `import { decodeSubscriptionData } from ${JSON.stringify(decoder)};
+try { decodeSubscriptionData(${JSON.stringify(data)}); } catch (error) { console.log(error.message); }`;
+    const message = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+    });
+    expect(message.trim()).toBe(
+      "the DATA_MESSAGE does not have the expected shape: owner: Too small: expected string to have >=1 characters; logStream: Invalid input: expected string, received undefined",
+    );
   });
 });

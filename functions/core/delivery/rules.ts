@@ -1,7 +1,8 @@
 import { RE2JS, RE2JSException } from "re2js";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { ConfigError } from "../errors.ts";
 import type { LogEvent } from "../log-event.ts";
+import "../mini-schema.ts";
 
 /**
  * Drop and mask rules: what of an event is shipped at all, and with what hidden. Applied once,
@@ -125,19 +126,19 @@ export interface ShapedEvents {
 const ruleSchema = z.union([
   z.strictObject({
     action: z.literal("drop"),
-    pattern: z.string().min(1),
-    logGroups: z.string().min(1).optional(),
+    pattern: z.string().check(z.minLength(1)),
+    logGroups: z.optional(z.string().check(z.minLength(1))),
   }),
   z.strictObject({
     action: z.literal("mask"),
     builtin: z.enum(["all", ...BUILTIN_MASK_NAMES]),
-    logGroups: z.string().min(1).optional(),
+    logGroups: z.optional(z.string().check(z.minLength(1))),
   }),
   z.strictObject({
     action: z.literal("mask"),
-    pattern: z.string().min(1),
-    replacement: z.string().optional(),
-    logGroups: z.string().min(1).optional(),
+    pattern: z.string().check(z.minLength(1)),
+    replacement: z.optional(z.string()),
+    logGroups: z.optional(z.string().check(z.minLength(1))),
   }),
 ]);
 

@@ -1,7 +1,8 @@
-import { z } from "zod";
+import * as z from "zod/mini";
 import { ConfigError } from "../errors.ts";
 import { configErrorFrom, emptyToUndefined } from "../labels/labels.ts";
-import { parseDuration } from "../loki/loki-target.ts";
+import { durationText } from "../loki/loki-target.ts";
+import "../mini-schema.ts";
 
 /**
  * Loki refuses a new stream beyond the tenant's `max_global_streams_per_user` (5,000 by default)
@@ -29,26 +30,23 @@ export const DEFAULT_STREAM_BUDGET: StreamBudgetSettings = {
   idleMarginMs: 2 * 60_000,
 };
 
-const durationSetting = z.string().transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === undefined)
-    ctx.addIssue({ code: "custom", message: "expected a duration such as 30m, 2m or 500ms" });
-  return ms ?? 0;
-});
+const durationSetting = durationText("expected a duration such as 30m, 2m or 500ms");
 
 const settingsSchema = z.object({
-  LOKI_MAX_GLOBAL_STREAMS_PER_USER: z.coerce
-    .number({ message: "expected a number" })
-    .int("expected a whole number")
-    .min(1, "must be at least 1")
-    .default(DEFAULT_STREAM_BUDGET.maxGlobalStreamsPerUser),
-  LOKI_BACKFILL_STREAM_SHARE: z.coerce
-    .number({ message: "expected a number" })
-    .gt(0, "must be above 0")
-    .max(1, "must be at most 1 (the whole limit)")
-    .default(DEFAULT_STREAM_BUDGET.share),
-  LOKI_CHUNK_IDLE_PERIOD: durationSetting.default(DEFAULT_STREAM_BUDGET.chunkIdlePeriodMs),
-  LOKI_STREAM_IDLE_MARGIN: durationSetting.default(DEFAULT_STREAM_BUDGET.idleMarginMs),
+  LOKI_MAX_GLOBAL_STREAMS_PER_USER: z._default(
+    z.coerce
+      .number({ message: "expected a number" })
+      .check(z.int("expected a whole number"), z.minimum(1, "must be at least 1")),
+    DEFAULT_STREAM_BUDGET.maxGlobalStreamsPerUser,
+  ),
+  LOKI_BACKFILL_STREAM_SHARE: z._default(
+    z.coerce
+      .number({ message: "expected a number" })
+      .check(z.gt(0, "must be above 0"), z.maximum(1, "must be at most 1 (the whole limit)")),
+    DEFAULT_STREAM_BUDGET.share,
+  ),
+  LOKI_CHUNK_IDLE_PERIOD: z._default(durationSetting, DEFAULT_STREAM_BUDGET.chunkIdlePeriodMs),
+  LOKI_STREAM_IDLE_MARGIN: z._default(durationSetting, DEFAULT_STREAM_BUDGET.idleMarginMs),
 });
 
 /** The stream budget's `LOKI_*` settings; throws one ConfigError naming every bad variable. */

@@ -1,5 +1,6 @@
-import { z } from "zod";
+import * as z from "zod/mini";
 import { ConfigError } from "../errors.ts";
+import { addIssue } from "../mini-schema.ts";
 
 /**
  * Loki stream labels of a log group: fixed labels (source, log group, account, region, static ones)
@@ -80,32 +81,35 @@ export interface LabelExplanation extends ResolvedLabels {
   warnings: string[];
 }
 
-const booleanText = z
-  .enum(["true", "false", "1", "0", "yes", "no"], { message: "expected true or false" })
-  .transform((value) => value === "true" || value === "1" || value === "yes");
+const booleanText = z.pipe(
+  z.enum(["true", "false", "1", "0", "yes", "no"], { message: "expected true or false" }),
+  z.transform((value) => value === "true" || value === "1" || value === "yes"),
+);
 
 /** Comma-separated list; "none" is the empty list (an empty variable means "use the default"). */
-const listText = z.string().transform((value) =>
-  (value.trim() === "none" ? "" : value)
-    .split(",")
-    .map((item) => item.trim())
-    .filter((item) => item.length > 0),
+const listText = z.pipe(
+  z.string(),
+  z.transform((value) =>
+    (value.trim() === "none" ? "" : value)
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0),
+  ),
 );
 
 const labelEnvSchema = z.object({
-  LABEL_TAG_ALLOW: listText.default(["*"]),
-  LABEL_TAG_DENY: listText.default(["aws:*"]),
-  LABEL_TAG_PREFIX: z.string().optional(),
-  LABEL_LOG_GROUP: booleanText.default(true),
-  LABEL_ACCOUNT: booleanText.default(true),
-  LABEL_REGION: booleanText.default(true),
-  LABEL_LOG_STREAM: booleanText.default(false),
-  LABEL_STRUCTURED_METADATA: booleanText.default(true),
-  LABEL_LAMBDA_FUNCTION: booleanText.default(true),
-  LABEL_STATIC: z
-    .string()
-    .default("")
-    .transform((value, ctx) => {
+  LABEL_TAG_ALLOW: z._default(listText, ["*"]),
+  LABEL_TAG_DENY: z._default(listText, ["aws:*"]),
+  LABEL_TAG_PREFIX: z.optional(z.string()),
+  LABEL_LOG_GROUP: z._default(booleanText, true),
+  LABEL_ACCOUNT: z._default(booleanText, true),
+  LABEL_REGION: z._default(booleanText, true),
+  LABEL_LOG_STREAM: z._default(booleanText, false),
+  LABEL_STRUCTURED_METADATA: z._default(booleanText, true),
+  LABEL_LAMBDA_FUNCTION: z._default(booleanText, true),
+  LABEL_STATIC: z.pipe(
+    z._default(z.string(), ""),
+    z.transform((value, ctx) => {
       const labels: Record<string, string> = {};
       for (const pair of value
         .split(",")
@@ -115,21 +119,26 @@ const labelEnvSchema = z.object({
         const name = pair.slice(0, separator).trim();
         const labelValue = pair.slice(separator + 1).trim();
         if (separator <= 0 || !VALID_LABEL_NAME.test(name) || name.startsWith("__") || labelValue === "") {
-          ctx.addIssue({
-            code: "custom",
-            message: `expected name=value pairs with names matching [a-zA-Z_][a-zA-Z0-9_]*, got ${JSON.stringify(pair)}`,
-          });
+          addIssue(
+            ctx,
+            `expected name=value pairs with names matching [a-zA-Z_][a-zA-Z0-9_]*, got ${JSON.stringify(pair)}`,
+          );
           continue;
         }
         labels[name] = labelValue;
       }
       return labels;
     }),
-  LABEL_MAX_COUNT: z.coerce
-    .number({ message: "expected a number" })
-    .int("expected a whole number")
-    .min(2, "must leave room for source and time_shard (at least 2)")
-    .default(LOKI_MAX_LABEL_NAMES),
+  ),
+  LABEL_MAX_COUNT: z._default(
+    z.coerce
+      .number({ message: "expected a number" })
+      .check(
+        z.int("expected a whole number"),
+        z.minimum(2, "must leave room for source and time_shard (at least 2)"),
+      ),
+    LOKI_MAX_LABEL_NAMES,
+  ),
 });
 
 /** Parses the `LABEL_*` environment variables; throws one ConfigError listing every mistake. */
@@ -362,7 +371,10 @@ export function emptyToUndefined(
 }
 
 /** One ConfigError whose message has a line per mistake, naming the variable and its value. */
-export function configErrorFrom(error: z.ZodError, env: Record<string, string | undefined>): ConfigError {
+export function configErrorFrom(
+  error: z.core.$ZodError,
+  env: Record<string, string | undefined>,
+): ConfigError {
   const lines = error.issues.map((issue) => {
     const name = String(issue.path[0] ?? "configuration");
     const value = env[name];

@@ -1,8 +1,9 @@
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { ConfigError } from "../errors.ts";
 import { configErrorFrom, emptyToUndefined } from "../labels/labels.ts";
+import { addIssue } from "../mini-schema.ts";
 import { createGotLokiPushClient, type LokiLimits, type LokiPushClient } from "./loki-client.ts";
 import type { PushFormat } from "./loki-push.ts";
 import {
@@ -60,51 +61,59 @@ export function parseByteSize(text: string): number | undefined {
   return factor === undefined ? undefined : Math.floor(Number(match[1]) * factor);
 }
 
-const duration = (what: string) =>
-  z.string().transform((value, ctx) => {
-    const ms = parseDuration(value);
-    if (ms === undefined)
-      ctx.addIssue({ code: "custom", message: `expected a ${what} duration such as 168h, 10m or 30s` });
-    return ms ?? 0;
-  });
+/** A duration variable in milliseconds; `problem` is the message for text that is not a duration. */
+export const durationText = (problem: string) =>
+  z.pipe(
+    z.string(),
+    z.transform((value, ctx) => {
+      const ms = parseDuration(value);
+      if (ms === undefined) addIssue(ctx, problem);
+      return ms ?? 0;
+    }),
+  );
+
+const duration = (what: string) => durationText(`expected a ${what} duration such as 168h, 10m or 30s`);
 
 const byteSize = (min: number, max: number) =>
-  z.string().transform((value, ctx) => {
-    const bytes = parseByteSize(value);
-    if (bytes === undefined)
-      ctx.addIssue({ code: "custom", message: "expected a size such as 256KB, 1MB or 262144" });
-    else if (bytes < min || bytes > max)
-      ctx.addIssue({ code: "custom", message: `must be between ${min} and ${max} bytes` });
-    return bytes ?? 0;
-  });
+  z.pipe(
+    z.string(),
+    z.transform((value, ctx) => {
+      const bytes = parseByteSize(value);
+      if (bytes === undefined) addIssue(ctx, "expected a size such as 256KB, 1MB or 262144");
+      else if (bytes < min || bytes > max) addIssue(ctx, `must be between ${min} and ${max} bytes`);
+      return bytes ?? 0;
+    }),
+  );
+
+/** A whole number from `min` to `max`, with full zod's messages for `.int().min().max()`. */
+function wholeNumber(min: number, max: number) {
+  return z.coerce.number({ message: "expected a number" }).check(z.int(), z.minimum(min), z.maximum(max));
+}
 
 const targetSchema = z.object({
   LOKI_URL: z.url({
     protocol: /^https?$/,
     message: "expected an http(s) URL such as https://loki.example.com",
   }),
-  LOKI_TENANT: z.string().optional(),
-  LOKI_AUTH: z
-    .enum(["none", "basic", "bearer"], { message: "expected none, basic or bearer" })
-    .default("none"),
-  LOKI_USERNAME: z.string().optional(),
-  LOKI_SECRET_ARN: z.string().optional(),
-  LOKI_SECRET_PARAMETER: z.string().optional(),
-  LOKI_PUSH_FORMAT: z
-    .enum(["protobuf", "json"], { message: "expected protobuf or json" })
-    .default("protobuf"),
-  LOKI_REJECT_OLD_SAMPLES_MAX_AGE: duration("positive").default(168 * 3_600_000),
-  LOKI_CREATION_GRACE_PERIOD: duration("positive").default(10 * 60_000),
-  LOKI_MAX_LINE_SIZE: byteSize(1, 64 * 1024 * 1024).default(256 * 1024),
-  LOKI_BATCH_MAX_BYTES: byteSize(1024, 3 * 1024 * 1024).default(1024 * 1024),
-  LOKI_BATCH_MAX_ENTRIES: z.coerce
-    .number({ message: "expected a number" })
-    .int()
-    .min(1)
-    .max(100_000)
-    .default(10_000),
-  LOKI_PUSH_CONCURRENCY: z.coerce.number({ message: "expected a number" }).int().min(1).max(32).default(4),
-  LOKI_TIMEOUT: duration("request timeout").default(10_000),
+  LOKI_TENANT: z.optional(z.string()),
+  LOKI_AUTH: z._default(
+    z.enum(["none", "basic", "bearer"], { message: "expected none, basic or bearer" }),
+    "none",
+  ),
+  LOKI_USERNAME: z.optional(z.string()),
+  LOKI_SECRET_ARN: z.optional(z.string()),
+  LOKI_SECRET_PARAMETER: z.optional(z.string()),
+  LOKI_PUSH_FORMAT: z._default(
+    z.enum(["protobuf", "json"], { message: "expected protobuf or json" }),
+    "protobuf",
+  ),
+  LOKI_REJECT_OLD_SAMPLES_MAX_AGE: z._default(duration("positive"), 168 * 3_600_000),
+  LOKI_CREATION_GRACE_PERIOD: z._default(duration("positive"), 10 * 60_000),
+  LOKI_MAX_LINE_SIZE: z._default(byteSize(1, 64 * 1024 * 1024), 256 * 1024),
+  LOKI_BATCH_MAX_BYTES: z._default(byteSize(1024, 3 * 1024 * 1024), 1024 * 1024),
+  LOKI_BATCH_MAX_ENTRIES: z._default(wholeNumber(1, 100_000), 10_000),
+  LOKI_PUSH_CONCURRENCY: z._default(wholeNumber(1, 32), 4),
+  LOKI_TIMEOUT: z._default(duration("request timeout"), 10_000),
 });
 
 /** Checks across variables; run on the raw values so they are reported along with the others. */

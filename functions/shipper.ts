@@ -1,7 +1,8 @@
 import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
-import { LambdaClient } from "@aws-sdk/client-lambda";
-import { S3Client } from "@aws-sdk/client-s3";
+import type { LambdaClient } from "@aws-sdk/client-lambda";
+import type { S3Client } from "@aws-sdk/client-s3";
 import type { CloudWatchLogsEvent, Context } from "aws-lambda";
+import { deferredClient } from "./core/deferred-client.ts";
 import { GroupMetrics } from "./core/delivery/delivery-metrics.ts";
 import { createLokiPushClient } from "./core/loki/loki-target.ts";
 import { createObservability } from "./shipper/observability.ts";
@@ -14,9 +15,13 @@ import { parseShipperConfig, type ShipResult, shipSubscriptionEvent } from "./sh
  */
 const config = parseShipperConfig(process.env);
 const { logger, metrics, serviceName } = createObservability();
-const s3 = new S3Client({});
+// Every batch needs its log group's tags; S3 (what Loki does not take) and Lambda (the function
+// behind a log group) load on first use, to keep them out of the cold start.
 const logs = new CloudWatchLogsClient({});
-const lambda = new LambdaClient({});
+const s3 = deferredClient<S3Client>(async () => new (await import("@aws-sdk/client-s3")).S3Client({}));
+const lambda = deferredClient<LambdaClient>(
+  async () => new (await import("@aws-sdk/client-lambda")).LambdaClient({}),
+);
 
 export async function handler(event: CloudWatchLogsEvent, context: Context): Promise<ShipResult> {
   logger.addContext(context);

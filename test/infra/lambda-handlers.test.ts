@@ -1,6 +1,8 @@
 import { existsSync, readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 import { describe, expect, it } from "vitest";
-import { handlerCode, LAMBDA_HANDLERS } from "../../infra/constructs/lambda-handlers.ts";
+import { handlerCode, LAMBDA_BUNDLE, LAMBDA_HANDLERS } from "../../infra/constructs/lambda-handlers.ts";
 
 const FUNCTIONS_DIR = new URL("../../functions/", import.meta.url);
 
@@ -21,5 +23,52 @@ describe("the Lambda handlers the package pre-builds", () => {
       expect(existsSync(code.entry)).toBe(true);
       expect(code.entry.endsWith(`/functions/${name}.ts`)).toBe(true);
     }
+  });
+});
+
+describe("the shipper's bundle, for its cold start", () => {
+  async function shipperBundle() {
+    const result = await build({
+      entryPoints: [fileURLToPath(new URL("../../functions/shipper.ts", import.meta.url))],
+      outfile: "shipper.mjs",
+      bundle: true,
+      write: false,
+      metafile: true,
+      format: "esm",
+      platform: "node",
+      target: LAMBDA_BUNDLE.target,
+      mainFields: [...LAMBDA_BUNDLE.mainFields],
+      external: [...LAMBDA_BUNDLE.external],
+      logLevel: "silent",
+    });
+    const [output] = Object.values(result.metafile.outputs);
+    if (!output) throw new Error("esbuild wrote no bundle");
+    return { inputs: Object.keys(result.metafile.inputs), imports: output.imports };
+  }
+
+  it("imports only the CloudWatch Logs client at load; S3, Lambda, Secrets Manager and SSM on first use", async () => {
+    const { imports } = await shipperBundle();
+    const sdk = imports.filter((entry) => entry.path.startsWith("@aws-sdk/"));
+    const atLoad = new Set(
+      sdk.filter((entry) => entry.kind === "import-statement").map((entry) => entry.path),
+    );
+    const onFirstUse = new Set(
+      sdk.filter((entry) => entry.kind === "dynamic-import").map((entry) => entry.path),
+    );
+
+    expect([...atLoad]).toEqual(["@aws-sdk/client-cloudwatch-logs"]);
+    expect([...onFirstUse].sort()).toEqual([
+      "@aws-sdk/client-lambda",
+      "@aws-sdk/client-s3",
+      "@aws-sdk/client-secrets-manager",
+      "@aws-sdk/client-ssm",
+    ]);
+  });
+
+  it("carries zod/mini, not full zod's classic API", async () => {
+    const { inputs } = await shipperBundle();
+
+    expect(inputs.some((path) => path.includes("node_modules/zod/v4/mini/"))).toBe(true);
+    expect(inputs.filter((path) => path.includes("node_modules/zod/v4/classic/"))).toEqual([]);
   });
 });

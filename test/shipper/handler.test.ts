@@ -3,6 +3,7 @@ import { dataMessage, realisticEvents, subscriptionEvent } from "../fixtures/sub
 import { awsClientConfig, TEST_REGION, uniqueName } from "../helpers/aws.ts";
 import { createTaggedLogGroup } from "../helpers/log-groups.ts";
 import { lokiEntries } from "../helpers/loki.ts";
+import { chunkPrefix, chunkRecords } from "../helpers/s3.ts";
 import { lambdaContext } from "../helpers/shipper.ts";
 import { useTestBed } from "../helpers/test-bed.ts";
 
@@ -60,5 +61,32 @@ describe("functions/shipper.ts", () => {
       Date.now() + 1000,
     );
     expect(stored.map((entry) => entry.line).sort()).toEqual(events.map((event) => event.message).sort());
+  });
+
+  it("keeps the batch in S3 when Loki is down, through the S3 client it creates on first use", async () => {
+    const logGroup = await createTaggedLogGroup("fun-down", { runtime: "nodejs" });
+    stubAwsEnv();
+    vi.stubEnv("BUCKET_NAME", bed.bucket);
+    vi.stubEnv("LOKI_URL", bed.loki.url);
+    vi.stubEnv("LOKI_TENANT", uniqueName("handler-down"));
+    const events = realisticEvents(5, Date.now() - 5_000);
+    const { handler } = await import("../../functions/shipper.ts");
+    await bed.loki.stop();
+    try {
+      const result = await handler(subscriptionEvent(dataMessage({ logGroup, events })), {
+        // Little time left beyond the 5 s kept for S3: the retries give up early and spill.
+        ...lambdaContext(6_000),
+        functionName: "shipper",
+        awsRequestId: "req-2",
+      } as unknown as Parameters<typeof handler>[1]);
+
+      expect(result).toMatchObject({ outcome: "delivered", report: { pushed: 0, spilled: 5 } });
+      const kept = await chunkRecords(bed.bucket, chunkPrefix("spill", logGroup));
+      expect(kept.map((record) => record.message).sort()).toEqual(
+        events.map((event) => event.message).sort(),
+      );
+    } finally {
+      await bed.loki.restart();
+    }
   });
 });

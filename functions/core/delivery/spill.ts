@@ -1,4 +1,4 @@
-import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import type { EventLabelOptions } from "../labels/labels.ts";
 import { SpillError } from "../loki/loki-errors.ts";
 import {
@@ -45,6 +45,8 @@ export async function keepEventChunk(
   const body = { header, records: chunk.records };
   const key = eventChunkKey(chunk.kind, body);
   try {
+    // Loaded here, not at import: the live shipper needs S3 only when Loki does not take everything.
+    const { PutObjectCommand } = await import("@aws-sdk/client-s3");
     await s3.send(
       new PutObjectCommand({
         Bucket: bucket,

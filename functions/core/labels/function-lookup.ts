@@ -1,15 +1,9 @@
 import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
-import {
-  type FunctionConfiguration,
-  GetFunctionCommand,
-  LambdaClient,
-  ListFunctionsCommand,
-} from "@aws-sdk/client-lambda";
-import {
-  GetResourcesCommand,
-  ResourceGroupsTaggingAPIClient,
-} from "@aws-sdk/client-resource-groups-tagging-api";
+// Types only: the SDK packages load when a look-up is made (the live shipper may never make one).
+import type { FunctionConfiguration, LambdaClient } from "@aws-sdk/client-lambda";
+import type { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-tagging-api";
 import type { RateBudget } from "../cloudwatch/rate-budget.ts";
+import { deferredClient } from "../deferred-client.ts";
 import { LokiShipperError } from "../errors.ts";
 import { type FunctionFacts, NO_FUNCTION } from "./function-labels.ts";
 import { LookupCache } from "./lookup-cache.ts";
@@ -70,6 +64,7 @@ export async function getFunctionFacts(
   const cached = cache.get(functionName);
   if (cached) return { ...cached.value, cached: true };
   try {
+    const { GetFunctionCommand } = await import("@aws-sdk/client-lambda");
     const answer = await withThrottleBackoff(
       `GetFunction ${functionName}`,
       () => lambda.send(new GetFunctionCommand({ FunctionName: functionName })),
@@ -136,6 +131,7 @@ export async function listFunctions(
   lambda: LambdaClient,
   backoff: Partial<ThrottleBackoff>,
 ): Promise<FunctionConfiguration[]> {
+  const { ListFunctionsCommand } = await import("@aws-sdk/client-lambda");
   const functions: FunctionConfiguration[] = [];
   let marker: string | undefined;
   do {
@@ -157,6 +153,7 @@ async function listFunctionTags(
   tagging: ResourceGroupsTaggingAPIClient,
   backoff: Partial<ThrottleBackoff>,
 ): Promise<Map<string, Record<string, string>>> {
+  const { GetResourcesCommand } = await import("@aws-sdk/client-resource-groups-tagging-api");
   const tagsByName = new Map<string, Record<string, string>>();
   let token: string | undefined;
   do {
@@ -254,5 +251,15 @@ export function functionLookupClientsLike(logs: CloudWatchLogsClient): FunctionL
     credentials: logs.config.credentials,
     ...(logs.config.isCustomEndpoint && logs.config.endpoint ? { endpoint: logs.config.endpoint } : {}),
   };
-  return { lambda: new LambdaClient(config), tagging: new ResourceGroupsTaggingAPIClient(config) };
+  return {
+    lambda: deferredClient<LambdaClient>(
+      async () => new (await import("@aws-sdk/client-lambda")).LambdaClient(config),
+    ),
+    tagging: deferredClient<ResourceGroupsTaggingAPIClient>(
+      async () =>
+        new (await import("@aws-sdk/client-resource-groups-tagging-api")).ResourceGroupsTaggingAPIClient(
+          config,
+        ),
+    ),
+  };
 }

@@ -1,6 +1,7 @@
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { SSMClient } from "@aws-sdk/client-ssm";
+import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { SSMClient } from "@aws-sdk/client-ssm";
 import * as z from "zod/mini";
+import { deferredClient } from "../deferred-client.ts";
 import { ConfigError } from "../errors.ts";
 import { configErrorFrom, emptyToUndefined } from "../labels/labels.ts";
 import { addIssue } from "../mini-schema.ts";
@@ -171,7 +172,17 @@ export function parseLokiTarget(env: Record<string, string | undefined>): LokiTa
   };
 }
 
-let defaultSecretClients: SecretClients | undefined;
+// Loaded when a secret is first read: most targets have none.
+const secretsManagerClient = deferredClient<SecretsManagerClient>(
+  async () => new (await import("@aws-sdk/client-secrets-manager")).SecretsManagerClient({}),
+);
+const ssmClient = deferredClient<SSMClient>(
+  async () => new (await import("@aws-sdk/client-ssm")).SSMClient({}),
+);
+const defaultSecretClients: SecretClients = {
+  secretsManager: () => secretsManagerClient,
+  ssm: () => ssmClient,
+};
 
 /** The `Authorization` header value for the target, reading the secret (cached) when needed. */
 export async function authorizationHeader(
@@ -180,10 +191,6 @@ export async function authorizationHeader(
 ): Promise<string | undefined> {
   const auth = target.auth;
   if (auth.kind === "none") return undefined;
-  defaultSecretClients ??= {
-    secretsManager: lazy(() => new SecretsManagerClient({})),
-    ssm: lazy(() => new SSMClient({})),
-  };
   const secretText = await readSecret(auth.secret, clients ?? defaultSecretClients);
   const structured = parseSecretJson(secretText);
   if (auth.kind === "bearer") {
@@ -224,14 +231,6 @@ function parseSecretJson(text: string): Record<string, unknown> | undefined {
   } catch {
     return undefined;
   }
-}
-
-function lazy<T>(create: () => T): () => T {
-  let value: T | undefined;
-  return () => {
-    value ??= create();
-    return value;
-  };
 }
 
 export async function createLokiPushClient(

@@ -1,5 +1,6 @@
-import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { GetParameterCommand, type SSMClient } from "@aws-sdk/client-ssm";
+// Types only: the SDK package of the configured source loads when the secret is first read.
+import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { SSMClient } from "@aws-sdk/client-ssm";
 import { ConfigError } from "../errors.ts";
 
 /**
@@ -44,12 +45,14 @@ export async function readSecret(
   try {
     if (source.kind === "secretsManager") {
       if (!clients.secretsManager) throw new ConfigError("no Secrets Manager client was given");
+      const { GetSecretValueCommand } = await import("@aws-sdk/client-secrets-manager");
       const response = await clients
         .secretsManager()
         .send(new GetSecretValueCommand({ SecretId: source.secretId }));
       value = response.SecretString;
     } else {
       if (!clients.ssm) throw new ConfigError("no SSM client was given");
+      const { GetParameterCommand } = await import("@aws-sdk/client-ssm");
       const response = await clients
         .ssm()
         .send(new GetParameterCommand({ Name: source.parameterName, WithDecryption: true }));

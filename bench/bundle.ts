@@ -1,13 +1,10 @@
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { LAMBDA_BUNDLE } from "../infra/constructs/lambda-handlers.ts";
 
 /** Scratch space of the benchmarks (git-ignored); inside the project so bundles resolve node_modules. */
 export const BENCH_TMP = fileURLToPath(new URL("../.bench-tmp/", import.meta.url));
-
-// esbuild writes ESM; some dependencies still call require(), which ESM lacks (as infra does).
-const REQUIRE_SHIM =
-  "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);";
 
 export interface BundleOptions {
   entry: string;
@@ -15,9 +12,11 @@ export interface BundleOptions {
   minify: boolean;
   /** `@aws-sdk/*` left to the Lambda runtime, as NodejsFunction does by default on nodejs22.x. */
   sdkExternal: boolean;
+  /** Writes the source map beside the bundle, as the deployed functions have it. */
+  sourceMap?: boolean;
 }
 
-/** Bundles like infra/constructs/node-function.ts: ESM, node22, platform node, the require shim. */
+/** Bundles with the settings of infra (LAMBDA_BUNDLE): ESM, node22, platform node, the require shim. */
 export async function bundle(options: BundleOptions): Promise<{ bytes: number; outfile: string }> {
   mkdirSync(BENCH_TMP, { recursive: true });
   const result = await build({
@@ -25,12 +24,14 @@ export async function bundle(options: BundleOptions): Promise<{ bytes: number; o
     outfile: options.outfile,
     bundle: true,
     format: "esm",
-    target: "node22",
+    target: LAMBDA_BUNDLE.target,
     platform: "node",
     minify: options.minify,
-    mainFields: ["module", "main"],
-    banner: { js: REQUIRE_SHIM },
-    external: options.sdkExternal ? ["@aws-sdk/*"] : [],
+    mainFields: [...LAMBDA_BUNDLE.mainFields],
+    banner: { js: LAMBDA_BUNDLE.banner },
+    external: options.sdkExternal ? [...LAMBDA_BUNDLE.external] : [],
+    sourcemap: options.sourceMap === true,
+    sourcesContent: LAMBDA_BUNDLE.sourcesContent,
     metafile: true,
     logLevel: "silent",
   });

@@ -8,9 +8,10 @@ import { fmt, markdownTable } from "./table.ts";
 
 /**
  * Cold start of the shipper: its bundle built the way infra/constructs/node-function.ts has
- * NodejsFunction build it (esbuild, minified, ESM, node22, platform node; `@aws-sdk/*` external,
- * NodejsFunction's default for nodejs22.x, whose runtime provides the SDK v3), and the time a fresh
- * Node process takes to import it (module scope included: config parsing, clients).
+ * NodejsFunction build it (esbuild, minified, ESM, node22, platform node, with its source map;
+ * `@aws-sdk/*` external, NodejsFunction's default for nodejs22.x, whose runtime provides the SDK
+ * v3), and the time a fresh Node process takes to import it (module scope included: config
+ * parsing, clients), with `--enable-source-maps` as the construct sets in NODE_OPTIONS.
  */
 
 export interface ColdStartResult {
@@ -35,23 +36,53 @@ const SHIPPER_ENV = {
   POWERTOOLS_SERVICE_NAME: "shipper",
 };
 
+/** What NodeFunction puts in NODE_OPTIONS: stack traces through the bundle's source map. */
+const DEPLOYED_NODE_OPTIONS = ["--enable-source-maps"];
+
 interface ImportSample {
   importMs: number;
   importCpuMs: number;
   processMs: number;
 }
 
-export async function measureColdStart(runs = 7): Promise<ColdStartResult[]> {
-  const results: ColdStartResult[] = [];
-  for (const sdkExternal of [true, false]) {
-    const outfile = join(BENCH_TMP, sdkExternal ? "shipper-sdk-external.mjs" : "shipper-sdk-bundled.mjs");
-    const { bytes } = await bundle({ entry: SHIPPER, outfile, minify: true, sdkExternal });
-    const probe = writeProbe(outfile, sdkExternal ? "external" : "bundled");
-    const samples: ImportSample[] = [];
-    for (let index = 0; index < runs; index += 1) samples.push(await importOnce(probe));
+/** One bundle to measure: an entry file, with the SDK external (as deployed) or bundled. */
+export interface ColdStartVariant {
+  variant: string;
+  entry: string;
+  sdkExternal: boolean;
+}
+
+/** The shipper as deployed and, for comparison, with the SDK bundled; `label` names another copy. */
+export function shipperVariants(entry = SHIPPER, label = ""): ColdStartVariant[] {
+  return [
+    { variant: `${label}@aws-sdk/* external (as deployed)`, entry, sdkExternal: true },
+    { variant: `${label}@aws-sdk/* bundled`, entry, sdkExternal: false },
+  ];
+}
+
+/** Imports every variant `runs` times, taking turns, so that the machine's load falls on all alike. */
+export async function measureColdStart(
+  runs = 7,
+  variants: ColdStartVariant[] = shipperVariants(),
+): Promise<ColdStartResult[]> {
+  const built = await Promise.all(
+    variants.map(async (spec, index) => {
+      const outfile = join(BENCH_TMP, `cold-start-${index}.mjs`);
+      const { bytes } = await bundle({ ...spec, outfile, minify: true, sourceMap: true });
+      return {
+        spec,
+        bytes,
+        probe: writeProbe(outfile, `cold-start-${index}`),
+        samples: [] as ImportSample[],
+      };
+    }),
+  );
+  for (let index = 0; index < runs; index += 1)
+    for (const variant of built) variant.samples.push(await importOnce(variant.probe));
+  return built.map(({ spec, bytes, samples }) => {
     const importMs = samples.map((sample) => sample.importMs);
-    results.push({
-      variant: sdkExternal ? "@aws-sdk/* external (as deployed)" : "@aws-sdk/* bundled",
+    return {
+      variant: spec.variant,
       bytes,
       importMsMedian: median(importMs),
       importMsMin: Math.min(...importMs),
@@ -59,9 +90,8 @@ export async function measureColdStart(runs = 7): Promise<ColdStartResult[]> {
       importCpuMsMedian: median(samples.map((sample) => sample.importCpuMs)),
       processMsMedian: median(samples.map((sample) => sample.processMs)),
       runs,
-    });
-  }
-  return results;
+    };
+  });
 }
 
 /** A script that imports the bundle once and prints the wall and CPU time the import took. */
@@ -84,7 +114,9 @@ function writeProbe(outfile: string, name: string): string {
 
 async function importOnce(probe: string): Promise<ImportSample> {
   const started = performance.now();
-  const { stdout } = await run(process.execPath, [probe], { env: { ...process.env, ...SHIPPER_ENV } });
+  const { stdout } = await run(process.execPath, [...DEPLOYED_NODE_OPTIONS, probe], {
+    env: { ...process.env, ...SHIPPER_ENV },
+  });
   const processMs = performance.now() - started;
   return { ...(JSON.parse(stdout.trim()) as Omit<ImportSample, "processMs">), processMs };
 }

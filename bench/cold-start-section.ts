@@ -2,6 +2,7 @@
  * Section 6 of `npm run bench` alone, repeated: the shipper bundle built as deployed (and with the
  * SDK bundled, for comparison), imported by fresh Node processes. Each repetition prints its table
  * with the load average; the machine's noise shows in the spread between repetitions.
+ * Then what the first invocation that needs S3, Lambda, Secrets Manager or SSM pays to load it.
  * `--against REF` measures the shipper of a git revision too (its functions/ from `git archive`,
  * bundled with today's settings), taking turns with this one: before and after under the same load.
  * `npx node bench/cold-start-section.ts [--repeat N] [--runs N] [--against REF]` (runs: imports
@@ -12,7 +13,13 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BENCH_TMP } from "./bundle.ts";
-import { coldStartTable, measureColdStart, shipperVariants } from "./cold-start.ts";
+import {
+  coldStartTable,
+  firstUseTable,
+  measureColdStart,
+  measureFirstUse,
+  shipperVariants,
+} from "./cold-start.ts";
 import { loadAverage } from "./machine.ts";
 
 const USAGE =
@@ -59,3 +66,5 @@ for (let round = 1; round <= repeat; round += 1) {
   );
   console.log(coldStartTable(results));
 }
+console.log(`\nThen, after the import (load average ${loadAverage()}):\n`);
+console.log(firstUseTable(await measureFirstUse(runs)));

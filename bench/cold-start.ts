@@ -121,6 +121,55 @@ async function importOnce(probe: string): Promise<ImportSample> {
   return { ...(JSON.parse(stdout.trim()) as Omit<ImportSample, "processMs">), processMs };
 }
 
+/** The SDK packages the shipper loads on first use (deferredClient), with their client classes. */
+const DEFERRED_CLIENTS: Record<string, string> = {
+  "@aws-sdk/client-s3": "S3Client",
+  "@aws-sdk/client-lambda": "LambdaClient",
+  "@aws-sdk/client-secrets-manager": "SecretsManagerClient",
+  "@aws-sdk/client-ssm": "SSMClient",
+};
+
+export interface FirstUseResult {
+  sdkPackage: string;
+  msMedian: number;
+  runs: number;
+}
+
+/**
+ * What the cold start no longer pays but the first invocation that needs a deferred client does:
+ * loading its package and creating the client, in a fresh process that has imported the deployed
+ * shipper bundle (so the SDK's shared core is loaded already, as it is in Lambda by then).
+ */
+export async function measureFirstUse(runs = 7): Promise<FirstUseResult[]> {
+  const outfile = join(BENCH_TMP, "first-use-shipper.mjs");
+  await bundle({ entry: SHIPPER, outfile, minify: true, sdkExternal: true, sourceMap: true });
+  const results: FirstUseResult[] = [];
+  for (const [sdkPackage, clientClass] of Object.entries(DEFERRED_CLIENTS)) {
+    const probe = join(BENCH_TMP, "first-use-probe.mjs");
+    writeFileSync(
+      probe,
+      [
+        `await import(${JSON.stringify(`./${outfile.split("/").at(-1)}`)});`,
+        "const started = performance.now();",
+        `const sdk = await import(${JSON.stringify(sdkPackage)});`,
+        `new sdk.${clientClass}({});`,
+        "console.log(JSON.stringify({ importMs: performance.now() - started }));",
+      ].join("\n"),
+    );
+    const samples: number[] = [];
+    for (let index = 0; index < runs; index += 1) samples.push((await importOnce(probe)).importMs);
+    results.push({ sdkPackage, msMedian: median(samples), runs });
+  }
+  return results;
+}
+
+export function firstUseTable(results: FirstUseResult[]): string {
+  return markdownTable(
+    ["loaded on first use", "ms (median)", "runs"],
+    results.map((result) => [result.sdkPackage, fmt.int(result.msMedian), result.runs]),
+  );
+}
+
 export function coldStartTable(results: ColdStartResult[]): string {
   return markdownTable(
     [

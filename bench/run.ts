@@ -73,6 +73,8 @@ const SIZES = {
   backfillEvents: quick ? 20_000 : 100_000,
   memoryRuns: quick ? [20_000, 100_000] : [100_000, 1_000_000],
 };
+/** Imports of each shipper bundle in section 6. */
+const COLD_START_RUNS = 7;
 /** A real Loki 3.4.6 single binary, raised limits, 200-byte lines, JSON+gzip, 4 connections. */
 const REFERENCE_EVENTS_PER_SECOND = 243_000;
 const TARGETS = {
@@ -267,7 +269,7 @@ async function main(): Promise<void> {
     say(memoryText);
 
     section("6. Cold start of the shipper bundle");
-    const coldStart = await measureColdStart();
+    const coldStart = await measureColdStart(COLD_START_RUNS);
     const coldStartText = coldStartTable(coldStart);
     say(coldStartText);
 
@@ -681,12 +683,12 @@ const FINDINGS: Record<Exclude<MissKind, "transform">, string> = {
   ].join("\n"),
   bundle: "**Bundle.** It holds got, zod and Powertools; `@aws-sdk/*` comes from the runtime.",
   coldStart: [
-    "**Cold start.** The import loads the two SDK clients the shipper creates at module scope (S3 and",
-    "CloudWatch Logs) from the runtime's node_modules, zod (about 450 KB of the bundle: the classic API with",
-    "every method), got and Powertools, and parses the configuration. The bundled-SDK row shows what one file",
-    "instead of the SDK's many modules saves. What would close it: `zod/mini` in the configuration and",
-    "payload modules the Lambda functions import (the CLI may keep full zod), the S3 client created on the",
-    "first spill instead of at import, and the SDK bundled into the asset.",
+    "**Cold start.** What the import still loads: the CloudWatch Logs client from the runtime's node_modules",
+    "(every batch reads its log group's tags, so it is created at import; S3, Lambda, Secrets Manager and",
+    "SSM load on first use), got with its dependencies (every invocation pushes), Powertools' logger and",
+    "metrics, re2js for the rules, and the configuration parsed with zod/mini. The bundled-SDK row shows",
+    "what one file instead of the SDK's many modules saves; `npx node bench/cold-start-section.ts` repeats",
+    "the measurement, which a busy machine makes noisy.",
   ].join("\n"),
 };
 
@@ -871,13 +873,19 @@ ${input.memoryText}
 ## 6. Cold start
 
 functions/shipper.ts bundled with esbuild as infra/constructs/node-function.ts has NodejsFunction do it
-(minified, ESM, target node22, platform node, the \`require\` shim banner). NodejsFunction leaves
-\`@aws-sdk/*\` external by default on nodejs22.x and node-function.ts does not change that: the deployed
-bundle uses the SDK v3 that the Lambda runtime provides (its size was checked against the shipper asset
-\`cdk synth\` writes: the same within a few bytes). The bundled-SDK variant is shown for comparison: bigger,
-yet faster to import here, because one file loads faster than the SDK's many modules from node_modules.
-Import time = \`import()\` of the bundle in a fresh Node process, module scope included (configuration
-parsed, clients created); process time = spawn to exit.
+(LAMBDA_BUNDLE: minified, ESM, target node22, platform node, the \`require\` shim banner, a source map
+without sources). NodejsFunction leaves \`@aws-sdk/*\` external by default on nodejs22.x and
+node-function.ts does not change that: the deployed bundle uses the SDK v3 that the Lambda runtime
+provides (its size was checked against the shipper asset \`cdk synth\` writes: the same within a few
+bytes). The bundled-SDK variant is shown for comparison: it holds every SDK package the shipper may load,
+also those it loads only on first use (esbuild includes all of a package that is imported dynamically),
+and saves resolving and reading the SDK's many files from node_modules.
+Import time = \`import()\` of the bundle in a fresh Node process run with \`--enable-source-maps\` (the
+NODE_OPTIONS the construct sets), module scope included: configuration parsed, the CloudWatch Logs client
+created (S3, Lambda, Secrets Manager and SSM load on first use: functions/core/deferred-client.ts). Import
+CPU = user + system time of that import, which a busy machine inflates less than wall time; process time =
+spawn to exit. The two bundles take turns, ${COLD_START_RUNS} imports each. \`npx node bench/cold-start-section.ts\` runs
+this section alone, repeated, and what the first use of each deferred client costs.
 
 ${input.coldStartText}
 

@@ -10,8 +10,8 @@ export interface BundleOptions {
   entry: string;
   outfile: string;
   minify: boolean;
-  /** `@aws-sdk/*` left to the Lambda runtime, as NodejsFunction does by default on nodejs22.x. */
-  sdkExternal: boolean;
+  /** Packages left to the Lambda runtime (infra's runtimeModules); none: everything bundled. */
+  external: readonly string[];
   /** Writes the source map beside the bundle, as the deployed functions have it. */
   sourceMap?: boolean;
 }
@@ -29,7 +29,7 @@ export async function bundle(options: BundleOptions): Promise<{ bytes: number; o
     minify: options.minify,
     mainFields: [...LAMBDA_BUNDLE.mainFields],
     banner: { js: LAMBDA_BUNDLE.banner },
-    external: options.sdkExternal ? [...LAMBDA_BUNDLE.external] : [],
+    external: [...options.external],
     sourcemap: options.sourceMap === true,
     sourcesContent: LAMBDA_BUNDLE.sourcesContent,
     metafile: true,

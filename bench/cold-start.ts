@@ -3,15 +3,16 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { LAMBDA_BUNDLE, runtimeModules } from "../infra/constructs/lambda-handlers.ts";
 import { BENCH_TMP, bundle } from "./bundle.ts";
 import { fmt, markdownTable } from "./table.ts";
 
 /**
  * Cold start of the shipper: its bundle built the way infra/constructs/node-function.ts has
- * NodejsFunction build it (esbuild, minified, ESM, node22, platform node, with its source map;
- * `@aws-sdk/*` external, NodejsFunction's default for nodejs22.x, whose runtime provides the SDK
- * v3), and the time a fresh Node process takes to import it (module scope included: config
- * parsing, clients), with `--enable-source-maps` as the construct sets in NODE_OPTIONS.
+ * NodejsFunction build it (esbuild, minified, ESM, node22, platform node, with its source map; the
+ * SDK packages it loads on first use left to the runtime, which provides the SDK v3), and the time
+ * a fresh Node process takes to import it (module scope included: config parsing, clients), with
+ * `--enable-source-maps` as the construct sets in NODE_OPTIONS.
  */
 
 export interface ColdStartResult {
@@ -45,18 +46,27 @@ interface ImportSample {
   processMs: number;
 }
 
-/** One bundle to measure: an entry file, with the SDK external (as deployed) or bundled. */
+/** One bundle to measure: an entry file and what its bundle leaves to the Lambda runtime. */
 export interface ColdStartVariant {
   variant: string;
   entry: string;
-  sdkExternal: boolean;
+  external: readonly string[];
 }
 
-/** The shipper as deployed and, for comparison, with the SDK bundled; `label` names another copy. */
+/**
+ * The shipper as deployed (its CloudWatch Logs client bundled, the clients it loads on first use
+ * from the runtime) and, for comparison, with the whole SDK from the runtime (NodejsFunction's
+ * default) or the whole SDK bundled. `label` names another copy of the sources.
+ */
 export function shipperVariants(entry = SHIPPER, label = ""): ColdStartVariant[] {
   return [
-    { variant: `${label}@aws-sdk/* external (as deployed)`, entry, sdkExternal: true },
-    { variant: `${label}@aws-sdk/* bundled`, entry, sdkExternal: false },
+    {
+      variant: `${label}CloudWatch Logs client bundled (as deployed)`,
+      entry,
+      external: runtimeModules("shipper"),
+    },
+    { variant: `${label}@aws-sdk/* external`, entry, external: LAMBDA_BUNDLE.external },
+    { variant: `${label}@aws-sdk/* bundled`, entry, external: [] },
   ];
 }
 
@@ -142,7 +152,13 @@ export interface FirstUseResult {
  */
 export async function measureFirstUse(runs = 7): Promise<FirstUseResult[]> {
   const outfile = join(BENCH_TMP, "first-use-shipper.mjs");
-  await bundle({ entry: SHIPPER, outfile, minify: true, sdkExternal: true, sourceMap: true });
+  await bundle({
+    entry: SHIPPER,
+    outfile,
+    minify: true,
+    external: runtimeModules("shipper"),
+    sourceMap: true,
+  });
   const results: FirstUseResult[] = [];
   for (const [sdkPackage, clientClass] of Object.entries(DEFERRED_CLIENTS)) {
     const probe = join(BENCH_TMP, "first-use-probe.mjs");

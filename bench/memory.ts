@@ -39,7 +39,7 @@ export async function measureMemory(spec: MemoryRunSpec): Promise<MemoryResult> 
     entry: CHILD_SOURCE,
     outfile: join(BENCH_TMP, "memory-run.mjs"),
     minify: true,
-    sdkExternal: false,
+    external: [],
   }).then((built) => built.outfile);
   const { stdout } = await run(
     process.execPath,

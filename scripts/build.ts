@@ -15,7 +15,7 @@ import { cpSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } fr
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import { LAMBDA_BUNDLE, LAMBDA_HANDLERS } from "../infra/constructs/lambda-handlers.ts";
+import { LAMBDA_BUNDLE, LAMBDA_HANDLERS, runtimeModules } from "../infra/constructs/lambda-handlers.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const DIST = `${ROOT}dist/`;
@@ -55,7 +55,7 @@ async function bundleHandlers(): Promise<void> {
         target: LAMBDA_BUNDLE.target,
         mainFields: [...LAMBDA_BUNDLE.mainFields],
         banner: { js: LAMBDA_BUNDLE.banner },
-        external: [...LAMBDA_BUNDLE.external],
+        external: [...runtimeModules(name)],
         minify: LAMBDA_BUNDLE.minify,
         sourcemap: LAMBDA_BUNDLE.sourceMap,
         sourcesContent: LAMBDA_BUNDLE.sourcesContent,

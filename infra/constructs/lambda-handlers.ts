@@ -31,12 +31,34 @@ export const LAMBDA_BUNDLE = {
   external: ["@aws-sdk/*"],
 } as const;
 
+/**
+ * The SDK packages the shipper loads on first use (functions/core/deferred-client.ts) stay with the
+ * runtime; the CloudWatch Logs client, which every batch needs, is bundled: cut down to the client
+ * and the one command the shipper sends, it loads in less than half the time the runtime's whole
+ * package takes (BENCHMARKS.md, section 6). Bundled, a package imported on first use would come
+ * whole, into every cold start's parse.
+ */
+const SHIPPER_RUNTIME_SDK = [
+  "@aws-sdk/client-s3",
+  "@aws-sdk/client-lambda",
+  "@aws-sdk/client-secrets-manager",
+  "@aws-sdk/client-ssm",
+  "@aws-sdk/client-resource-groups-tagging-api",
+] as const;
+
+/** The packages a handler's bundle leaves to the Lambda runtime (LAMBDA_BUNDLE.external unless said). */
+export function runtimeModules(name: LambdaHandler): readonly string[] {
+  return name === "shipper" ? SHIPPER_RUNTIME_SDK : LAMBDA_BUNDLE.external;
+}
+
 /** Where the code of a handler is: its TypeScript source, and the pre-built bundle when there is one. */
 export interface HandlerCode {
   /** The handler's TypeScript file, bundled at synth time when there is no pre-built bundle. */
   readonly entry: string;
   /** A directory holding the pre-built `index.mjs` and its source map. */
   readonly bundleDirectory?: string;
+  /** What bundling `entry` leaves to the Lambda runtime (see runtimeModules). */
+  readonly externalModules: readonly string[];
 }
 
 /**
@@ -47,8 +69,9 @@ export interface HandlerCode {
 export function handlerCode(name: LambdaHandler): HandlerCode {
   const bundleDirectory = fileURLToPath(new URL(`../../lambda/${name}/`, import.meta.url));
   const entry = fileURLToPath(new URL(`../../functions/${name}.ts`, import.meta.url));
-  if (existsSync(`${bundleDirectory}index.mjs`)) return { entry, bundleDirectory };
-  if (existsSync(entry)) return { entry };
+  const externalModules = runtimeModules(name);
+  if (existsSync(`${bundleDirectory}index.mjs`)) return { entry, bundleDirectory, externalModules };
+  if (existsSync(entry)) return { entry, externalModules };
   throw new Error(
     `The code of the ${name} Lambda is missing: neither ${bundleDirectory}index.mjs nor ${entry} exists. The installed loki-shipper package is incomplete: reinstall it.`,
   );

@@ -29,6 +29,11 @@ export interface NodeFunctionProps extends Omit<FunctionOptions, "architecture" 
    */
   readonly bundleDirectory?: string;
   /**
+   * Packages the bundle leaves to the Lambda runtime (which provides the AWS SDK v3).
+   * @default ["@aws-sdk/*"]
+   */
+  readonly externalModules?: readonly string[];
+  /**
    * How long the function's log group keeps events.
    * @default RetentionDays.ONE_MONTH
    */
@@ -72,6 +77,7 @@ export class NodeFunction extends Construct {
       serviceName,
       entry,
       bundleDirectory,
+      externalModules,
       environment,
       logGroup,
       ...functionProps
@@ -108,7 +114,11 @@ export class NodeFunction extends Construct {
         ...environment,
       },
     };
-    this.function = createFunction(this, settings, entry, bundleDirectory);
+    this.function = createFunction(this, settings, {
+      entry,
+      bundleDirectory,
+      externalModules: externalModules ?? LAMBDA_BUNDLE.external,
+    });
     acknowledgeServiceWildcard(
       this,
       "X-Ray tracing (PutTraceSegments, PutTelemetryRecords) supports only Resource *.",
@@ -128,12 +138,17 @@ export class NodeFunction extends Construct {
 
 type FunctionSettings = Omit<FunctionProps, "code" | "handler">;
 
+interface FunctionCode {
+  entry: string;
+  bundleDirectory: string | undefined;
+  externalModules: readonly string[];
+}
+
 /** The pre-built bundle as it is, or the entry bundled at synth with the same esbuild settings. */
 function createFunction(
   scope: Construct,
   settings: FunctionSettings,
-  entry: string,
-  bundleDirectory: string | undefined,
+  { entry, bundleDirectory, externalModules }: FunctionCode,
 ): LambdaFunction {
   if (bundleDirectory) {
     return new LambdaFunction(scope, "Function", {
@@ -156,7 +171,7 @@ function createFunction(
       sourcesContent: LAMBDA_BUNDLE.sourcesContent,
       mainFields: [...LAMBDA_BUNDLE.mainFields],
       banner: LAMBDA_BUNDLE.banner,
-      externalModules: [...LAMBDA_BUNDLE.external],
+      externalModules: [...externalModules],
       forceDockerBundling: false,
     },
   });

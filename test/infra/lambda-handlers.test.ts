@@ -2,7 +2,12 @@ import { existsSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { describe, expect, it } from "vitest";
-import { handlerCode, LAMBDA_BUNDLE, LAMBDA_HANDLERS } from "../../infra/constructs/lambda-handlers.ts";
+import {
+  handlerCode,
+  LAMBDA_BUNDLE,
+  LAMBDA_HANDLERS,
+  runtimeModules,
+} from "../../infra/constructs/lambda-handlers.ts";
 
 const FUNCTIONS_DIR = new URL("../../functions/", import.meta.url);
 
@@ -27,7 +32,7 @@ describe("the Lambda handlers the package pre-builds", () => {
 });
 
 describe("the shipper's bundle, for its cold start", () => {
-  async function shipperBundle() {
+  async function shipperBundle(external: readonly string[]) {
     const result = await build({
       entryPoints: [fileURLToPath(new URL("../../functions/shipper.ts", import.meta.url))],
       outfile: "shipper.mjs",
@@ -38,7 +43,7 @@ describe("the shipper's bundle, for its cold start", () => {
       platform: "node",
       target: LAMBDA_BUNDLE.target,
       mainFields: [...LAMBDA_BUNDLE.mainFields],
-      external: [...LAMBDA_BUNDLE.external],
+      external: [...external],
       logLevel: "silent",
     });
     const [output] = Object.values(result.metafile.outputs);
@@ -47,7 +52,8 @@ describe("the shipper's bundle, for its cold start", () => {
   }
 
   it("imports only the CloudWatch Logs client at load; S3, Lambda, Secrets Manager and SSM on first use", async () => {
-    const { imports } = await shipperBundle();
+    // With the whole SDK left out of the bundle, its imports show how the shipper's code loads them.
+    const { imports } = await shipperBundle(LAMBDA_BUNDLE.external);
     const sdk = imports.filter((entry) => entry.path.startsWith("@aws-sdk/"));
     const atLoad = new Set(
       sdk.filter((entry) => entry.kind === "import-statement").map((entry) => entry.path),
@@ -65,8 +71,20 @@ describe("the shipper's bundle, for its cold start", () => {
     ]);
   });
 
+  it("bundles the CloudWatch Logs client and leaves to the runtime the clients it loads on first use", async () => {
+    const { inputs, imports } = await shipperBundle(runtimeModules("shipper"));
+    const bundledSdk = new Set(
+      inputs.flatMap((path) => /node_modules\/(@aws-sdk\/client-[^/]+)\//.exec(path)?.[1] ?? []),
+    );
+
+    expect([...bundledSdk]).toEqual(["@aws-sdk/client-cloudwatch-logs"]);
+    expect(
+      imports.filter((entry) => entry.path.startsWith("@aws-sdk/") && entry.kind === "import-statement"),
+    ).toEqual([]);
+  });
+
   it("carries zod/mini, not full zod's classic API", async () => {
-    const { inputs } = await shipperBundle();
+    const { inputs } = await shipperBundle(runtimeModules("shipper"));
 
     expect(inputs.some((path) => path.includes("node_modules/zod/v4/mini/"))).toBe(true);
     expect(inputs.filter((path) => path.includes("node_modules/zod/v4/classic/"))).toEqual([]);

@@ -147,8 +147,8 @@ export interface FirstUseResult {
 
 /**
  * What the cold start no longer pays but the first invocation that needs a deferred client does:
- * loading its package and creating the client, in a fresh process that has imported the deployed
- * shipper bundle (so the SDK's shared core is loaded already, as it is in Lambda by then).
+ * loading its package (with the runtime's SDK core, which the bundled CloudWatch Logs client does
+ * not share) and creating the client, in a fresh process that has imported the deployed bundle.
  */
 export async function measureFirstUse(runs = 7): Promise<FirstUseResult[]> {
   const outfile = join(BENCH_TMP, "first-use-shipper.mjs");

@@ -2,7 +2,7 @@
  * Section 6 of `npm run bench` alone, repeated: the shipper bundle built as deployed (and with the
  * SDK bundled, for comparison), imported by fresh Node processes. Each repetition prints its table
  * with the load average; the machine's noise shows in the spread between repetitions.
- * Then what the first invocation that needs S3, Lambda, Secrets Manager or SSM pays to load it.
+ * Then what the first invocation that needs S3, Secrets Manager or SSM pays to load it.
  * `--against REF` measures the shipper of a git revision too (its functions/ from `git archive`,
  * bundled with today's settings), taking turns with this one: before and after under the same load.
  * `npx node bench/cold-start-section.ts [--repeat N] [--runs N] [--against REF]` (runs: imports
@@ -50,7 +50,7 @@ function checkOutFunctions(ref: string): string {
   return commit;
 }
 
-const variants = shipperVariants(undefined, args.against ? "this tree, " : "");
+const variants = shipperVariants();
 if (args.against) {
   const commit = checkOutFunctions(args.against);
   const entry = join(BENCH_TMP, `ref-${commit}`, "functions", "shipper.ts");

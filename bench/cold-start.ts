@@ -10,7 +10,7 @@ import { fmt, markdownTable } from "./table.ts";
 /**
  * Cold start of the shipper: its bundle built the way infra/constructs/node-function.ts has
  * NodejsFunction build it (esbuild, minified, ESM, node22, platform node, with its source map; the
- * SDK packages it loads on first use left to the runtime, which provides the SDK v3), and the time
+ * SDK packages of its rarer paths left to the runtime, which provides the SDK v3), and the time
  * a fresh Node process takes to import it (module scope included: config parsing, clients), with
  * `--enable-source-maps` as the construct sets in NODE_OPTIONS.
  */
@@ -54,14 +54,14 @@ export interface ColdStartVariant {
 }
 
 /**
- * The shipper as deployed (its CloudWatch Logs client bundled, the clients it loads on first use
- * from the runtime) and, for comparison, with the whole SDK from the runtime (NodejsFunction's
- * default) or the whole SDK bundled. `label` names another copy of the sources.
+ * The shipper as deployed (its CloudWatch Logs and Lambda clients bundled, S3, Secrets Manager and
+ * SSM from the runtime) and, for comparison, with the whole SDK from the runtime (NodejsFunction's
+ * default) or the whole SDK bundled. `label` names another copy of the sources (not deployed).
  */
 export function shipperVariants(entry = SHIPPER, label = ""): ColdStartVariant[] {
   return [
     {
-      variant: `${label}CloudWatch Logs client bundled (as deployed)`,
+      variant: `${label}CloudWatch Logs and Lambda clients bundled${label ? "" : " (as deployed)"}`,
       entry,
       external: runtimeModules("shipper"),
     },
@@ -131,10 +131,9 @@ async function importOnce(probe: string): Promise<ImportSample> {
   return { ...(JSON.parse(stdout.trim()) as Omit<ImportSample, "processMs">), processMs };
 }
 
-/** The SDK packages the shipper loads on first use (deferredClient), with their client classes. */
+/** The SDK packages the shipper loads from the runtime on first use, with their client classes. */
 const DEFERRED_CLIENTS: Record<string, string> = {
   "@aws-sdk/client-s3": "S3Client",
-  "@aws-sdk/client-lambda": "LambdaClient",
   "@aws-sdk/client-secrets-manager": "SecretsManagerClient",
   "@aws-sdk/client-ssm": "SSMClient",
 };

@@ -682,10 +682,10 @@ const FINDINGS: Record<Exclude<MissKind, "transform">, string> = {
     "the TypeScript sources the same process needs ~90 MB more (Node's type stripping).",
   ].join("\n"),
   bundle:
-    "**Bundle.** It holds got, zod/mini, re2js, Powertools and the CloudWatch Logs client; the other SDK clients come from the runtime.",
+    "**Bundle.** It holds got, zod/mini, re2js, Powertools and the CloudWatch Logs and Lambda clients; S3, Secrets Manager and SSM come from the runtime.",
   coldStart: [
     "**Cold start.** What the import still loads: the CloudWatch Logs client (every batch reads its log",
-    "group's tags, so it is created at import; S3, Lambda, Secrets Manager and SSM load on first use), got",
+    "group's tags, so it is created at import; Lambda, S3, Secrets Manager and SSM load on first use), got",
     "with its dependencies (every invocation pushes), Powertools' logger and metrics, re2js for the rules,",
     "and the configuration parsed with zod/mini. `npx node bench/cold-start-section.ts` repeats the",
     "measurement, which a busy machine makes noisy.",
@@ -875,9 +875,10 @@ ${input.memoryText}
 functions/shipper.ts bundled with esbuild as infra/constructs/node-function.ts has NodejsFunction do it
 (LAMBDA_BUNDLE: minified, ESM, target node22, platform node, the \`require\` shim banner, a source map
 without sources). The deployed bundle (\`runtimeModules("shipper")\` in infra/constructs/lambda-handlers.ts)
-holds the CloudWatch Logs client, which every batch needs, cut down to what the shipper sends; the SDK
-packages it loads only on first use (S3, Lambda, Secrets Manager, SSM: functions/core/deferred-client.ts)
-come from the SDK v3 that the Lambda runtime provides. Its size was checked against the shipper asset
+holds the CloudWatch Logs client, which every batch needs, cut down to what the shipper sends, and the
+Lambda client, evaluated on the first look-up of a function (functions/core/deferred-client.ts); S3,
+Secrets Manager and SSM, which only spills and Loki credentials need, come on first use from the SDK v3
+that the Lambda runtime provides. Its size was checked against the shipper asset
 \`npm run build\` writes (dist/lambda/shipper/index.mjs): the same within a few bytes. For comparison: the
 whole SDK from the runtime (NodejsFunction's default on nodejs22.x), and the whole SDK bundled, which holds
 all of every package the shipper may load (esbuild includes all of a package that is imported

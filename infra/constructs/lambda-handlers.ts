@@ -32,15 +32,18 @@ export const LAMBDA_BUNDLE = {
 } as const;
 
 /**
- * The SDK packages the shipper loads on first use (functions/core/deferred-client.ts) stay with the
- * runtime; the CloudWatch Logs client, which every batch needs, is bundled: cut down to the client
- * and the one command the shipper sends, it loads in less than half the time the runtime's whole
- * package takes (BENCHMARKS.md, section 6). Bundled, a package imported on first use would come
- * whole, into every cold start's parse.
+ * The shipper's bundle carries the SDK clients a first batch typically needs: CloudWatch Logs (the
+ * group's tags, every batch), cut down to what the shipper sends, loads in less than half the time
+ * of the runtime's package; Lambda (the function behind `/aws/lambda/...`, function labels are on by
+ * default) is evaluated on first use (functions/core/deferred-client.ts) and costs the import a few
+ * milliseconds, against the runtime's package and SDK core loaded during that first batch. The
+ * clients of rarer paths stay with the runtime and load on first use: S3 (spill/, rejected/,
+ * malformed/), Secrets Manager and SSM (Loki credentials), tagging (not used by the shipper).
+ * Bundled, each would come whole (a dynamic import takes all of a package) into every cold start.
+ * Figures: BENCHMARKS.md, section 6.
  */
 const SHIPPER_RUNTIME_SDK = [
   "@aws-sdk/client-s3",
-  "@aws-sdk/client-lambda",
   "@aws-sdk/client-secrets-manager",
   "@aws-sdk/client-ssm",
   "@aws-sdk/client-resource-groups-tagging-api",

@@ -14,6 +14,14 @@ import {
 
 const ENTRY = new URL("./fixtures/echo-handler.ts", import.meta.url).pathname;
 const PREBUILT = new URL("./fixtures/prebuilt-echo/", import.meta.url).pathname;
+const SDK_ENTRY = new URL("./fixtures/sdk-handler.ts", import.meta.url).pathname;
+
+/** The bundled index.mjs of a function of a synthesised stack. */
+function bundledCode(stack: Stack, fn: NodeFunction): string {
+  const code = Template.fromStack(stack).toJSON().Resources[logicalIdOf(fn.function)].Properties.Code;
+  const assetDir = `${(stack.node.root as App).synth().directory}/asset.${String(code.S3Key).replace(/\.zip$/, "")}`;
+  return readFileSync(`${assetDir}/index.mjs`, "utf8");
+}
 
 describe("NodeFunction", () => {
   let stack: Stack;
@@ -108,5 +116,28 @@ describe("NodeFunction with a pre-built bundle (the installed package's)", () =>
     expect(readdirSync(assetDir).sort()).toEqual(["index.mjs", "index.mjs.map"]);
     expect(readFileSync(`${assetDir}/index.mjs`, "utf8")).toBe(readFileSync(`${PREBUILT}index.mjs`, "utf8"));
     expect(unacknowledgedNagFindings(stack)).toEqual([]);
+  });
+});
+
+describe("NodeFunction's SDK packages", () => {
+  it("leaves every @aws-sdk package to the Lambda runtime by default", () => {
+    const stack = testStack(testApp({ bundle: true }));
+    const fn = new NodeFunction(stack, "Sdk", { entry: SDK_ENTRY });
+
+    const bundle = bundledCode(stack, fn);
+
+    expect(bundle).toMatch(/from\s*"@aws-sdk\/client-cloudwatch-logs"/);
+    expect(bundle).toMatch(/from\s*"@aws-sdk\/client-s3"/);
+  });
+
+  it("bundles the packages not named in externalModules", () => {
+    const stack = testStack(testApp({ bundle: true }));
+    const fn = new NodeFunction(stack, "Sdk", { entry: SDK_ENTRY, externalModules: ["@aws-sdk/client-s3"] });
+
+    const bundle = bundledCode(stack, fn);
+
+    expect(bundle).not.toMatch(/from\s*"@aws-sdk\/client-cloudwatch-logs"/);
+    expect(bundle).toContain("ListTagsForResource");
+    expect(bundle).toMatch(/from\s*"@aws-sdk\/client-s3"/);
   });
 });

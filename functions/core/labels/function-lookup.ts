@@ -1,5 +1,6 @@
 import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
-// Types only: the SDK packages load when a look-up is made (the live shipper may never make one).
+// Types only: the SDK packages load with the first look-up, which a batch of a group that belongs
+// to no function never makes.
 import type { FunctionConfiguration, LambdaClient } from "@aws-sdk/client-lambda";
 import type { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-tagging-api";
 import type { RateBudget } from "../cloudwatch/rate-budget.ts";

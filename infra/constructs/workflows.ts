@@ -253,6 +253,9 @@ export class Workflows extends Construct {
     // A resumed slice deletes the chunks its interrupted invocation wrote after the checkpoint.
     allowObjects(this.exportSlice, "WriteRuns", ["s3:PutObject", "s3:DeleteObject"], ["runs/"]);
     allowList(this.exportSlice, ["runs/"]);
+    // The export replays each chunk once it is final, while it reads on: what Loki does not take
+    // goes to spill/ or rejected/ with the reason, as from ReplayChunks.
+    allowObjects(this.exportSlice, "KeepUndelivered", ["s3:PutObject"], ["spill/", "rejected/"]);
 
     // The spill drain takes a lock object (conditional PutObject) so that two drains never overlap.
     allowObjects(
@@ -275,8 +278,8 @@ export class Workflows extends Construct {
     allowObjects(this.replayChunks, "RemoveReplayed", ["s3:DeleteObject"], ["spill/", "rejected/"]);
     allowList(this.replayChunks, ["spill/", "rejected/", "runs/"]);
     allowLogs(this.replayChunks, "ReadLogGroupTags", ["logs:ListTagsForResource"]);
-    // ReplayChunks pushes; PlanReplay asks Loki's /ready before a drain, with the same credentials.
-    for (const task of [this.replayChunks, this.planReplay]) {
+    // ExportSlice and ReplayChunks push; PlanReplay asks Loki's /ready before a drain, with the same credentials.
+    for (const task of [this.exportSlice, this.replayChunks, this.planReplay]) {
       props.credentialsSecret?.grantRead(task.function);
       props.credentialsParameter?.grantRead(task.function);
     }

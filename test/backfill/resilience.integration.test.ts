@@ -1,4 +1,3 @@
-import { CloudWatchLogsClient, FilterLogEventsCommand } from "@aws-sdk/client-cloudwatch-logs";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { runBackfillLocally, WorkflowFailedError } from "../../cli/local-workflow.ts";
@@ -8,6 +7,7 @@ import { getJson, runKeys } from "../../functions/core/storage/run-store.ts";
 import { awsClientConfig, uniqueName } from "../helpers/aws.ts";
 import {
   HOUR,
+  interceptedLogs,
   lastWholeHour,
   logs,
   RECENT_HISTORY_MS,
@@ -30,29 +30,6 @@ const recently = `${new Date(since).toISOString()}..now`;
 const until = now - 10 * 60_000;
 
 const bed = useTestBed();
-
-/**
- * A CloudWatch Logs client whose FilterLogEvents calls pass through `fault` first. moto cannot
- * fail or throttle a request on demand, so these tests wrap the real client's `send` (and only
- * for FilterLogEvents); every other call goes to moto unchanged.
- */
-function faultyLogs(fault: (call: number) => Error | undefined): {
-  client: CloudWatchLogsClient;
-  calls: number[];
-} {
-  const client = new CloudWatchLogsClient(awsClientConfig());
-  const send = client.send.bind(client);
-  const calls: number[] = [];
-  client.send = (async (command: unknown, ...rest: unknown[]) => {
-    if (command instanceof FilterLogEventsCommand) {
-      calls.push(Date.now());
-      const error = fault(calls.length);
-      if (error) throw error;
-    }
-    return (send as (...args: unknown[]) => Promise<unknown>)(command, ...rest);
-  }) as typeof client.send;
-  return { client, calls };
-}
 
 function connectionReset(): Error {
   return Object.assign(new Error("socket hang up"), { name: "TimeoutError", code: "ECONNRESET" });
@@ -87,9 +64,9 @@ describe("an export that fails part way", () => {
   });
 
   it("is resumed by the state machine's Retry from its checkpoint, with no event missing or twice", async () => {
-    // Fault (injected, see faultyLogs): the 3rd FilterLogEvents call fails once, and so does the
+    // Fault (injected, see interceptedLogs): the 3rd FilterLogEvents call fails once, and so does the
     // 2nd export checkpoint write, after its chunks were written.
-    const cloudwatch = faultyLogs((call) => (call === 3 ? connectionReset() : undefined));
+    const cloudwatch = interceptedLogs((call) => (call === 3 ? connectionReset() : undefined));
     const storage = new S3Client(awsClientConfig());
     const s3Send = storage.send.bind(storage);
     let checkpointWrites = 0;
@@ -133,7 +110,7 @@ describe("an export that fails part way", () => {
     let failing = true;
     // Fault (injected): from the 4th FilterLogEvents call on, every call fails: the retries give up.
     // One slice before the busy hour and the busy hour's three pages make at least four calls.
-    const cloudwatch = faultyLogs((call) => (failing && call >= 4 ? connectionReset() : undefined));
+    const cloudwatch = interceptedLogs((call) => (failing && call >= 4 ? connectionReset() : undefined));
     const request = {
       runId,
       logGroupNames: [restartName],
@@ -182,7 +159,7 @@ describe("a run resumed after its FilterLogEvents token expired", () => {
     let expiredOnce = false;
     // Faults (injected): in the first run every call after the first page fails; in the second the
     // first call with a saved token is refused as expired (tokens expire after 24 h; moto's never do).
-    const cloudwatch = faultyLogs((call) => {
+    const cloudwatch = interceptedLogs((call) => {
       if (phase === "fail" && call >= 2) return connectionReset();
       if (phase === "expire" && !expiredOnce) {
         expiredOnce = true;
@@ -227,7 +204,7 @@ describe("throttled FilterLogEvents", () => {
     // ThrottlingException (injected: moto never throttles): calls 2 to 5 are refused. The range
     // has at least two slices, so a sixth call follows them.
     const throttled = new Set([2, 3, 4, 5]);
-    const cloudwatch = faultyLogs((call) => (throttled.has(call) ? throttling() : undefined));
+    const cloudwatch = interceptedLogs((call) => (throttled.has(call) ? throttling() : undefined));
 
     const report = await runBackfillLocally(
       {

@@ -27,6 +27,29 @@ export function lastWholeHour(now: number): number {
   return Math.floor(now / HOUR) * HOUR - HOUR;
 }
 
+/**
+ * A CloudWatch Logs client whose FilterLogEvents calls pass through `before` first, which may
+ * return a fault to throw or wait for something; every other call goes to moto unchanged. moto
+ * cannot fail or throttle a request on demand: tests that need it wrap the real client's `send`.
+ */
+export function interceptedLogs(before: (call: number) => Error | undefined | Promise<Error | undefined>): {
+  client: CloudWatchLogsClient;
+  calls: number[];
+} {
+  const client = new CloudWatchLogsClient(awsClientConfig());
+  const send = client.send.bind(client);
+  const calls: number[] = [];
+  client.send = (async (command: unknown, ...rest: unknown[]) => {
+    if (command instanceof FilterLogEventsCommand) {
+      calls.push(Date.now());
+      const error = await before(calls.length);
+      if (error) throw error;
+    }
+    return (send as (...args: unknown[]) => Promise<unknown>)(command, ...rest);
+  }) as typeof client.send;
+  return { client, calls };
+}
+
 export interface EventToPut {
   timestamp: number;
   message: string;

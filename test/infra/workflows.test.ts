@@ -193,6 +193,12 @@ describe("Workflows", () => {
     expectRoleStatements(template, roleOf("exportSlice"), [
       { Sid: "ReadLogEvents", Action: "logs:FilterLogEvents", Resource: anyLogGroup },
       { Action: ["s3:PutObject", "s3:DeleteObject"], Resource: objectArn(bucketId, "/runs/*") },
+      // It replays each final chunk while it reads on: what Loki does not take is kept.
+      {
+        Sid: "KeepUndelivered",
+        Action: "s3:PutObject",
+        Resource: [objectArn(bucketId, "/spill/*"), objectArn(bucketId, "/rejected/*")],
+      },
     ]);
     expectRoleStatements(template, roleOf("planReplay"), [
       {
@@ -275,7 +281,7 @@ describe("Workflows", () => {
 });
 
 describe("Workflows with Loki credentials", () => {
-  it("lets exactly the functions that talk to Loki read the secret: ReplayChunks and PlanReplay", () => {
+  it("lets exactly the functions that talk to Loki read the secret: ExportSlice, ReplayChunks and PlanReplay", () => {
     // Given workflows whose Loki needs credentials from Secrets Manager
     const stack = testStack();
     const bucket = new ShipperBucket(stack, "Storage").bucket;
@@ -288,7 +294,7 @@ describe("Workflows with Loki credentials", () => {
     });
     // When it is synthesised
     const template = Template.fromStack(stack);
-    // Then the two functions that call Loki may read the secret, and the others may not
+    // Then the three functions that call Loki may read the secret, and the others may not
     const readsSecret = (
       task: "replayChunks" | "planReplay" | "planBackfill" | "exportSlice" | "finishRun",
     ) =>
@@ -300,7 +306,7 @@ describe("Workflows with Loki credentials", () => {
     expect(readsSecret("replayChunks")).toBe(true);
     expect(readsSecret("planReplay")).toBe(true);
     expect(readsSecret("planBackfill")).toBe(false);
-    expect(readsSecret("exportSlice")).toBe(false);
+    expect(readsSecret("exportSlice")).toBe(true);
     expect(readsSecret("finishRun")).toBe(false);
   });
 });

@@ -73,8 +73,31 @@ export interface ReplayOptions {
 
 export const DEFAULT_REPLAY_OPTIONS: ReplayOptions = { archive: false, maxEventsPerDelivery: 5000 };
 
+/**
+ * Where a replay invocation takes its chunk keys from: in key order, after the checkpoint's last
+ * key. By default it lists the unit's prefix once ({@link listedChunks}); a backfill slice's
+ * export hands its chunks on while it is still reading (workflow/final-chunks.ts).
+ */
+export interface ChunkSource {
+  keys(after: string | undefined): AsyncIterable<string>;
+  /** False while more chunks may come later: the unit is not done when the keys end. */
+  complete: boolean;
+}
+
+/** Every chunk under the unit's prefix, listed once. */
+export function listedChunks(store: Store, prefix: string): ChunkSource {
+  return {
+    complete: true,
+    async *keys(after) {
+      for (const key of await listKeys(store, prefix, after)) if (key.endsWith(".ndjson.gz")) yield key;
+    },
+  };
+}
+
 export interface ReplayDeps {
   store: Store;
+  /** Default: {@link listedChunks} of the unit's prefix. */
+  source?: ChunkSource;
   deliver: DeliverBatch;
   pacer: Pacer;
   /** Epoch ms: no new chunk is started after it (the Lambda's remaining time minus a margin). */
@@ -122,13 +145,11 @@ export async function replayUnit(
   if (checkpoint.done) return { status: "done", unitId: unit.unitId, pushed: checkpoint.pushed };
   checkpoint.invocations += 1;
   delete checkpoint.stoppedBecause;
-  const keys = (await listKeys(deps.store, unit.prefix, checkpoint.lastKey)).filter((key) =>
-    key.endsWith(".ndjson.gz"),
-  );
+  const source = deps.source ?? listedChunks(deps.store, unit.prefix);
   let lastTick = started;
   let finished = true;
   let failuresInARow = 0;
-  for (const key of keys) {
+  for await (const key of source.keys(checkpoint.lastKey)) {
     if (now() >= deps.deadline) {
       finished = false;
       break;
@@ -149,7 +170,7 @@ export async function replayUnit(
     if (checkpoint.stoppedBecause) break;
     if (failuresInARow > 0) await sleep(Math.min(30_000, 1000 * 2 ** failuresInARow));
   }
-  checkpoint.done = finished;
+  checkpoint.done = finished && source.complete;
   checkpoint.updatedAt = new Date(now()).toISOString();
   await putJson(deps.store, checkpointKey, checkpoint);
   return {

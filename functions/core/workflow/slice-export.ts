@@ -83,6 +83,27 @@ export interface ExportDeps {
    * shipped, exactly as the live shipper shapes them, and nothing masked reaches S3.
    */
   rules?: RuleSet;
+  /**
+   * Called after each checkpoint save with the sequence number below which every chunk of the
+   * slice is final (written, and covered by the checkpoint): those may be replayed at once.
+   */
+  onChunksFinal?: (nextSeq: number) => void;
+}
+
+/** The replay unit of a slice's chunks: its export hands them on, ReplaySlice finishes them. */
+export function sliceReplayUnit(runId: string, slice: SliceTask): ReplayUnit {
+  const groupSegment = logGroupKeySegment(slice.logGroup);
+  return {
+    unitId: `backfill-${groupSegment}-${slice.sliceId}`,
+    source: "backfill",
+    prefix: runKeys.sliceChunks(runId, groupSegment, slice.sliceId),
+    logGroup: slice.logGroup,
+  };
+}
+
+/** The key of chunk `seq` of a slice. */
+export function sliceChunkKey(runId: string, slice: SliceTask, seq: number): string {
+  return runKeys.chunk(runId, logGroupKeySegment(slice.logGroup), slice.sliceId, seq);
 }
 
 /**
@@ -102,16 +123,12 @@ export async function exportSlice(
   const now = deps.now ?? Date.now;
   const started = now();
   const groupSegment = logGroupKeySegment(slice.logGroup);
+  const replayUnit = sliceReplayUnit(runId, slice);
   const keys = {
     checkpoint: runKeys.exportCheckpoint(runId, groupSegment, slice.sliceId),
-    chunks: runKeys.sliceChunks(runId, groupSegment, slice.sliceId),
-    chunk: (seq: number) => runKeys.chunk(runId, groupSegment, slice.sliceId, seq),
-  };
-  const replayUnit: ReplayUnit = {
-    unitId: `backfill-${groupSegment}-${slice.sliceId}`,
-    source: "backfill",
-    prefix: keys.chunks,
-    logGroup: slice.logGroup,
+    chunks: replayUnit.prefix,
+    chunk: (seq: number) => sliceChunkKey(runId, slice, seq),
+    replayCheckpoint: runKeys.replayCheckpoint(runId, replayUnit.unitId),
   };
   const checkpoint = await loadCheckpoint(deps.store, keys.checkpoint, slice, started);
   if (checkpoint.done) {
@@ -185,7 +202,7 @@ interface ExporterSetup {
   slice: SliceTask;
   options: RunOptions;
   deps: ExportDeps;
-  keys: { checkpoint: string; chunks: string; chunk: (seq: number) => string };
+  keys: { checkpoint: string; chunks: string; chunk: (seq: number) => string; replayCheckpoint: string };
   labels: Record<string, string>;
   checkpoint: ExportCheckpoint;
   now: () => number;
@@ -201,6 +218,7 @@ class SliceExporter {
   /** Events a drop rule kept out of the buffer, added to the checkpoint when the buffer is saved. */
   #bufferDropped: Record<string, number> = {};
   #bufferPages = 0;
+  #pagesThisCall = 0;
   #token: string | undefined;
   #finished = false;
   #lastSave: number;
@@ -215,12 +233,11 @@ class SliceExporter {
   /** Reads pages until the slice ends, the page budget is spent or the deadline comes; true when done. */
   async run(): Promise<boolean> {
     const { options, deps, now } = this.#setup;
-    let pagesThisCall = 0;
     while (!this.#finished) {
-      if (pagesThisCall >= options.maxPagesPerInvocation || now() >= deps.deadline) break;
+      if (this.#pagesThisCall >= options.maxPagesPerInvocation || now() >= deps.deadline) break;
       const page = await this.#readPage();
       if (!page) continue;
-      pagesThisCall += 1;
+      this.#pagesThisCall += 1;
       this.#bufferPages += 1;
       this.#setup.checkpoint.throttled += page.throttled;
       const shaped = this.#rules.shape(this.#setup.slice.logGroup, page.events);
@@ -258,19 +275,22 @@ class SliceExporter {
         ...(deps.onThrottle ? { onThrottle: deps.onThrottle } : {}),
       });
     } catch (error) {
-      if (!(this.#token && isExpiredToken(error) && this.#bufferPages === 0)) throw error;
+      // Only before this invocation's first page: no chunk of it is being replayed yet. (A token
+      // expiring later fails the invocation; its retry starts the slice again.)
+      if (!(this.#token && isExpiredToken(error) && this.#pagesThisCall === 0)) throw error;
       await this.#restart();
       return undefined;
     }
   }
 
   /**
-   * A run resumed after more than 24 h holds an expired token. Nothing of this slice has been
-   * pushed yet (its replay follows its export), so start the slice again from a clean state.
+   * A run resumed after more than 24 h holds an expired token: start the slice again from a clean
+   * state. Its chunks go, and so does its replay checkpoint, so that the new chunks are all
+   * replayed; the events pushed before keep their timestamps and streams, and Loki stores them once.
    */
   async #restart(): Promise<void> {
     const { deps, keys, checkpoint } = this.#setup;
-    await deleteKeys(deps.store, await listKeys(deps.store, keys.chunks));
+    await deleteKeys(deps.store, [...(await listKeys(deps.store, keys.chunks)), keys.replayCheckpoint]);
     Object.assign(checkpoint, {
       nextSeq: 0,
       pages: 0,
@@ -314,6 +334,7 @@ class SliceExporter {
     checkpoint.exportMs += now() - this.#lastSave;
     this.#lastSave = now();
     await putJson(deps.store, keys.checkpoint, checkpoint);
+    deps.onChunksFinal?.(checkpoint.nextSeq);
     deps.onEvents?.(this.#buffer.length);
     this.#buffer = [];
     this.#bufferDropped = {};
@@ -327,7 +348,8 @@ function isExpiredToken(error: unknown): boolean {
   return cause?.name === "InvalidParameterException" && /token/i.test(cause.message ?? "");
 }
 
-function chunkSeq(key: string): number {
+/** The sequence number of a chunk key (`.../000042.ndjson.gz`). */
+export function chunkSeq(key: string): number {
   const name = key.slice(key.lastIndexOf("/") + 1);
   return Number.parseInt(name, 10);
 }

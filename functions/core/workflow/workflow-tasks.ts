@@ -32,7 +32,14 @@ import {
   type SliceTask,
 } from "./backfill-plan.ts";
 import { parseBackfillRequest } from "./backfill-request.ts";
-import { DEFAULT_REPLAY_OPTIONS, type DeliverBatch, type ReplayResult, replayUnit } from "./replay-engine.ts";
+import { FinalChunks } from "./final-chunks.ts";
+import {
+  type ChunkSource,
+  DEFAULT_REPLAY_OPTIONS,
+  type DeliverBatch,
+  type ReplayResult,
+  replayUnit,
+} from "./replay-engine.ts";
 import {
   checkLokiReady,
   parseReplayRequest,
@@ -41,7 +48,13 @@ import {
   releaseLock,
 } from "./replay-plan.ts";
 import { buildRunReport, type FinishInput, type RunReport } from "./run-report.ts";
-import { type ExportResult, exportSlice, type ReplayUnit } from "./slice-export.ts";
+import {
+  type ExportResult,
+  exportSlice,
+  type ReplayUnit,
+  sliceChunkKey,
+  sliceReplayUnit,
+} from "./slice-export.ts";
 import { withStreamLane } from "./stream-lanes.ts";
 
 /**
@@ -254,10 +267,49 @@ async function planBackfillTask(context: TaskContext, event: PlanBackfillEvent):
   });
 }
 
+/**
+ * Exports one slice and, in the same invocation, replays each chunk as soon as the export has made
+ * it final, while the export reads on. Both keep their checkpoints as when they ran one after the
+ * other: what this replay has not finished (a deadline, a full stream budget, a failure), the
+ * next invocation or ReplaySlice takes up after the replay checkpoint's last chunk.
+ */
 async function exportSliceTask(
   context: TaskContext,
   event: ExportSliceEvent,
   remainingMs: number | undefined,
+): Promise<ExportResult> {
+  const deadline = context.deadlineFrom(remainingMs);
+  const finalChunks = new FinalChunks((seq) => sliceChunkKey(event.runId, event.slice, seq));
+  let replay: Promise<ReplayResult> | undefined;
+  const exported = await settle(
+    exportSliceOnly(context, event, deadline, (nextSeq) => {
+      finalChunks.advance(nextSeq);
+      // Started with the first final chunk: an export that starts its slice again (expired token)
+      // does so before, while nothing of the slice is being replayed.
+      const unit = sliceReplayUnit(event.runId, event.slice);
+      replay ??= replayWithinBudget(context, { runId: event.runId, unit, options: event.options }, deadline, {
+        source: finalChunks,
+      });
+    }),
+  );
+  finalChunks.end();
+  // The replay finishes its chunks before the invocation returns, also when the export failed:
+  // a retried invocation must not find it still running.
+  const replayed = replay ? await settle(replay) : undefined;
+  if (exported.status === "rejected") throw exported.reason;
+  if (replayed?.status === "rejected") throw replayed.reason;
+  return exported.value;
+}
+
+function settle<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {
+  return Promise.allSettled([promise]).then(([result]) => result as PromiseSettledResult<T>);
+}
+
+function exportSliceOnly(
+  context: TaskContext,
+  event: ExportSliceEvent,
+  deadline: number,
+  onChunksFinal: (nextSeq: number) => void,
 ): Promise<ExportResult> {
   const { deps } = context;
   const budget =
@@ -271,9 +323,10 @@ async function exportSliceTask(
     store: context.store,
     budget,
     rules: context.rules,
-    deadline: context.deadlineFrom(remainingMs),
+    deadline,
     now: context.now,
     ...(deps.sleep ? { sleep: deps.sleep } : {}),
+    onChunksFinal,
     onEvents: (count) => deps.onProgress?.({ exported: count }),
     onThrottle: (attempt, waitMs) => {
       deps.onProgress?.({ throttled: 1 });
@@ -286,10 +339,20 @@ async function exportSliceTask(
   });
 }
 
-async function replayChunksTask(
+function replayChunksTask(
   context: TaskContext,
   event: ReplayChunksEvent,
   remainingMs: number | undefined,
+): Promise<ReplayResult> {
+  return replayWithinBudget(context, event, context.deadlineFrom(remainingMs));
+}
+
+/** Replays a unit's chunks (from `chunks.source`, by default its prefix) paced, within the stream budget. */
+async function replayWithinBudget(
+  context: TaskContext,
+  event: ReplayChunksEvent,
+  deadline: number,
+  chunks: { source?: ChunkSource } = {},
 ): Promise<ReplayResult> {
   const { deps, now } = context;
   const options = event.options;
@@ -313,9 +376,10 @@ async function replayChunksTask(
       },
       {
         store: context.store,
+        ...chunks,
         deliver,
         pacer,
-        deadline: context.deadlineFrom(remainingMs),
+        deadline,
         now,
         ...(deps.sleep ? { sleep: deps.sleep } : {}),
         onPushed: (count) => deps.onProgress?.({ pushed: count }),

@@ -82,6 +82,8 @@ export interface ChunkSource {
   keys(after: string | undefined): AsyncIterable<string>;
   /** False while more chunks may come later: the unit is not done when the keys end. */
   complete: boolean;
+  /** The content of a key's chunk when the source holds it in memory (else it is read from S3). */
+  take?(key: string): Chunk | undefined;
 }
 
 /** Every chunk under the unit's prefix, listed once. */
@@ -193,7 +195,8 @@ async function replayKeyInto(
   failuresInARow: number,
 ): Promise<number | undefined> {
   const { unit, options, deps, now } = replay;
-  const found = await getChunk(deps.store, key);
+  const held = deps.source?.take?.(key);
+  const found = held ? { chunk: held } : await getChunk(deps.store, key);
   if (!found) return failuresInARow;
   if (isHeldForStreamLimit(unit, found.chunk.header, deps, now())) {
     holdChunk(checkpoint, found.chunk, deps);

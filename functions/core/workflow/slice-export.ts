@@ -3,8 +3,8 @@ import { type FilterPage, readFilterPage } from "../cloudwatch/cloudwatch-pager.
 import type { RateBudget } from "../cloudwatch/rate-budget.ts";
 import { addDropped, RuleSet } from "../delivery/rules.ts";
 import { InputError, LokiShipperError } from "../errors.ts";
-import type { LogEvent } from "../log-event.ts";
-import { CHUNK_FORMAT, logGroupKeySegment } from "../storage/chunk-format.ts";
+import { compareEvents, type LogEvent } from "../log-event.ts";
+import { CHUNK_FORMAT, type Chunk, logGroupKeySegment } from "../storage/chunk-format.ts";
 import {
   deleteKeys,
   getJson,
@@ -85,9 +85,10 @@ export interface ExportDeps {
   rules?: RuleSet;
   /**
    * Called after each checkpoint save with the sequence number below which every chunk of the
-   * slice is final (written, and covered by the checkpoint): those may be replayed at once.
+   * slice is final (written, and covered by the checkpoint), and the chunks just written (the last
+   * ones below it): those may be replayed at once.
    */
-  onChunksFinal?: (nextSeq: number) => void;
+  onChunksFinal?: (nextSeq: number, written: Chunk[]) => void;
 }
 
 /** The replay unit of a slice's chunks: its export hands them on, ReplaySlice finishes them. */
@@ -307,8 +308,9 @@ class SliceExporter {
   /** Writes the buffer as chunks, then the checkpoint that points past them. */
   async #save(): Promise<void> {
     const { runId, slice, options, deps, keys, labels, checkpoint, now } = this.#setup;
+    const written: Chunk[] = [];
     for (const records of splitIntoChunks(this.#buffer, options.maxEventsPerChunk)) {
-      checkpoint.bytes += await putChunk(deps.store, keys.chunk(checkpoint.nextSeq), {
+      const chunk: Chunk = {
         header: {
           format: CHUNK_FORMAT,
           kind: "backfill",
@@ -317,8 +319,11 @@ class SliceExporter {
           createdAt: new Date(now()).toISOString(),
           runId,
         },
-        records,
-      });
+        // In the order the chunk format keeps them, so the replay can take this very object.
+        records: records.sort(compareEvents),
+      };
+      checkpoint.bytes += await putChunk(deps.store, keys.chunk(checkpoint.nextSeq), chunk);
+      written.push(chunk);
       checkpoint.nextSeq += 1;
     }
     checkpoint.events += this.#buffer.length;
@@ -334,7 +339,7 @@ class SliceExporter {
     checkpoint.exportMs += now() - this.#lastSave;
     this.#lastSave = now();
     await putJson(deps.store, keys.checkpoint, checkpoint);
-    deps.onChunksFinal?.(checkpoint.nextSeq);
+    deps.onChunksFinal?.(checkpoint.nextSeq, written);
     deps.onEvents?.(this.#buffer.length);
     this.#buffer = [];
     this.#bufferDropped = {};

@@ -49,6 +49,7 @@ import {
 } from "./replay-plan.ts";
 import { buildRunReport, type FinishInput, type RunReport } from "./run-report.ts";
 import {
+  type ExportDeps,
   type ExportResult,
   exportSlice,
   type ReplayUnit,
@@ -280,24 +281,27 @@ async function exportSliceTask(
 ): Promise<ExportResult> {
   const deadline = context.deadlineFrom(remainingMs);
   const finalChunks = new FinalChunks((seq) => sliceChunkKey(event.runId, event.slice, seq));
-  let replay: Promise<ReplayResult> | undefined;
+  // Settled as soon as it starts: a replay that fails while the export reads on is not left unhandled.
+  let replayed: Promise<PromiseSettledResult<ReplayResult>> | undefined;
   const exported = await settle(
-    exportSliceOnly(context, event, deadline, (nextSeq) => {
-      finalChunks.advance(nextSeq);
+    exportSliceOnly(context, event, deadline, (nextSeq, written) => {
+      finalChunks.advance(nextSeq, written);
       // Started with the first final chunk: an export that starts its slice again (expired token)
       // does so before, while nothing of the slice is being replayed.
       const unit = sliceReplayUnit(event.runId, event.slice);
-      replay ??= replayWithinBudget(context, { runId: event.runId, unit, options: event.options }, deadline, {
-        source: finalChunks,
-      });
+      replayed ??= settle(
+        replayWithinBudget(context, { runId: event.runId, unit, options: event.options }, deadline, {
+          source: finalChunks,
+        }),
+      );
     }),
   );
   finalChunks.end();
   // The replay finishes its chunks before the invocation returns, also when the export failed:
   // a retried invocation must not find it still running.
-  const replayed = replay ? await settle(replay) : undefined;
+  const replay = await replayed;
   if (exported.status === "rejected") throw exported.reason;
-  if (replayed?.status === "rejected") throw replayed.reason;
+  if (replay?.status === "rejected") throw replay.reason;
   return exported.value;
 }
 
@@ -309,7 +313,7 @@ function exportSliceOnly(
   context: TaskContext,
   event: ExportSliceEvent,
   deadline: number,
-  onChunksFinal: (nextSeq: number) => void,
+  onChunksFinal: NonNullable<ExportDeps["onChunksFinal"]>,
 ): Promise<ExportResult> {
   const { deps } = context;
   const budget =

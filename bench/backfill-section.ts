@@ -2,7 +2,8 @@
  * Section 4 of `npm run bench` alone, repeated: moto's plain pager, the raised tenant's protobuf
  * ceiling and the backfill with the pace raised, each repetition on a fresh log group of the same
  * events. Prints one line per repetition and the spread of the ratio to min(pager, ceiling), with
- * the load average. `npx node bench/backfill-section.ts [--quick] [--repeat N] [--events N]`
+ * the load average. `npx node bench/backfill-section.ts [--quick] [--repeat N] [--events N]
+ * [--request JSON]`: `--request '{"sliceHours":3}'` adds fields to the backfill request.
  */
 import { parseArgs } from "node:util";
 import { startMotoServer } from "../scripts/moto-server.ts";
@@ -18,11 +19,13 @@ const { values: args } = parseArgs({
     quick: { type: "boolean", default: false },
     repeat: { type: "string", default: "3" },
     events: { type: "string" },
+    request: { type: "string", default: "{}" },
   },
 });
 const quick = args.quick === true;
 const repeat = Number(args.repeat);
 const events = Number(args.events ?? (quick ? 20_000 : 100_000));
+const request = JSON.parse(args.request) as Record<string, unknown>;
 const LINE_BYTES = 200;
 const runLabel = `s${Date.now().toString(36)}`;
 
@@ -32,7 +35,9 @@ const bed = awsBed(moto.endpoint);
 const bucket = `bench-${runLabel}`;
 try {
   await createBucket(bed, bucket);
-  console.log(`load average ${loadAverage()}; ${fmt.int(events)} events of ${LINE_BYTES} B over 6 hours`);
+  console.log(
+    `load average ${loadAverage()}; ${fmt.int(events)} events of ${LINE_BYTES} B over 6 hours; request ${JSON.stringify(request)}`,
+  );
   const ceiling = await measureCeiling({
     pushUrl: endpoint.pushUrl,
     tenant: endpoint.raisedTenant,
@@ -57,6 +62,7 @@ try {
       hours: 6,
       runLabel: `${runLabel}-${run}`,
       pace: { bytesPerSecond: 1024 ** 3, perStreamBytesPerSecond: 1024 ** 3 },
+      request,
     };
     const group = await seedBackfillGroup(options);
     const pager = await measurePager(bed, group.logGroup, group.startMs, group.endMs + 1);

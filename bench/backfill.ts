@@ -23,6 +23,8 @@ export interface BackfillOptions {
   runLabel: string;
   /** The request's replay pace (bytes/s overall and per stream); absent: the request's default. */
   pace?: { bytesPerSecond: number; perStreamBytesPerSecond: number };
+  /** Further backfill request fields (sliceHours, maxEventsPerChunk...), for trying settings. */
+  request?: Record<string, unknown>;
 }
 
 export interface PagerResult {
@@ -122,6 +124,7 @@ export async function measureBackfill(
       end: new Date(group.endMs + 1).toISOString(),
       ingestionDelaySeconds: 0,
       ...(options.pace ?? {}),
+      ...(options.request ?? {}),
     },
     localDeps(options, usageHooks),
   );

@@ -116,7 +116,11 @@ export async function runBackfillLocally(
       return { Payload: plan };
     },
     LoadPart: async (input) => ({ Payload: await tasks.planBackfill(payloadOf(input)) }),
-    ExportSlice: async (input) => ({ Payload: await tasks.exportSlice(payloadOf(input), budget) }),
+    ExportSlice: async (input) => {
+      const exported = await tasks.exportSlice(payloadOf(input), budget);
+      if (exported.replayed) advance({ unitsDone: 1 });
+      return { Payload: exported };
+    },
     ReplaySlice: async (input) => ({
       Payload: unitFinished(await tasks.replayChunks(payloadOf(input), budget), advance),
     }),

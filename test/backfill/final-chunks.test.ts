@@ -31,17 +31,21 @@ describe("FinalChunks", () => {
     source.advance(2);
     await Promise.resolve();
     source.advance(3);
-    source.end();
-    expect(await consumed).toEqual([keyOf(0), keyOf(1), keyOf(2)]);
     expect(source.complete).toBe(false);
+    source.end(true);
+    expect(await consumed).toEqual([keyOf(0), keyOf(1), keyOf(2)]);
+    // The slice is exported: these were all of its chunks.
+    expect(source.complete).toBe(true);
   });
 
   it("starts after the replay checkpoint's last chunk and never hands on one that is not final", async () => {
     const source = new FinalChunks(keyOf);
     source.advance(5);
     const consumed = collect(source, keyOf(2));
-    source.end();
+    source.end(false);
     expect(await consumed).toEqual([keyOf(3), keyOf(4)]);
+    // The export goes on in a later invocation: more chunks will come.
+    expect(source.complete).toBe(false);
   });
 
   it("keeps only the last 4 chunks written in memory, each taken once; the others come from S3", () => {

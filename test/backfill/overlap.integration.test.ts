@@ -50,6 +50,14 @@ async function exportCheckpointOf(runId: string): Promise<ExportCheckpoint | und
   return key ? getJson<ExportCheckpoint>({ s3, bucket }, key) : undefined;
 }
 
+/** Notes the name of every Task state the run enters. */
+function recordTasks(tasksRun: string[]) {
+  return (state: string, task: (input: unknown) => Promise<unknown>) => (input: unknown) => {
+    tasksRun.push(state);
+    return task(input);
+  };
+}
+
 async function expectOnceInLokiAndS3(team: string, runId: string, events: LogEvent[]): Promise<void> {
   const inLoki = await lokiEntries(loki, `{team="${team}"}`, sliceStart, sliceStart + HOUR);
   expect(entryKeys(inLoki)).toEqual(expectedEntries(events));
@@ -80,12 +88,16 @@ describe("a slice's export and replay overlap", () => {
       return undefined;
     });
 
+    const tasksRun: string[] = [];
+
     const report = await runBackfillLocally(
       { runId, logGroupNames: [name], range, requestsPerSecond: 25, concurrency: 1, maxEventsPerChunk: 4000 },
-      { logs: cloudwatch.client, s3, bucket, env: lokiEnv(loki) },
+      { logs: cloudwatch.client, s3, bucket, env: lokiEnv(loki), wrapTask: recordTasks(tasksRun) },
     );
 
     expect(seen).toEqual([{ inLoki: 20_000, exportDone: false }]);
+    // The export's replay pushed every chunk: the state machine skips ReplaySlice.
+    expect(tasksRun.filter((state) => state.endsWith("Slice"))).toEqual(["ExportSlice"]);
     expect(report).toMatchObject({ status: "succeeded", totals: { exported: 25_000, pushed: 25_000 } });
     await expectOnceInLokiAndS3(team, runId, events);
   });
@@ -125,16 +137,15 @@ describe("a slice's export and replay overlap", () => {
         bucket,
         env: lokiEnv(loki),
         retryPauseMs: 10,
-        wrapTask: (state, task) => (input) => {
-          tasksRun.push(state);
-          return task(input);
-        },
+        wrapTask: recordTasks(tasksRun),
       },
     );
 
-    // The first chunk (4,000 events) was in Loki when its checkpoint write failed; the export was retried.
+    // The first chunk (4,000 events) was in Loki when its checkpoint write failed; the export was
+    // retried, and ReplaySlice pushed what the failed replay had not recorded.
     expect(inLokiAtCrash).toBe(4000);
     expect(tasksRun.filter((state) => state === "ExportSlice").length).toBeGreaterThanOrEqual(2);
+    expect(tasksRun).toContain("ReplaySlice");
     expect(report).toMatchObject({ status: "succeeded", totals: { exported: 12_000, pushed: 12_000 } });
     await expectOnceInLokiAndS3(team, runId, events);
   });

@@ -18,11 +18,10 @@ const MAX_HELD_CHUNKS = 4;
  * reading back what the export has just written.
  */
 export class FinalChunks implements ChunkSource {
-  /** The export may go on in a later invocation: ReplaySlice marks the unit done. */
-  readonly complete = false;
   readonly #chunkKey: (seq: number) => string;
   #finalSeq = 0;
   #ended = false;
+  #complete = false;
   #wake: (() => void) | undefined;
   /** The latest chunks written and not yet taken by the replay, by key, oldest first. */
   readonly #held = new Map<string, Chunk>();
@@ -50,10 +49,18 @@ export class FinalChunks implements ChunkSource {
     return chunk;
   }
 
-  /** The export has returned: no further chunk comes in this invocation. */
-  end(): void {
+  /**
+   * The export has returned: no further chunk comes in this invocation. With `sliceExported`, the
+   * keys were all of the slice's chunks, and the replay that takes them all marks the unit done.
+   */
+  end(sliceExported: boolean): void {
     this.#ended = true;
+    this.#complete = sliceExported;
     this.#notify();
+  }
+
+  get complete(): boolean {
+    return this.#complete;
   }
 
   async *keys(after: string | undefined): AsyncGenerator<string> {

@@ -80,8 +80,11 @@ export const DEFAULT_REPLAY_OPTIONS: ReplayOptions = { archive: false, maxEvents
  */
 export interface ChunkSource {
   keys(after: string | undefined): AsyncIterable<string>;
-  /** False while more chunks may come later: the unit is not done when the keys end. */
-  complete: boolean;
+  /**
+   * Whether the keys were all of the unit's chunks (read once they have ended): when false, more
+   * may come later and the unit is not done.
+   */
+  readonly complete: boolean;
   /** The content of a key's chunk when the source holds it in memory (else it is read from S3). */
   take?(key: string): Chunk | undefined;
 }

@@ -149,7 +149,7 @@ export interface FinishRunEvent extends FinishInput {
 
 export interface WorkflowTasks {
   planBackfill(event: PlanBackfillEvent): Promise<PlanOutput>;
-  exportSlice(event: ExportSliceEvent, remainingMs?: number): Promise<ExportResult>;
+  exportSlice(event: ExportSliceEvent, remainingMs?: number): Promise<ExportTaskResult>;
   replayChunks(event: ReplayChunksEvent, remainingMs?: number): Promise<ReplayResult>;
   planReplay(event: PlanReplayEvent): Promise<ReplayPlanOutput>;
   finishRun(event: FinishRunEvent): Promise<RunReport>;
@@ -274,11 +274,16 @@ async function planBackfillTask(context: TaskContext, event: PlanBackfillEvent):
  * other: what this replay has not finished (a deadline, a full stream budget, a failure), the
  * next invocation or ReplaySlice takes up after the replay checkpoint's last chunk.
  */
+/** What ExportSlice answers; `replayed`: its chunks are all in Loki too, so ReplaySlice is skipped. */
+export interface ExportTaskResult extends ExportResult {
+  replayed: boolean;
+}
+
 async function exportSliceTask(
   context: TaskContext,
   event: ExportSliceEvent,
   remainingMs: number | undefined,
-): Promise<ExportResult> {
+): Promise<ExportTaskResult> {
   const deadline = context.deadlineFrom(remainingMs);
   const finalChunks = new FinalChunks((seq) => sliceChunkKey(event.runId, event.slice, seq));
   // Settled as soon as it starts: a replay that fails while the export reads on is not left unhandled.
@@ -296,13 +301,14 @@ async function exportSliceTask(
       );
     }),
   );
-  finalChunks.end();
+  finalChunks.end(exported.status === "fulfilled" && exported.value.status === "done");
   // The replay finishes its chunks before the invocation returns, also when the export failed:
   // a retried invocation must not find it still running.
   const replay = await replayed;
   if (exported.status === "rejected") throw exported.reason;
   if (replay?.status === "rejected") throw replay.reason;
-  return exported.value;
+  const replayedAll = replay?.value.status === "done" && finalChunks.complete;
+  return { ...exported.value, replayed: replayedAll };
 }
 
 function settle<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {

@@ -1,7 +1,8 @@
 /**
  * Section 4 of `npm run bench` alone, repeated: moto's plain pager, the raised tenant's protobuf
  * ceiling and the backfill with the pace raised, each repetition on a fresh log group of the same
- * events. Prints one line per repetition and the spread of the ratio to min(pager, ceiling), with
+ * events. Prints one line per repetition (with what the run used: state transitions, task
+ * invocations, S3 requests) and the spread of the ratio to min(pager, ceiling), with
  * the load average. `npx node bench/backfill-section.ts [--quick] [--repeat N] [--events N]
  * [--request JSON]`: `--request '{"sliceHours":3}'` adds fields to the backfill request.
  */
@@ -10,6 +11,7 @@ import { startMotoServer } from "../scripts/moto-server.ts";
 import { awsBed, createBucket } from "./aws-bed.ts";
 import { type BackfillOptions, measureBackfill, measurePager, seedBackfillGroup } from "./backfill.ts";
 import { measureCeiling } from "./ceiling.ts";
+import { countWorkflowUsage } from "./cost.ts";
 import { openLokiEndpoint } from "./loki-endpoint.ts";
 import { loadAverage } from "./machine.ts";
 import { fmt } from "./table.ts";
@@ -66,11 +68,13 @@ try {
     };
     const group = await seedBackfillGroup(options);
     const pager = await measurePager(bed, group.logGroup, group.startMs, group.endMs + 1);
-    const backfill = await measureBackfill(options, group);
+    const usage = countWorkflowUsage(bed.s3);
+    const backfill = await measureBackfill(options, group, usage.deps);
+    const used = usage.finish(backfill.pushed * LINE_BYTES);
     const ratio = backfill.eventsPerSecond / Math.min(pager.eventsPerSecond, ceiling.eventsPerSecond);
     ratios.push(ratio);
     console.log(
-      `run ${run + 1}: pager ${fmt.int(pager.eventsPerSecond)} events/s (${pager.pages} pages, ${fmt.fixed(pager.seconds)} s); backfill ${backfill.status} ${fmt.int(backfill.pushed)} pushed, ${backfill.pages} pages, ${fmt.fixed(backfill.seconds)} s, ${fmt.int(backfill.eventsPerSecond)} events/s; ratio ${fmt.ratio(ratio)}; load ${loadAverage()}`,
+      `run ${run + 1}: pager ${fmt.int(pager.eventsPerSecond)} events/s (${pager.pages} pages, ${fmt.fixed(pager.seconds)} s); backfill ${backfill.status} ${fmt.int(backfill.pushed)} pushed, ${backfill.pages} pages, ${fmt.fixed(backfill.seconds)} s, ${fmt.int(backfill.eventsPerSecond)} events/s; ratio ${fmt.ratio(ratio)}; load ${loadAverage()}; ${used.stateTransitions} state transitions, ${used.taskInvocations} task invocations (${fmt.fixed(used.taskSeconds)} s), S3 ${used.s3WriteRequests} PUT/LIST + ${used.s3ReadRequests} GET`,
     );
   }
   const sorted = [...ratios].sort((a, b) => a - b);

@@ -268,17 +268,17 @@ async function planBackfillTask(context: TaskContext, event: PlanBackfillEvent):
   });
 }
 
+/** What ExportSlice answers; `replayed`: its chunks are all in Loki too, so ReplaySlice is skipped. */
+export interface ExportTaskResult extends ExportResult {
+  replayed: boolean;
+}
+
 /**
  * Exports one slice and, in the same invocation, replays each chunk as soon as the export has made
  * it final, while the export reads on. Both keep their checkpoints as when they ran one after the
  * other: what this replay has not finished (a deadline, a full stream budget, a failure), the
  * next invocation or ReplaySlice takes up after the replay checkpoint's last chunk.
  */
-/** What ExportSlice answers; `replayed`: its chunks are all in Loki too, so ReplaySlice is skipped. */
-export interface ExportTaskResult extends ExportResult {
-  replayed: boolean;
-}
-
 async function exportSliceTask(
   context: TaskContext,
   event: ExportSliceEvent,
@@ -287,14 +287,14 @@ async function exportSliceTask(
   const deadline = context.deadlineFrom(remainingMs);
   const finalChunks = new FinalChunks((seq) => sliceChunkKey(event.runId, event.slice, seq));
   // Settled as soon as it starts: a replay that fails while the export reads on is not left unhandled.
-  let replayed: Promise<PromiseSettledResult<ReplayResult>> | undefined;
+  let replaying: Promise<PromiseSettledResult<ReplayResult>> | undefined;
   const exported = await settle(
     exportSliceOnly(context, event, deadline, (nextSeq, written) => {
       finalChunks.advance(nextSeq, written);
       // Started with the first final chunk: an export that starts its slice again (expired token)
       // does so before, while nothing of the slice is being replayed.
       const unit = sliceReplayUnit(event.runId, event.slice);
-      replayed ??= settle(
+      replaying ??= settle(
         replayWithinBudget(context, { runId: event.runId, unit, options: event.options }, deadline, {
           source: finalChunks,
         }),
@@ -304,11 +304,10 @@ async function exportSliceTask(
   finalChunks.end(exported.status === "fulfilled" && exported.value.status === "done");
   // The replay finishes its chunks before the invocation returns, also when the export failed:
   // a retried invocation must not find it still running.
-  const replay = await replayed;
+  const replayed = await replaying;
   if (exported.status === "rejected") throw exported.reason;
-  if (replay?.status === "rejected") throw replay.reason;
-  const replayedAll = replay?.value.status === "done" && finalChunks.complete;
-  return { ...exported.value, replayed: replayedAll };
+  if (replayed?.status === "rejected") throw replayed.reason;
+  return { ...exported.value, replayed: replayed?.value.status === "done" && finalChunks.complete };
 }
 
 function settle<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {

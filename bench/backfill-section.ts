@@ -7,6 +7,7 @@
  * [--request JSON]`: `--request '{"sliceHours":3}'` adds fields to the backfill request.
  */
 import { parseArgs } from "node:util";
+import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import { startMotoServer } from "../scripts/moto-server.ts";
 import { awsBed, createBucket } from "./aws-bed.ts";
 import { type BackfillOptions, measureBackfill, measurePager, seedBackfillGroup } from "./backfill.ts";
@@ -69,12 +70,14 @@ try {
     const group = await seedBackfillGroup(options);
     const pager = await measurePager(bed, group.logGroup, group.startMs, group.endMs + 1);
     const usage = countWorkflowUsage(bed.s3);
+    const pages = watchFilterLogEvents(bed.logs);
     const backfill = await measureBackfill(options, group, usage.deps);
     const used = usage.finish(backfill.pushed * LINE_BYTES);
+    const pageStarts = pages.stop();
     const ratio = backfill.eventsPerSecond / Math.min(pager.eventsPerSecond, ceiling.eventsPerSecond);
     ratios.push(ratio);
     console.log(
-      `run ${run + 1}: pager ${fmt.int(pager.eventsPerSecond)} events/s (${pager.pages} pages, ${fmt.fixed(pager.seconds)} s); backfill ${backfill.status} ${fmt.int(backfill.pushed)} pushed, ${backfill.pages} pages, ${fmt.fixed(backfill.seconds)} s, ${fmt.int(backfill.eventsPerSecond)} events/s; ratio ${fmt.ratio(ratio)}; load ${loadAverage()}; ${used.stateTransitions} state transitions, ${used.taskInvocations} task invocations (${fmt.fixed(used.taskSeconds)} s), S3 ${used.s3WriteRequests} PUT/LIST + ${used.s3ReadRequests} GET`,
+      `run ${run + 1}: pager ${fmt.int(pager.eventsPerSecond)} events/s (${pager.pages} pages, ${fmt.fixed(pager.seconds)} s); backfill ${backfill.status} ${fmt.int(backfill.pushed)} pushed, ${backfill.pages} pages, ${fmt.fixed(backfill.seconds)} s, ${fmt.int(backfill.eventsPerSecond)} events/s; ratio ${fmt.ratio(ratio)}; load ${loadAverage()}; ${used.stateTransitions} state transitions, ${used.taskInvocations} task invocations (${fmt.fixed(used.taskSeconds)} s), S3 ${used.s3WriteRequests} PUT/LIST + ${used.s3ReadRequests} GET; ${pageTimes(pageStarts)}`,
     );
   }
   const sorted = [...ratios].sort((a, b) => a - b);
@@ -84,4 +87,30 @@ try {
 } finally {
   await endpoint.close();
   await moto.stop();
+}
+
+/** Records when each FilterLogEvents request starts, to see how the run's request budget paces it. */
+function watchFilterLogEvents(logs: CloudWatchLogsClient): { stop: () => number[] } {
+  const starts: number[] = [];
+  const name = `bench-pages-${Math.random().toString(36).slice(2)}`;
+  logs.middlewareStack.add(
+    (next, context) => (args) => {
+      if (context.commandName === "FilterLogEventsCommand") starts.push(performance.now());
+      return next(args);
+    },
+    { step: "initialize", name },
+  );
+  return {
+    stop: () => {
+      logs.middlewareStack.remove(name);
+      return starts;
+    },
+  };
+}
+
+function pageTimes(starts: number[]): string {
+  const gaps = starts.slice(1).map((start, index) => start - (starts[index] as number));
+  const median = [...gaps].sort((a, b) => a - b)[Math.floor(gaps.length / 2)] ?? 0;
+  const span = (starts.at(-1) ?? 0) - (starts[0] ?? 0);
+  return `FilterLogEvents requests started over ${fmt.fixed(span / 1000, 2)} s, median ${fmt.int(median)} ms apart`;
 }

@@ -672,8 +672,8 @@ const FINDINGS: Record<Exclude<MissKind, "transform">, string> = {
     "the ratio cannot pass about 0.65 with hour slices, whatever the pipeline does, and even 10 full pages",
     "(the least 100,000 events take) need 2.25 s of budget, at most 0.84 with nothing else taking time.",
     "`npx node bench/backfill-section.ts --request '{\"requestsPerSecond\":25}'`",
-    "shows the run without that bound. Longer slices (fuller pages) did not pay in this benchmark:",
-    "fewer pages, but fewer slices reading in parallel (`--request '{\"sliceHours\":3}'`).",
+    "shows the run without that bound. Longer slices (fuller pages, `--request '{\"sliceHours\":3}'`)",
+    "take fewer requests and far fewer state transitions and invocations per slice.",
   ].join("\n"),
   backfillDefaultPace: [
     "**Backfill at the default pace.** The replay's pacer (a token bucket per run share and per stream)",

@@ -4,6 +4,7 @@ import { runBackfillLocally } from "../../cli/local-workflow.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { getJson, runKeys } from "../../functions/core/storage/run-store.ts";
 import type { ExportCheckpoint } from "../../functions/core/workflow/slice-export.ts";
+import { createWorkflowTasks } from "../../functions/core/workflow/workflow-tasks.ts";
 import { awsClientConfig, uniqueName } from "../helpers/aws.ts";
 import { HOUR, interceptedLogs, logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
 import {
@@ -148,5 +149,49 @@ describe("a slice's export and replay overlap", () => {
     expect(tasksRun).toContain("ReplaySlice");
     expect(report).toMatchObject({ status: "succeeded", totals: { exported: 12_000, pushed: 12_000 } });
     await expectOnceInLokiAndS3(team, runId, events);
+  });
+
+  it("in AWS (a fresh task object per invocation, no shared budget) pushes within a stream lane of the run, kept in S3", async () => {
+    const team = uniqueName("lane");
+    const name = `/aws/lambda/${uniqueName("lane")}`;
+    // Two hours, 300 events each: two slices, two hour streams (the second may end just now).
+    const start = sliceStart;
+    const events = await seedLogGroup(name, { team }, spreadEvents("lane", start, start + 2 * HOUR, 600, 2));
+    const runId = uniqueName("lane");
+    const env = {
+      ...lokiEnv(loki),
+      LOKI_MAX_GLOBAL_STREAMS_PER_USER: "8",
+      LOKI_BACKFILL_STREAM_SHARE: "0.5",
+    };
+    const lambda = () => createWorkflowTasks({ logs, s3, bucket, env });
+    const plan = await lambda().planBackfill({
+      request: {
+        logGroupNames: [name],
+        range: `${new Date(start).toISOString()}..${new Date(start + 2 * HOUR).toISOString()}`,
+        concurrency: 2,
+        ingestionDelaySeconds: 0,
+      },
+      executionName: runId,
+    });
+    expect(plan.part.slices).toHaveLength(2);
+
+    const exported = await Promise.all(
+      plan.part.slices.map((slice) => lambda().exportSlice({ runId, slice, options: plan.part.options })),
+    );
+
+    expect(exported.map(({ status, replayed }) => ({ status, replayed }))).toEqual([
+      { status: "done", replayed: true },
+      { status: "done", replayed: true },
+    ]);
+    const inLoki = await lokiEntries(loki, `{team="${team}"}`, start, start + 2 * HOUR);
+    expect(entryKeys(inLoki)).toEqual(expectedEntries(events));
+    // Each invocation took one of the run's 2 lanes (8 × 0.5 / 2 = 2 streams each), saved the hour
+    // stream it opened there, and freed the lane.
+    const laneKeys = await listKeys(bucket, `runs/${runId}/stream-lanes/`);
+    expect(laneKeys.filter((key) => key.endsWith(".lock"))).toEqual([]);
+    const lanes = await Promise.all(
+      laneKeys.map((key) => getJson<Record<string, number>>({ s3, bucket }, key)),
+    );
+    expect(lanes.map((lane) => Object.keys(lane ?? {}).length)).toEqual([1, 1]);
   });
 });

@@ -29,3 +29,10 @@ export class InputError extends LokiShipperError {}
 
 /** A chunk object in S3 is not in the chunk format this version reads. */
 export class ChunkFormatError extends LokiShipperError {}
+
+/**
+ * The tags that choose a log group's Loki tenant could not be read: with tenant routing on, the
+ * events cannot go anywhere (the default tenant might be the wrong one), so the invocation fails
+ * and Lambda's retries and its on-failure queue keep the batch.
+ */
+export class TenantLookupError extends LokiShipperError {}

@@ -10,6 +10,7 @@ import { type DeliveryReport, deliverEvents, type RetryOptions } from "../core/d
 import type { GroupMetrics } from "../core/delivery/delivery-metrics.ts";
 import { RuleSet } from "../core/delivery/rules.ts";
 import { keepEventChunk } from "../core/delivery/spill.ts";
+import { TenantLookupError } from "../core/errors.ts";
 import { functionLabelSources } from "../core/labels/function-labels.ts";
 import { type CustomLogGroupCache, functionOfLogGroup } from "../core/labels/function-log-groups.ts";
 import { type FunctionFactsCache, getFunctionFacts } from "../core/labels/function-lookup.ts";
@@ -23,6 +24,7 @@ import {
   resolveGroupLabels,
 } from "../core/labels/labels.ts";
 import { containerTagCache, getLogGroupTags, type LogGroupTagCache } from "../core/labels/log-group-tags.ts";
+import { chosenTenant } from "../core/labels/tenant-routing.ts";
 import type { LokiPushClient } from "../core/loki/loki-client.ts";
 import { durationText, type LokiTarget, parseLokiTarget } from "../core/loki/loki-target.ts";
 import "../core/mini-schema.ts";
@@ -101,7 +103,14 @@ export interface InvocationContext {
 export type ShipResult =
   | { outcome: "control" }
   | { outcome: "malformed"; key: string; stage: string; error: string }
-  | { outcome: "delivered"; logGroup: string; report: DeliveryReport; labels: Record<string, string> };
+  | {
+      outcome: "delivered";
+      logGroup: string;
+      report: DeliveryReport;
+      labels: Record<string, string>;
+      /** The group's own tenant (its tenant tag); absent: the default tenant. */
+      tenant?: string;
+    };
 
 /**
  * Handles one subscription invocation. Resolves when every event is in Loki or in S3; rejects
@@ -135,11 +144,18 @@ export async function shipSubscriptionEvent(
   recordDelivery(deps.metrics, report);
   groupMetrics?.delivered(report);
   groupMetrics?.publish();
-  const summary = { logGroup: message.logGroup, ...report };
+  const tenant = chosenTenant(resolved.tenant);
+  const summary = { logGroup: message.logGroup, ...(tenant ? { tenant } : {}), ...report };
   if (report.spilled > 0 || Object.keys(report.refused).length > 0)
     deps.logger.warn("delivery incomplete", summary);
   else deps.logger.info("delivered", summary);
-  return { outcome: "delivered", logGroup: message.logGroup, report, labels: resolved.labels };
+  return {
+    outcome: "delivered",
+    logGroup: message.logGroup,
+    report,
+    labels: resolved.labels,
+    ...(tenant ? { tenant } : {}),
+  };
 }
 
 /** Pushes the batch to Loki, keeping in S3 what Loki does not take (all of it without a Loki client). */
@@ -152,49 +168,25 @@ async function deliverBatch(
   now: () => number,
   groupMetrics: GroupMetrics | undefined,
 ): Promise<DeliveryReport> {
+  const tenant = chosenTenant(resolved.tenant);
   let loki: LokiPushClient;
   try {
     loki = await deps.loki();
   } catch (error) {
-    // E.g. the credentials cannot be read: keep the events for a replay rather than fail the
-    // invocation, which Lambda retries twice and then drops. Shaped first: nothing to be masked
-    // or dropped may reach S3.
-    const reason = `no Loki client: ${(error as Error).message}`;
-    const shaped = config.rules.shape(message.logGroup, message.events);
-    const key = await keepEventChunk(
-      deps.s3,
-      config.bucket,
-      { kind: "spill", logGroup: message.logGroup, labels: resolved.labels, reason, records: shaped.events },
-      now,
-    );
-    deps.logger.error("could not create the Loki client; events kept in S3", {
-      logGroup: message.logGroup,
-      key,
-      reason,
-    });
-    return {
-      received: message.events.length,
-      pushed: 0,
-      dropped: shaped.dropped,
-      refused: {},
-      spilled: shaped.events.length,
-      streamLimited: 0,
-      retries: 0,
-      bytes: 0,
-      requests: 0,
-      chunkKeys: [key],
-    };
+    return keepWithoutClient(message, { labels: resolved.labels, tenant }, error, config, deps, now);
   }
   const deadline = now() + context.getRemainingTimeInMillis() - config.deadlineReserveMs;
   const batch = {
     logGroup: message.logGroup,
     labels: resolved.labels,
+    ...(tenant ? { tenant } : {}),
     events: message.events,
     eventLabels: resolved.eventLabels,
     rules: config.rules,
   };
   return deliverEvents([batch], {
     loki,
+    tenants: config.labels.tenants,
     s3: deps.s3,
     bucket: config.bucket,
     deadline,
@@ -207,10 +199,59 @@ async function deliverBatch(
 }
 
 /**
+ * Keeps the batch in spill/ when no Loki client can be made. E.g. the credentials cannot be read:
+ * keep the events for a replay rather than fail the invocation, which Lambda retries twice and
+ * then drops. Shaped first: nothing to be masked or dropped may reach S3.
+ */
+async function keepWithoutClient(
+  message: DataMessage,
+  resolved: { labels: Record<string, string>; tenant: string | undefined },
+  error: unknown,
+  config: ShipperConfig,
+  deps: ShipperDeps,
+  now: () => number,
+): Promise<DeliveryReport> {
+  const { tenant } = resolved;
+  const reason = `no Loki client: ${(error as Error).message}`;
+  const shaped = config.rules.shape(message.logGroup, message.events);
+  const key = await keepEventChunk(
+    deps.s3,
+    config.bucket,
+    {
+      kind: "spill",
+      logGroup: message.logGroup,
+      labels: resolved.labels,
+      ...(tenant ? { tenant } : {}),
+      reason,
+      records: shaped.events,
+    },
+    now,
+  );
+  deps.logger.error("could not create the Loki client; events kept in S3", {
+    logGroup: message.logGroup,
+    key,
+    reason,
+  });
+  return {
+    received: message.events.length,
+    pushed: 0,
+    dropped: shaped.dropped,
+    refused: {},
+    spilled: shaped.events.length,
+    streamLimited: 0,
+    retries: 0,
+    bytes: 0,
+    requests: 0,
+    chunkKeys: [key],
+  };
+}
+
+/**
  * The labels of a batch's log group: its tags and, for the log group of a Lambda function
  * (`/aws/lambda/<name>`, or the one its `LoggingConfig.LogGroup` names), its function's tags and
  * runtime. A failed look-up ships with the labels it could get, rather than not ship: the events
- * stay findable by log group (and the metric TagLookupFailures says so).
+ * stay findable by log group (and the metric TagLookupFailures says so). With tenant routing on it
+ * throws TenantLookupError instead: the tenant is unknown, and guessing could leak into another.
  */
 async function resolveBatchLabels(
   logGroup: string,
@@ -221,6 +262,13 @@ async function resolveBatchLabels(
   const context = { accountId, region: config.region };
   const lookupFailed = (what: string, error: unknown) => {
     deps.metrics.addMetric(SHIPPER_METRIC.tagLookupFailures, MetricUnit.Count, 1);
+    const { tagKey } = config.labels.tenants;
+    if (tagKey) {
+      throw new TenantLookupError(
+        `could not read the ${what}, which may hold the tenant tag ${tagKey}: the events of ${logGroup} are not sent to a tenant that may be the wrong one; Lambda retries the invocation, then keeps it in the on-failure queue (${(error as Error).message})`,
+        { cause: error },
+      );
+    }
     deps.logger.warn(`could not read the ${what}; shipping without its labels`, {
       logGroup,
       error: (error as Error).name,
@@ -255,6 +303,13 @@ async function resolveBatchLabels(
   const overLimit = resolved.dropped.filter((drop) => drop.reason.startsWith("over Loki's limit"));
   if (overLimit.length > 0)
     deps.logger.warn("tags dropped over Loki's label limit", { logGroup, dropped: overLimit });
+  if (resolved.tenant.kind === "refused")
+    deps.logger.error("the log group's tenant is not allowed; its events go to rejected/", {
+      logGroup,
+      tenant: resolved.tenant.tenant,
+      from: resolved.tenant.source,
+      reason: resolved.tenant.reason,
+    });
   return resolved;
 }
 

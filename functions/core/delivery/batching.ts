@@ -18,6 +18,8 @@ export interface TrackedEntry extends PushEntry {
   event: LogEvent;
   logGroup: string;
   groupLabels: Record<string, string>;
+  /** The group's own Loki tenant; undefined: the default one. */
+  tenant?: string;
   size: number;
 }
 
@@ -98,6 +100,7 @@ export function buildStreams(groups: StreamSource[]): TrackedStream[] {
         event,
         logGroup: group.logGroup,
         groupLabels: group.labels,
+        ...(group.tenant ? { tenant: group.tenant } : {}),
         size: lineBytes + ENTRY_OVERHEAD_BYTES + metadataBytes,
       });
     }
@@ -107,9 +110,11 @@ export function buildStreams(groups: StreamSource[]): TrackedStream[] {
   return sorted;
 }
 
+/** A group's events for buildStreams; the groups of one call must share one tenant. */
 export interface StreamSource {
   logGroup: string;
   labels: Record<string, string>;
+  tenant?: string;
   events: LogEvent[];
   eventLabels?: EventLabelOptions;
 }

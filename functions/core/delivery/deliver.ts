@@ -1,8 +1,9 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { EventLabelOptions } from "../labels/labels.ts";
+import { NO_TENANT_ROUTING, type TenantRouting, tenantProblem } from "../labels/tenant-routing.ts";
 import type { LogEvent } from "../log-event.ts";
-import type { LokiLimits, LokiPushClient } from "../loki/loki-client.ts";
+import type { LokiPushClient } from "../loki/loki-client.ts";
 import { cutBody } from "../loki/loki-errors.ts";
 import { attributeRefusals, type RefusalKind } from "../loki/loki-response.ts";
 import {
@@ -12,7 +13,7 @@ import {
   type TrackedEntry,
   type TrackedStream,
 } from "./batching.ts";
-import { keepUndelivered } from "./keep-undelivered.ts";
+import { groupBy, keepUndelivered } from "./keep-undelivered.ts";
 import { DEFAULT_RETRY, type PushOutcome, PushSession, type RetryOptions } from "./push-session.ts";
 import { addDropped, type RuleSet } from "./rules.ts";
 
@@ -32,6 +33,11 @@ export interface GroupBatch {
   logGroup: string;
   /** Group-level labels, no time_shard. */
   labels: Record<string, string>;
+  /**
+   * The group's own Loki tenant (chosen by its tenant tag); undefined: the client's default tenant.
+   * Checked against the allow list on every path: a tenant not in it gets nothing pushed.
+   */
+  tenant?: string;
   events: LogEvent[];
   /** Per-entry label choices (log stream as label, structured metadata); defaults: off, on. */
   eventLabels?: EventLabelOptions;
@@ -44,6 +50,8 @@ export interface GroupBatch {
 
 export interface DeliveryDeps {
   loki: LokiPushClient;
+  /** The tenants a batch may name (LOKI_TENANTS_ALLOWED); default: none but the client's own. */
+  tenants?: TenantRouting;
   s3: S3Client;
   bucket: string;
   /** Epoch ms: stop retrying and spill before it. */
@@ -93,6 +101,7 @@ export interface Refused {
   entry: LogEvent;
   logGroup: string;
   labels: Record<string, string>;
+  tenant?: string;
   kind: RefusalKind;
   reason: string;
 }
@@ -110,10 +119,42 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
   const now = deps.now ?? Date.now;
   const report = emptyDeliveryReport();
   for (const group of batches) report.received += group.events.length;
-  const { pushable, refused } = precheckBatches(applyRules(batches, report), deps.loki.limits, now());
-  const session = new PushSession(
+  const { pushable, refused } = precheckBatches(applyRules(batches, report), deps, now());
+  // One push session per tenant: Loki's limits, and so its 429s and circuit breaking, are per tenant.
+  const lanes: { delivery: StreamDelivery; parts: TrackedStream[] }[] = [];
+  const deliveries: StreamDelivery[] = [];
+  for (const [tenant, groups] of groupBy(pushable, (group) => group.tenant ?? "")) {
+    const delivery = new StreamDelivery(tenantSession(deps, tenant, report, now), report, refused, {
+      now,
+      ...(deps.logger ? { logger: deps.logger } : {}),
+      ...(deps.onAccepted ? { onAccepted: deps.onAccepted } : {}),
+    });
+    deliveries.push(delivery);
+    const requests = splitIntoRequests(
+      buildStreams(groups),
+      deps.loki.maxBatchBytes,
+      deps.loki.maxBatchEntries,
+    );
+    for (const parts of byStream(requests)) lanes.push({ delivery, parts });
+  }
+  await forEachLimited(lanes, deps.loki.pushConcurrency ?? DEFAULT_PUSH_CONCURRENCY, async (lane) => {
+    for (const part of lane.parts) await lane.delivery.deliver(part);
+  });
+
+  const eventLabelsByGroup = new Map(
+    batches.flatMap((group) => (group.eventLabels ? [[group.logGroup, group.eventLabels] as const] : [])),
+  );
+  const spilled = deliveries.flatMap((delivery) => delivery.spilled);
+  await keepUndelivered({ refused, spilled }, deps, report, eventLabelsByGroup);
+  return report;
+}
+
+/** The push session of one tenant ("" for the client's default tenant). */
+function tenantSession(deps: DeliveryDeps, tenant: string, report: DeliveryReport, now: () => number) {
+  return new PushSession(
     {
       loki: deps.loki,
+      ...(tenant ? { tenant } : {}),
       deadline: deps.deadline,
       now,
       sleep: deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))),
@@ -123,29 +164,6 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
     },
     report,
   );
-  const delivery = new StreamDelivery(session, report, refused, {
-    now,
-    ...(deps.logger ? { logger: deps.logger } : {}),
-    ...(deps.onAccepted ? { onAccepted: deps.onAccepted } : {}),
-  });
-  const requests = splitIntoRequests(
-    buildStreams(pushable),
-    deps.loki.maxBatchBytes,
-    deps.loki.maxBatchEntries,
-  );
-  await forEachLimited(
-    byStream(requests),
-    deps.loki.pushConcurrency ?? DEFAULT_PUSH_CONCURRENCY,
-    async (parts) => {
-      for (const part of parts) await delivery.deliver(part);
-    },
-  );
-
-  const eventLabelsByGroup = new Map(
-    batches.flatMap((group) => (group.eventLabels ? [[group.logGroup, group.eventLabels] as const] : [])),
-  );
-  await keepUndelivered({ refused, spilled: delivery.spilled }, deps, report, eventLabelsByGroup);
-  return report;
 }
 
 export function emptyDeliveryCounts(): DeliveryCounts {
@@ -189,25 +207,34 @@ function applyRules(batches: GroupBatch[], report: DeliveryReport): GroupBatch[]
   });
 }
 
-/** Splits off the events Loki would refuse (too old, too new, line too long) before pushing. */
+/**
+ * Splits off the events Loki would refuse (too old, too new, line too long) before pushing, and
+ * every event of a group whose tenant the allow list does not have (checked again at every replay).
+ */
 function precheckBatches(
   batches: GroupBatch[],
-  limits: LokiLimits,
+  deps: Pick<DeliveryDeps, "loki" | "tenants">,
   nowMs: number,
 ): { pushable: GroupBatch[]; refused: Refused[] } {
   const refused: Refused[] = [];
+  const refuse = (group: GroupBatch, event: LogEvent, kind: RefusalKind, reason: string) =>
+    refused.push({
+      entry: event,
+      logGroup: group.logGroup,
+      labels: group.labels,
+      ...(group.tenant ? { tenant: group.tenant } : {}),
+      kind,
+      reason,
+    });
   const pushable = batches.map((group) => {
+    const tenantRefusal = group.tenant && tenantProblem(group.tenant, deps.tenants ?? NO_TENANT_ROUTING);
+    if (tenantRefusal) {
+      for (const event of group.events) refuse(group, event, "tenant_not_allowed", tenantRefusal);
+      return { ...group, events: [] };
+    }
     const events = group.events.filter((event) => {
-      const refusal = precheckEvent(event, limits, nowMs);
-      if (refusal) {
-        refused.push({
-          entry: event,
-          logGroup: group.logGroup,
-          labels: group.labels,
-          kind: refusal.kind,
-          reason: refusal.reason,
-        });
-      }
+      const refusal = precheckEvent(event, deps.loki.limits, nowMs);
+      if (refusal) refuse(group, event, refusal.kind, refusal.reason);
       return !refusal;
     });
     return { ...group, events };
@@ -322,6 +349,7 @@ class StreamDelivery {
       entry: entry.event,
       logGroup: entry.logGroup,
       labels: entry.groupLabels,
+      ...(entry.tenant ? { tenant: entry.tenant } : {}),
       kind,
       reason,
     });

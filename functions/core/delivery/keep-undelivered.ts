@@ -5,9 +5,9 @@ import { STREAM_LIMIT_REFUSAL } from "./push-session.ts";
 import { type EventChunkToKeep, keepEventChunk } from "./spill.ts";
 
 /**
- * Writes what Loki did not take to S3: refused events under `rejected/` (one chunk per group),
- * the rest under `spill/` (one chunk per group and reason, so that each chunk says truly why it is
- * there). Kept chunks carry the per-entry label choices, so that their replay lands in the same
+ * Writes what Loki did not take to S3: refused events under `rejected/` (one chunk per group and
+ * tenant), the rest under `spill/` (one chunk per group, tenant and reason, so that each chunk says
+ * truly why it is there and where it goes). Kept chunks carry the per-entry label choices, so that their replay lands in the same
  * streams. Throws when S3 fails, so that the invocation fails rather than lose the events.
  */
 export async function keepUndelivered(
@@ -41,21 +41,35 @@ export async function keepUndelivered(
 }
 
 function rejectedChunks(refused: Refused[], report: DeliveryReport): EventChunkToKeep[] {
-  return [...groupBy(refused, (item) => item.logGroup)].map(([logGroup, items]) => {
+  const byGroupAndTenant = groupBy(refused, (item) => `${item.logGroup}\u0000${item.tenant ?? ""}`);
+  return [...byGroupAndTenant.values()].map((items) => {
     for (const item of items) report.refused[item.kind] = (report.refused[item.kind] ?? 0) + 1;
     const records: ChunkRecord[] = items.map((item) => ({ ...item.entry, reason: item.reason }));
+    const first = items[0] as Refused;
     return {
       kind: "rejected",
-      logGroup,
-      labels: (items[0] as Refused).labels,
-      reason: `refused by Loki: ${[...new Set(items.map((item) => item.kind))].join(", ")}`,
+      logGroup: first.logGroup,
+      labels: first.labels,
+      ...(first.tenant ? { tenant: first.tenant } : {}),
+      reason: rejectedReason(items),
       records,
     };
   });
 }
 
+/** A rejected chunk's reason: Loki's refusal kinds, or (never pushed) why its tenant is not allowed. */
+function rejectedReason(items: Refused[]): string {
+  const kinds = [...new Set(items.map((item) => item.kind))];
+  const notAllowed = items.find((item) => item.kind === "tenant_not_allowed");
+  if (notAllowed && kinds.length === 1) return notAllowed.reason;
+  return `refused by Loki: ${kinds.join(", ")}`;
+}
+
 function spillChunks(spilled: Spilled[], report: DeliveryReport): EventChunkToKeep[] {
-  const byGroupAndReason = groupBy(spilled, (item) => `${item.entry.logGroup}\u0000${item.reason}`);
+  const byGroupAndReason = groupBy(
+    spilled,
+    (item) => `${item.entry.logGroup}\u0000${item.entry.tenant ?? ""}\u0000${item.reason}`,
+  );
   return [...byGroupAndReason.values()].map((items) => {
     report.spilled += items.length;
     const first = items[0] as Spilled;
@@ -64,13 +78,14 @@ function spillChunks(spilled: Spilled[], report: DeliveryReport): EventChunkToKe
       kind: "spill",
       logGroup: first.entry.logGroup,
       labels: first.entry.groupLabels,
+      ...(first.entry.tenant ? { tenant: first.entry.tenant } : {}),
       reason: first.reason,
       records: items.map((item) => ({ ...item.entry.event })),
     };
   });
 }
 
-function groupBy<T>(items: T[], keyOf: (item: T) => string): Map<string, T[]> {
+export function groupBy<T>(items: T[], keyOf: (item: T) => string): Map<string, T[]> {
   const groups = new Map<string, T[]>();
   for (const item of items) {
     const key = keyOf(item);

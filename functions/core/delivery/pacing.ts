@@ -18,9 +18,10 @@ export const DEFAULT_PACING: PacingLimits = {
   perStreamBytesPerSecond: 1024 * 1024,
 };
 
+/** Paces each tenant on its own: Loki's rate limits are per tenant (the default tenant is ""). */
 export class Pacer {
   readonly limits: PacingLimits;
-  private readonly overall: RateBudget;
+  private readonly overall = new Map<string, RateBudget>();
   private readonly streams = new Map<string, RateBudget>();
   private readonly options: { now?: () => number; sleep?: (ms: number) => Promise<void> };
 
@@ -30,24 +31,26 @@ export class Pacer {
   ) {
     this.limits = limits;
     this.options = options;
-    this.overall = new RateBudget(limits.bytesPerSecond, { burst: limits.bytesPerSecond, ...options });
   }
 
-  /** Waits until `bytesByStream` (line bytes per stream key) may be pushed. */
-  async take(bytesByStream: Map<string, number>): Promise<void> {
+  /** Waits until `bytesByStream` (line bytes per stream key) may be pushed to `tenant`. */
+  async take(bytesByStream: Map<string, number>, tenant = ""): Promise<void> {
     let total = 0;
     for (const [stream, bytes] of bytesByStream) {
       total += bytes;
-      let budget = this.streams.get(stream);
-      if (!budget) {
-        budget = new RateBudget(this.limits.perStreamBytesPerSecond, {
-          burst: this.limits.perStreamBytesPerSecond,
-          ...this.options,
-        });
-        this.streams.set(stream, budget);
-      }
-      await budget.take(bytes);
+      await this.#budget(this.streams, `${tenant}\u0000${stream}`, this.limits.perStreamBytesPerSecond).take(
+        bytes,
+      );
     }
-    if (total > 0) await this.overall.take(total);
+    if (total > 0) await this.#budget(this.overall, tenant, this.limits.bytesPerSecond).take(total);
+  }
+
+  #budget(budgets: Map<string, RateBudget>, key: string, bytesPerSecond: number): RateBudget {
+    let budget = budgets.get(key);
+    if (!budget) {
+      budget = new RateBudget(bytesPerSecond, { burst: bytesPerSecond, ...this.options });
+      budgets.set(key, budget);
+    }
+    return budget;
   }
 }

@@ -21,6 +21,8 @@ export type PushOutcome =
 
 export interface PushSessionDeps {
   loki: LokiPushClient;
+  /** The tenant every push of this session goes to; undefined: the client's (LOKI_TENANT). */
+  tenant?: string;
   /** Epoch ms: stop retrying before it. */
   deadline: number;
   now: () => number;
@@ -59,9 +61,11 @@ interface RetryableFailure {
 }
 
 /**
- * Pushes requests with retries bounded by the deadline, and remembers what holds for every later
- * push of the same delivery: a target that refuses us as a whole (circuit open: spill the rest
- * without trying) and a tenant without structured metadata.
+ * Pushes requests of one tenant with retries bounded by the deadline, and remembers what holds for
+ * every later push of the same delivery to that tenant: a target that refuses us as a whole
+ * (circuit open: spill the rest without trying) and a tenant without structured metadata. Loki's
+ * limits are per tenant, so a delivery keeps one session per tenant: one tenant's 429s or 401s
+ * never hold back another's pushes.
  */
 export class PushSession {
   /** Set once Loki is found unreachable or misconfigured: the rest is spilled without trying. */
@@ -102,7 +106,11 @@ export class PushSession {
   ): Promise<{ attempt?: PushAttempt; failure?: string }> {
     this.#counters.requests += 1;
     try {
-      const attempt = await this.#deps.loki.push([request], { timeoutMs: remainingMs });
+      const tenant = this.#deps.tenant;
+      const attempt = await this.#deps.loki.push([request], {
+        timeoutMs: remainingMs,
+        ...(tenant ? { tenant } : {}),
+      });
       this.#counters.bytes += attempt.bytes;
       this.#deps.onPushAttempt?.({ status: attempt.status, durationMs: attempt.durationMs });
       return { attempt };

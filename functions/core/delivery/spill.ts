@@ -14,6 +14,8 @@ export interface EventChunkToKeep {
   kind: Exclude<ChunkKind, "backfill">;
   logGroup: string;
   labels: Record<string, string>;
+  /** The group's own Loki tenant; undefined: the default one. */
+  tenant?: string;
   reason: string;
   records: ChunkRecord[];
   runId?: string;
@@ -37,6 +39,7 @@ export async function keepEventChunk(
     kind: chunk.kind,
     logGroup: chunk.logGroup,
     labels: chunk.labels,
+    ...(chunk.tenant ? { tenant: chunk.tenant } : {}),
     createdAt: new Date(now()).toISOString(),
     reason: chunk.reason,
     ...(chunk.runId ? { runId: chunk.runId } : {}),

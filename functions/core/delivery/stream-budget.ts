@@ -92,10 +92,26 @@ export interface StreamWait {
 }
 
 /**
+ * Stream keys of a tenant other than the default one, as the budget counts them: Loki's stream
+ * limit is per tenant, so the same labels in two tenants are two streams, each in its own count.
+ * (Tenant IDs and label sets hold no NUL character.)
+ */
+export function tenantStreamKeys(tenant: string | undefined, keys: Iterable<string>): Set<string> {
+  const prefix = tenant ? `${tenant}\u0000` : "";
+  return new Set([...keys].map((key) => `${prefix}${key}`));
+}
+
+function tenantOfKey(key: string): string {
+  const end = key.indexOf("\u0000");
+  return end < 0 ? "" : key.slice(0, end);
+}
+
+/**
  * The hour streams a backfill or replay has opened and not yet left idle for the hold time
- * (`chunk_idle_period` + margin). {@link admit} resolves once every stream of a push may be
- * pushed: streams already open are free, a new one needs room under the limit. Callers are served
- * in arrival order.
+ * (`chunk_idle_period` + margin), counted per tenant: `limit` holds for each tenant on its own
+ * (keys from {@link tenantStreamKeys}). {@link admit} resolves once every stream of a push may be
+ * pushed: streams already open are free, a new one needs room under its tenant's limit. Callers
+ * are served in arrival order.
  */
 export class StreamBudget {
   readonly limit: number;
@@ -142,9 +158,9 @@ export class StreamBudget {
    * Waits until the streams `keys` may be pushed and counts the new ones as open from now; gives
    * up (admitted: false) when there is no room by `deadline`.
    */
-  admit(keys: Iterable<string>, deadline = Number.POSITIVE_INFINITY): Promise<StreamWait> {
+  admit(keys: Iterable<string>, deadline = Number.POSITIVE_INFINITY, tenant?: string): Promise<StreamWait> {
     const wanted = [...new Set(keys)];
-    const turn = this.#queue.then(() => this.#waitFor(wanted, deadline));
+    const turn = this.#queue.then(() => this.#waitFor(wanted, deadline, tenant ?? ""));
     this.#queue = turn.catch(() => undefined);
     return turn;
   }
@@ -155,7 +171,7 @@ export class StreamBudget {
     for (const key of keys) this.#lastPush.set(key, now);
   }
 
-  async #waitFor(keys: string[], deadline: number): Promise<StreamWait> {
+  async #waitFor(keys: string[], deadline: number, tenant: string): Promise<StreamWait> {
     const started = this.#now();
     let slept = false;
     const wait = (admitted: boolean): StreamWait =>
@@ -165,13 +181,14 @@ export class StreamBudget {
       const fresh = keys.filter((key) => !this.#lastPush.has(key));
       // A push of more new streams than the whole budget waits for an empty budget, then goes.
       const needed = Math.min(fresh.length, this.limit);
-      if (this.#lastPush.size + needed <= this.limit) {
+      const open = this.#openOf(tenant);
+      if (open.length + needed <= this.limit) {
         this.touch(fresh);
         return wait(true);
       }
       const now = this.#now();
       if (now >= deadline) return wait(false);
-      const roomAt = this.#oldestPush() + this.holdMs;
+      const roomAt = Math.min(...open) + this.holdMs;
       await this.#sleep(Math.max(1, Math.min(roomAt, deadline) - now));
       slept = true;
     }
@@ -182,9 +199,10 @@ export class StreamBudget {
     for (const [key, lastPush] of this.#lastPush) if (lastPush <= idleBefore) this.#lastPush.delete(key);
   }
 
-  #oldestPush(): number {
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const lastPush of this.#lastPush.values()) oldest = Math.min(oldest, lastPush);
-    return oldest;
+  /** The last pushes of the tenant's open streams. */
+  #openOf(tenant: string): number[] {
+    const open: number[] = [];
+    for (const [key, lastPush] of this.#lastPush) if (tenantOfKey(key) === tenant) open.push(lastPush);
+    return open;
   }
 }

@@ -1,6 +1,7 @@
 import * as z from "zod/mini";
 import { ConfigError } from "../errors.ts";
 import { addIssue } from "../mini-schema.ts";
+import { chooseTenant, parseTenantRouting, type TenantChoice, type TenantRouting } from "./tenant-routing.ts";
 
 /**
  * Loki stream labels of a log group: fixed labels (source, log group, account, region, static ones)
@@ -36,6 +37,8 @@ export interface LabelOptions {
   maxLabelNames: number;
   /** Labels from the Lambda function of `/aws/lambda/<name>` groups: its tags and runtime. */
   functionLabels: boolean;
+  /** The tag that chooses a group's Loki tenant, and the tenants it may choose (tenant-routing.ts). */
+  tenants: TenantRouting;
 }
 
 /** Per-entry choices the delivery applies (the group labels cannot express them). */
@@ -68,6 +71,8 @@ export interface ResolvedLabels {
   labels: Record<string, string>;
   dropped: { key: string; reason: string }[];
   eventLabels: EventLabelOptions;
+  /** The Loki tenant the group's events go to (LABEL_TENANT_TAG), and why. */
+  tenant: TenantChoice;
 }
 
 export interface LabelExplanation extends ResolvedLabels {
@@ -141,10 +146,21 @@ const labelEnvSchema = z.object({
   ),
 });
 
-/** Parses the `LABEL_*` environment variables; throws one ConfigError listing every mistake. */
+/**
+ * Parses the `LABEL_*` environment variables and the tenants a tag may choose
+ * (`LOKI_TENANTS_ALLOWED`); throws one ConfigError listing every mistake.
+ */
 export function parseLabelOptions(env: Record<string, string | undefined>): LabelOptions {
   const result = labelEnvSchema.safeParse(emptyToUndefined(env, Object.keys(labelEnvSchema.shape)));
-  if (!result.success) throw configErrorFrom(result.error, env);
+  let tenants: TenantRouting | undefined;
+  let problems = result.success ? [] : configErrorFrom(result.error, env).problems;
+  try {
+    tenants = parseTenantRouting(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems = [...problems, ...error.problems];
+  }
+  if (!result.success || !tenants) throw new ConfigError(problems);
   const parsed = result.data;
   return {
     allow: parsed.LABEL_TAG_ALLOW,
@@ -158,6 +174,7 @@ export function parseLabelOptions(env: Record<string, string | undefined>): Labe
     staticLabels: parsed.LABEL_STATIC,
     maxLabelNames: parsed.LABEL_MAX_COUNT,
     functionLabels: parsed.LABEL_LAMBDA_FUNCTION,
+    tenants,
   };
 }
 
@@ -196,8 +213,8 @@ export function resolveGroupLabels(
   options: LabelOptions,
   context: LabelContext,
 ): ResolvedLabels {
-  const { labels, dropped, eventLabels } = explainLabels(logGroup, sources, options, context);
-  return { labels, dropped, eventLabels };
+  const { labels, dropped, eventLabels, tenant } = explainLabels(logGroup, sources, options, context);
+  return { labels, dropped, eventLabels, tenant };
 }
 
 /**
@@ -237,6 +254,10 @@ export function explainLabels(
     labels,
     dropped: decisions.filter((decision) => !decision.kept).map(({ tag, reason }) => ({ key: tag, reason })),
     eventLabels: { logStreamLabel: options.logStreamLabel, structuredMetadata: options.structuredMetadata },
+    tenant: chooseTenant(options.tenants, {
+      group: sources.groupTags,
+      ...(options.functionLabels ? { function: sources.functionTags ?? {} } : {}),
+    }),
     fixed,
     tags: decisions,
     sources: labelSources,
@@ -281,6 +302,8 @@ function decideTag(
     reason,
     ...(label ? { label } : {}),
   });
+  if (source !== "function configuration" && key === options.tenants.tagKey)
+    return decide(false, "chooses the Loki tenant (LABEL_TENANT_TAG): never a label");
   const prefix = source === "function configuration" ? undefined : options.prefix;
   if (prefix !== undefined && !key.startsWith(prefix))
     return decide(false, `key does not start with the prefix ${JSON.stringify(prefix)}`);

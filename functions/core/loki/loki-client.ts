@@ -30,7 +30,13 @@ export interface LokiPushClient {
   /** Streams pushed at once by a delivery (each push carries one stream); default 4. */
   readonly pushConcurrency?: number;
   /** Sends one push request. Resolves with any HTTP status; rejects with LokiUnreachableError. */
-  push(streams: PushStream[], options?: { timeoutMs?: number }): Promise<PushAttempt>;
+  push(streams: PushStream[], options?: PushOptions): Promise<PushAttempt>;
+}
+
+export interface PushOptions {
+  timeoutMs?: number;
+  /** `X-Scope-OrgID` of this push (a log group's own tenant) instead of the client's `tenant`. */
+  tenant?: string;
 }
 
 export interface GotLokiPushClientOptions {
@@ -69,7 +75,11 @@ export function createGotLokiPushClient(options: GotLokiPushClientOptions): Loki
       try {
         const response = await got.post(options.pushUrl, {
           body: encoded.body,
-          headers: { ...baseHeaders, ...encoded.headers },
+          headers: {
+            ...baseHeaders,
+            ...encoded.headers,
+            ...(pushOptions.tenant ? { "X-Scope-OrgID": pushOptions.tenant } : {}),
+          },
           throwHttpErrors: false,
           retry: { limit: 0 },
           followRedirect: false,

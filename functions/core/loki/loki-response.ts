@@ -19,6 +19,8 @@ export type RefusalKind =
   | "line_too_long"
   | "invalid_labels"
   | "too_many_labels"
+  /** Never pushed: the group's tenant tag names a tenant outside LOKI_TENANTS_ALLOWED. */
+  | "tenant_not_allowed"
   | "other";
 
 export interface Refusal {

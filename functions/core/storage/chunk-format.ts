@@ -20,6 +20,12 @@ export interface ChunkHeader {
   logGroup: string;
   /** Group-level labels resolved when the chunk was written (tag labels and fixed labels). */
   labels: Record<string, string>;
+  /**
+   * The Loki tenant (`X-Scope-OrgID`) the group's tenant tag chose; a replay pushes the events to it
+   * only, after checking the allow list again. Absent (and in chunks of earlier versions): the
+   * default tenant (LOKI_TENANT).
+   */
+  tenant?: string;
   createdAt: string;
   /** Why the events are here rather than in Loki (spill and rejected chunks). */
   reason?: string;

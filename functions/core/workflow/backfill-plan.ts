@@ -39,6 +39,11 @@ export interface PlannedGroup {
   /** The Lambda function behind `/aws/lambda/<name>`: its tags and runtime, as looked up. */
   function?: FunctionFacts;
   labels: Record<string, string>;
+  /**
+   * The tenant the group's tenant tag names (absent: the default tenant). Its chunks carry it, and
+   * their replay checks it against the allow list: a tenant not in it gets the events in rejected/.
+   */
+  tenant?: string;
   droppedTags: { key: string; reason: string }[];
   retentionInDays?: number;
 }
@@ -191,6 +196,7 @@ export async function resolveLogGroups(
         tags: sources.groupTags,
         ...(functionFacts ? { function: functionFacts } : {}),
         labels: resolved.labels,
+        ...(resolved.tenant.kind !== "default" ? { tenant: resolved.tenant.tenant } : {}),
         droppedTags: resolved.dropped,
         ...(group.retentionInDays !== undefined ? { retentionInDays: group.retentionInDays } : {}),
       };

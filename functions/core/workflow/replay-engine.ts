@@ -8,7 +8,7 @@ import {
 } from "../delivery/deliver.ts";
 import type { Pacer } from "../delivery/pacing.ts";
 import { STREAM_LIMIT_REFUSAL } from "../delivery/push-session.ts";
-import type { StreamBudget } from "../delivery/stream-budget.ts";
+import { type StreamBudget, tenantStreamKeys } from "../delivery/stream-budget.ts";
 import { timeShard } from "../delivery/timestamps.ts";
 import type { EventLabelOptions } from "../labels/labels.ts";
 import type { LogEvent } from "../log-event.ts";
@@ -29,6 +29,8 @@ export type DeliverBatch = (
   batch: {
     logGroup: string;
     labels: Record<string, string>;
+    /** The chunk's own tenant (its group's tenant tag); absent: the default tenant. */
+    tenant?: string;
     events: LogEvent[];
     /** The chunk's own per-entry label choices, when it recorded them. */
     eventLabels?: ChunkHeader["eventLabels"];
@@ -42,6 +44,8 @@ export interface ReplayCheckpoint extends DeliveryCounts {
   source: ReplayUnit["source"];
   prefix: string;
   logGroup: string;
+  /** The tenant of the unit's chunks (their group's tenant tag); absent: the default tenant. */
+  tenant?: string;
   /** The last chunk key fully handed to Loki (chunks are replayed in key order). */
   lastKey?: string;
   chunks: number;
@@ -201,6 +205,7 @@ async function replayKeyInto(
   const held = deps.source?.take?.(key);
   const found = held ? { chunk: held } : await getChunk(deps.store, key);
   if (!found) return failuresInARow;
+  if (found.chunk.header.tenant) checkpoint.tenant = found.chunk.header.tenant;
   if (isHeldForStreamLimit(unit, found.chunk.header, deps, now())) {
     holdChunk(checkpoint, found.chunk, deps);
     return failuresInARow;
@@ -274,11 +279,12 @@ async function replayChunk(
   options: ReplayOptions,
   deps: ReplayDeps,
 ): Promise<ChunkOutcome | undefined> {
-  const { labels, logGroup, eventLabels } = chunk.header;
+  const { labels, logGroup, eventLabels, tenant } = chunk.header;
+  // Loki's stream limit and rates are per tenant: so are the budget's counts and the pacing.
   const streamKeys = deps.streams
-    ? streamKeysOf(labels, chunk.records, eventLabels ?? deps.streams.eventLabels)
+    ? tenantStreamKeys(tenant, streamKeysOf(labels, chunk.records, eventLabels ?? deps.streams.eventLabels))
     : new Set<string>();
-  const wait = (await deps.streams?.budget.admit(streamKeys, deps.deadline)) ?? {
+  const wait = (await deps.streams?.budget.admit(streamKeys, deps.deadline, tenant)) ?? {
     admitted: true,
     waits: 0,
     waitedMs: 0,
@@ -293,9 +299,9 @@ async function replayChunk(
   };
   const rewritten = new Set<string>();
   for (const events of inPieces(chunk.records, options.maxEventsPerDelivery)) {
-    await deps.pacer.take(bytesByStream(labels, events));
+    await deps.pacer.take(bytesByStream(labels, events), tenant);
     const delivered = await deps.deliver(
-      { logGroup, labels, events, ...(eventLabels ? { eventLabels } : {}) },
+      { logGroup, labels, ...(tenant ? { tenant } : {}), events, ...(eventLabels ? { eventLabels } : {}) },
       deps.deadline,
     );
     deps.streams?.budget.touch(streamKeys);

@@ -12,6 +12,8 @@ import type { ExportCheckpoint } from "./slice-export.ts";
 /** What a run did, per log group: written to `runs/<runId>/report.json` and returned by the workflow. */
 export interface GroupReport {
   logGroup: string;
+  /** The Loki tenant the group's tenant tag chose (absent: the default tenant, LOKI_TENANT). */
+  tenant?: string;
   /** Events read from CloudWatch into chunks (backfill). */
   exported: number;
   /** Events a drop rule kept out of the export, keyed "rule N" (not in `exported`, not in S3). */
@@ -125,7 +127,8 @@ async function tallyCheckpoints(
 ): Promise<GroupTally> {
   const tally = new GroupTally();
   // A planned group with nothing exported still gets its (zero) line in a backfill's report.
-  if (input.kind === "backfill") for (const planned of plan?.groups ?? []) tally.groupOf(planned.logGroup);
+  if (input.kind === "backfill")
+    for (const planned of plan?.groups ?? []) tally.groupOf(planned.logGroup, planned.tenant);
   for (const key of await listKeys(store, runKeys.exportCheckpoints(input.runId))) {
     const checkpoint = await getJson<ExportCheckpoint>(store, key);
     if (checkpoint) tally.addExport(checkpoint);
@@ -160,12 +163,13 @@ class GroupTally {
   /** Why replays stopped early, one line per checkpoint. */
   readonly stopped: string[] = [];
 
-  groupOf(logGroup: string) {
+  groupOf(logGroup: string, tenant?: string) {
     let group = this.#groups.get(logGroup);
     if (!group) {
       group = { logGroup, ...zeroCounts(), firstMs: Number.POSITIVE_INFINITY, lastMs: 0 };
       this.#groups.set(logGroup, group);
     }
+    if (tenant) group.tenant = tenant;
     return group;
   }
 
@@ -182,7 +186,7 @@ class GroupTally {
   }
 
   addReplay(checkpoint: ReplayCheckpoint): void {
-    const group = this.groupOf(checkpoint.logGroup);
+    const group = this.groupOf(checkpoint.logGroup, checkpoint.tenant);
     addReplayCounts(group, { ...checkpoint, pushedBytes: checkpoint.bytes });
     if (!checkpoint.done) this.incomplete += 1;
     if (checkpoint.stoppedBecause) this.stopped.push(`${checkpoint.logGroup}: ${checkpoint.stoppedBecause}`);
@@ -303,7 +307,11 @@ export function hintsFor(
 ): string[] {
   const hints: string[] = [];
   for (const [reason, count] of Object.entries(totals.refused)) {
-    if (/too_old|too old|reject_old/i.test(reason)) {
+    if (reason === "tenant_not_allowed") {
+      hints.push(
+        `${count} event(s) not sent: their log group's tenant tag (LABEL_TENANT_TAG) names a tenant outside LOKI_TENANTS_ALLOWED (each rejected/ chunk names it; the groups above show which). They went to no tenant: add the tenant to LOKI_TENANTS_ALLOWED or fix the tag, then replay with {"source":"rejected"}`,
+      );
+    } else if (/too_old|too old|reject_old/i.test(reason)) {
       hints.push(
         `${count} event(s) refused as too old (${reason}): raise Loki's limits_config.reject_old_samples_max_age (and LOKI_REJECT_OLD_SAMPLES_MAX_AGE of the shipper) above their age, then replay with {"source":"rejected"}`,
       );

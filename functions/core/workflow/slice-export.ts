@@ -158,7 +158,7 @@ export async function exportSlice(
     options,
     deps,
     keys,
-    labels: group.labels,
+    group,
     checkpoint,
     now,
     started,
@@ -204,7 +204,8 @@ interface ExporterSetup {
   options: RunOptions;
   deps: ExportDeps;
   keys: { checkpoint: string; chunks: string; chunk: (seq: number) => string; replayCheckpoint: string };
-  labels: Record<string, string>;
+  /** The group's labels and its own tenant (absent: the default one), remembered in every chunk. */
+  group: Pick<PlannedGroup, "labels" | "tenant">;
   checkpoint: ExportCheckpoint;
   now: () => number;
   /** When this invocation started: the export time counts from here. */
@@ -307,7 +308,7 @@ class SliceExporter {
 
   /** Writes the buffer as chunks, then the checkpoint that points past them. */
   async #save(): Promise<void> {
-    const { runId, slice, options, deps, keys, labels, checkpoint, now } = this.#setup;
+    const { runId, slice, options, deps, keys, group, checkpoint, now } = this.#setup;
     const written: Chunk[] = [];
     for (const records of splitIntoChunks(this.#buffer, options.maxEventsPerChunk)) {
       const chunk: Chunk = {
@@ -315,7 +316,8 @@ class SliceExporter {
           format: CHUNK_FORMAT,
           kind: "backfill",
           logGroup: slice.logGroup,
-          labels,
+          labels: group.labels,
+          ...(group.tenant ? { tenant: group.tenant } : {}),
           createdAt: new Date(now()).toISOString(),
           runId,
         },

@@ -15,6 +15,7 @@ import {
 import { InputError } from "../errors.ts";
 import { type FunctionLookupClients, functionLookupClientsLike } from "../labels/function-lookup.ts";
 import { type EventLabelOptions, type LabelOptions, parseLabelOptions } from "../labels/labels.ts";
+import type { TenantRouting } from "../labels/tenant-routing.ts";
 import type { LokiPushClient } from "../loki/loki-client.ts";
 import {
   authorizationHeader,
@@ -374,7 +375,14 @@ async function replayWithinBudget(
   };
   const pacer = replayPacer(deps, options, concurrency);
   const groupMetrics = deps.groupMetrics?.(event.unit.logGroup, replayPath(event.unit.source));
-  const deliver = unitDelivery(deps, { loki, runId: event.runId, eventLabels, now, groupMetrics });
+  const deliver = unitDelivery(deps, {
+    loki,
+    tenants: labelOptions.tenants,
+    runId: event.runId,
+    eventLabels,
+    now,
+    groupMetrics,
+  });
   const replay = (streamBudget: StreamBudget) =>
     replayUnit(
       event.runId,
@@ -514,6 +522,8 @@ function unitDelivery(
   deps: WorkflowDeps,
   unit: {
     loki: LokiPushClient;
+    /** The allow list, checked again for every chunk's tenant. */
+    tenants: TenantRouting;
     runId: string;
     eventLabels: EventLabelOptions;
     now: () => number;
@@ -524,6 +534,7 @@ function unitDelivery(
   return async (batch, deadline) => {
     const report = await deliverEvents([{ eventLabels: unit.eventLabels, ...batch }], {
       loki: unit.loki,
+      tenants: unit.tenants,
       s3: deps.s3,
       bucket: deps.bucket,
       deadline,

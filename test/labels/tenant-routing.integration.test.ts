@@ -1,11 +1,13 @@
+import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runBackfillLocally, runReplayLocally } from "../../cli/local-workflow.ts";
 import { deliverEvents } from "../../functions/core/delivery/deliver.ts";
+import { TenantLookupError } from "../../functions/core/errors.ts";
 import { parseLabelOptions } from "../../functions/core/labels/labels.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { createLokiPushClient, parseLokiTarget } from "../../functions/core/loki/loki-target.ts";
 import { sizedEvents } from "../fixtures/subscription.ts";
-import { createFunction, uniqueName } from "../helpers/aws.ts";
+import { awsClientConfig, createFunction, uniqueName } from "../helpers/aws.ts";
 import { logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
 import {
   entryKeys,
@@ -217,4 +219,39 @@ describe("per-tenant 429 handling", () => {
       expect(spilled[0]?.chunk.header.reason).toMatch(/^Loki answered 429/);
     },
   );
+});
+
+describe("a tag look-up that fails with tenant routing on", () => {
+  it("fails the invocation (Lambda retries it) rather than send the events to a tenant that may be wrong", async () => {
+    const tenantA = uniqueName("team-a");
+    const logGroup = `/drill/${uniqueName("lookup-fails")}`;
+    const events = await seedLogGroup(
+      logGroup,
+      { [TAG]: tenantA },
+      spreadEvents("lost-tag", Date.now() - 5 * MINUTE, Date.now() - MINUTE, 5),
+    );
+    // Injected fault: moto always answers ListTagsForResource, so the client fails it as CloudWatch
+    // Logs does when it is unavailable, before the request is sent.
+    const failingLogs = new CloudWatchLogsClient({ ...awsClientConfig(), maxAttempts: 1 });
+    failingLogs.middlewareStack.add(
+      () => async () => {
+        throw Object.assign(new Error("Service unavailable"), { name: "ServiceUnavailableException" });
+      },
+      { step: "initialize", name: "failEveryCall" },
+    );
+    const bucket = await createTestBucket();
+    const env = { ...lokiEnv(loki), LABEL_TENANT_TAG: TAG, LOKI_TENANTS_ALLOWED: tenantA };
+
+    await expect(shipLive(logGroup, events, env, bucket, { logs: failingLogs })).rejects.toThrow(
+      TenantLookupError,
+    );
+
+    const range = [Date.now() - 10 * MINUTE, Date.now() + MINUTE] as const;
+    for (const tenant of [loki.tenant, tenantA]) {
+      expect(await lokiEntries({ url: loki.lokiUrl, tenant }, `{log_group="${logGroup}"}`, ...range)).toEqual(
+        [],
+      );
+    }
+    expect(await listKeys(bucket, "")).toEqual([]);
+  });
 });

@@ -60,6 +60,21 @@ describe("Pacer", () => {
     for (let index = 0; index < 10; index++) await pacer.take(new Map([[`s${index}`, 300]]));
     expect(clock.elapsed() - before).toBeGreaterThanOrEqual(2000);
   });
+
+  it("paces each tenant on its own: one tenant's spent budget does not slow another's pushes", async () => {
+    const clock = fakeClock();
+    const pacer = new Pacer(
+      { bytesPerSecond: 1000, perStreamBytesPerSecond: 1000 },
+      { now: clock.now, sleep: clock.sleep },
+    );
+    // Tenant A spends its burst and more: 3,000 bytes at 1,000/s wait about 2 s.
+    for (let index = 0; index < 3; index++) await pacer.take(new Map([["a", 1000]]), "team-a");
+    const spentByA = clock.elapsed();
+    expect(spentByA).toBeGreaterThanOrEqual(2000);
+    // The same stream key in tenant B is another stream, and B's overall budget is still full.
+    await pacer.take(new Map([["a", 1000]]), "team-b");
+    expect(clock.elapsed()).toBe(spentByA);
+  });
 });
 
 describe("parseReplayRequest", () => {

@@ -125,6 +125,37 @@ describe("loki-shipper CLI", () => {
     expect(result.stdout).toContain(`Function ${functionName}: runtime python3.12, 4 tag(s).`);
   });
 
+  it("labels: shows the Loki tenant a group's tenant tag chooses, or why it is refused", async () => {
+    // Given tenant routing on, one group naming an allowed tenant and one naming another
+    const routing = { LABEL_TENANT_TAG: "loki_tenant", LOKI_TENANTS_ALLOWED: "team-a", LOKI_TENANT: "main" };
+    const allowed = `/aws/lambda/${uniqueName("tenant-a")}`;
+    const refused = `/aws/lambda/${uniqueName("tenant-z")}`;
+    await seedLogGroup(allowed, { loki_tenant: "team-a", team: "a" }, []);
+    await seedLogGroup(refused, { loki_tenant: "team-z" }, []);
+
+    // When the user asks for their labels
+    const [forAllowed, forRefused, forUntagged] = await Promise.all([
+      runCli(["labels", allowed], routing),
+      runCli(["labels", refused], routing),
+      runCli(["labels", pythonGroup], routing),
+    ]);
+
+    // Then each names its tenant and where it comes from; the tag itself is no label
+    expect(forAllowed.code).toBe(0);
+    expect(forAllowed.stdout).toContain(
+      'Loki tenant: "team-a", from the group tag "loki_tenant" (allowed by LOKI_TENANTS_ALLOWED).',
+    );
+    expect(forAllowed.stdout).toMatch(
+      /group tag\s+loki_tenant\s+team-a\s+no\s+chooses the Loki tenant \(LABEL_TENANT_TAG\): never a label/,
+    );
+    expect(forRefused.stdout).toContain(
+      'Loki tenant: none, refused: the group tag "loki_tenant" names "team-z"; its events would go to rejected/. tenant "team-z" is not in LOKI_TENANTS_ALLOWED (team-a)',
+    );
+    expect(forUntagged.stdout).toContain(
+      'Loki tenant: the default tenant "main" (LOKI_TENANT): neither the group nor its function has the tag "loki_tenant".',
+    );
+  });
+
   it("labels: an unknown log group is one clear line and exit code 2", async () => {
     const result = await runCli(["labels", "/aws/lambda/does-not-exist"]);
     expect(result.code).toBe(2);

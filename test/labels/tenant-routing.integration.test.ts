@@ -255,3 +255,58 @@ describe("a tag look-up that fails with tenant routing on", () => {
     expect(await listKeys(bucket, "")).toEqual([]);
   });
 });
+
+describe("the allow list at replay time", () => {
+  it("keeps spilled events of a tenant no longer allowed in rejected/, and replays them to that tenant once it is allowed again", async () => {
+    // Given events spilled for tenant X while Loki was down,
+    const tenantX = uniqueName("team-x");
+    const logGroup = `/drill/${uniqueName("recheck")}`;
+    const now = Date.now();
+    const events = await seedLogGroup(
+      logGroup,
+      { [TAG]: tenantX },
+      spreadEvents("recheck", now - 20 * MINUTE, now - 10 * MINUTE, 20),
+    );
+    const bucket = await createTestBucket();
+    const allowing = { ...lokiEnv(loki), LABEL_TENANT_TAG: TAG, LOKI_TENANTS_ALLOWED: tenantX };
+    await loki.stop();
+    await shipLive(logGroup, events, allowing, bucket);
+    await loki.restart();
+
+    // When the drain runs after X was taken off the allow list,
+    const notAllowing = { ...allowing, LOKI_TENANTS_ALLOWED: uniqueName("someone-else") };
+    const drain = await runReplayLocally(
+      { source: "spill", logGroupNames: [logGroup] },
+      { logs, s3, bucket, env: notAllowing },
+    );
+
+    // Then its events are in rejected/ for X with the reason, and in no tenant;
+    expect(drain.totals.refused).toEqual({ tenant_not_allowed: events.length });
+    expect(drain.groups.map((group) => [group.logGroup, group.tenant])).toEqual([[logGroup, tenantX]]);
+    expect(await listKeys(bucket, "spill/")).toEqual([]);
+    const rejected = await readChunks(bucket, "rejected/");
+    const rejectedIds = rejected.flatMap(({ chunk }) => chunk.records.map((record) => record.id));
+    expect(rejectedIds.sort()).toEqual(events.map((event) => event.id).sort());
+    for (const { chunk } of rejected) {
+      expect(chunk.header.tenant).toBe(tenantX);
+      expect(chunk.header.reason).toContain(`tenant "${tenantX}" is not in LOKI_TENANTS_ALLOWED`);
+    }
+    const range = [now - 30 * MINUTE, Date.now() + MINUTE] as const;
+    const selector = `{log_group="${logGroup}"}`;
+    for (const tenant of [loki.tenant, tenantX]) {
+      expect(await lokiEntries({ url: loki.lokiUrl, tenant }, selector, ...range)).toEqual([]);
+    }
+
+    // and once X is allowed again, replaying rejected/ puts them into X exactly once, and only there.
+    const replay = await runReplayLocally(
+      { source: "rejected", logGroupNames: [logGroup] },
+      { logs, s3, bucket, env: allowing },
+    );
+    expect(replay.totals.pushed).toBe(events.length);
+    expect(await listKeys(bucket, "rejected/")).toEqual([]);
+    expect(entryKeys(await lokiEntries({ url: loki.lokiUrl, tenant: tenantX }, selector, ...range))).toEqual(
+      expectedEntries(events),
+    );
+    expect(await lokiEntries({ url: loki.lokiUrl, tenant: loki.tenant }, selector, ...range)).toEqual([]);
+  });
+});

@@ -20,6 +20,8 @@ const SETTINGS = {
   accountSubscriptionPolicy: "ACCOUNT_SUBSCRIPTION_POLICY",
   shipperReservedConcurrency: "SHIPPER_RESERVED_CONCURRENCY",
   functionLabels: "FUNCTION_LABELS",
+  tenantTag: "LABEL_TENANT_TAG",
+  allowedTenants: "LOKI_TENANTS_ALLOWED",
   spillDrainMinutes: "SPILL_DRAIN_MINUTES",
   logRetentionDays: "LOG_RETENTION_DAYS",
   deployDemo: "DEPLOY_DEMO",
@@ -81,6 +83,16 @@ const configSchema = z.object({
   shipperReservedConcurrency: wholeNumber(1).optional(),
   /** Labels from the Lambda function of `/aws/lambda/<name>` groups (its tags and runtime). */
   functionLabels: booleanSetting.default(true),
+  /** The tag that chooses a log group's Loki tenant, among `allowedTenants` (off by default). */
+  tenantTag: z.string().min(1).optional(),
+  /**
+   * Tenants the tag may choose: names and `/regex/` patterns, as a list in cdk.json or as the
+   * comma-separated text the functions read (a pattern may hold commas).
+   */
+  allowedTenants: z
+    .union([z.array(z.string()), z.string()])
+    .transform((value) => (Array.isArray(value) ? value : [value]))
+    .optional(),
   spillDrainMinutes: wholeNumber(0).default(5),
   logRetentionDays: wholeNumber(1)
     .refine((days) => RETENTION_DAYS.includes(days), `must be one of ${RETENTION_DAYS.join(", ")}`)

@@ -86,6 +86,14 @@ export interface LabelOptionsProps {
    * @default true
    */
   readonly functionLabels?: boolean;
+  /**
+   * A tag key (e.g. `loki_tenant`) on the log group or, with function labels on, its Lambda function
+   * (the group's tag wins) that chooses the Loki tenant (`X-Scope-OrgID`) of the group's events,
+   * among `allowedTenants` only; it never becomes a label. A group without it goes to `tenant`.
+   * Needs no further permission: the functions read these tags for the labels already.
+   * @default - off: every event goes to `tenant`
+   */
+  readonly tenantTag?: string;
 }
 
 /**
@@ -124,6 +132,13 @@ export interface LokiShipperProps {
    * @default - no tenant header (single-tenant Loki)
    */
   readonly tenant?: string;
+  /**
+   * The tenants a log group's `labels.tenantTag` may choose: exact names and RE2 patterns written
+   * `/.../` (matching the whole name). A group naming another tenant has its events kept in
+   * `rejected/` with the reason, never sent to another tenant. Required with `labels.tenantTag`.
+   * @default - none: only `tenant` is used
+   */
+  readonly allowedTenants?: string[];
   /**
    * Secrets Manager secret with the Loki credentials (never logged).
    * @default - no authentication
@@ -491,10 +506,16 @@ function lokiEnvironment(props: LokiShipperProps, bucketName: string): Record<st
       `LokiShipper: authType "${authType}" needs credentialsSecret or credentialsParameter. Received: neither`,
     );
   }
+  if (labels.tenantTag && !props.allowedTenants?.length) {
+    throw new Error(
+      `LokiShipper: labels.tenantTag "${labels.tenantTag}" lets whoever may tag a log group or function choose its Loki tenant, so it needs allowedTenants, the tenants they may choose. Received: none`,
+    );
+  }
   const environment: Record<string, string | undefined> = {
     BUCKET_NAME: bucketName,
     LOKI_URL: props.lokiUrl,
     LOKI_TENANT: props.tenant,
+    LOKI_TENANTS_ALLOWED: props.allowedTenants?.join(","),
     LOKI_AUTH: authType,
     LOKI_SECRET_ARN: props.credentialsSecret?.secretArn,
     LOKI_SECRET_PARAMETER: props.credentialsParameter?.parameterName,
@@ -514,6 +535,7 @@ function lokiEnvironment(props: LokiShipperProps, bucketName: string): Record<st
           .join(",")
       : undefined,
     LABEL_LAMBDA_FUNCTION: booleanText(labels.functionLabels),
+    LABEL_TENANT_TAG: labels.tenantTag,
     LABEL_MAX_COUNT: labels.maxLabelNames === undefined ? undefined : String(labels.maxLabelNames),
     LOG_RULES: props.rules && props.rules.length > 0 ? JSON.stringify(props.rules) : undefined,
     ...props.additionalEnvironment,

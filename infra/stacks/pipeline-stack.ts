@@ -26,6 +26,7 @@ export class PipelineStack extends Stack {
     this.shipper = new LokiShipper(this, "LokiShipper", {
       lokiUrl: config.lokiUrl,
       tenant: config.lokiTenant,
+      ...(config.allowedTenants ? { allowedTenants: config.allowedTenants } : {}),
       authType: config.lokiAuth,
       credentialsSecret,
       pushFormat: config.lokiPushFormat,
@@ -33,7 +34,10 @@ export class PipelineStack extends Stack {
       subscribeNewLogGroups: config.subscribeNewLogGroups,
       accountSubscriptionPolicy: config.accountSubscriptionPolicy,
       shipperReservedConcurrency: config.shipperReservedConcurrency,
-      labels: { functionLabels: config.functionLabels },
+      labels: {
+        functionLabels: config.functionLabels,
+        ...(config.tenantTag ? { tenantTag: config.tenantTag } : {}),
+      },
       spillDrainInterval: config.spillDrainMinutes === 0 ? null : Duration.minutes(config.spillDrainMinutes),
       logRetention: config.logRetentionDays as RetentionDays,
       namePrefix: id,

@@ -39,6 +39,23 @@ describe("loadConfig", () => {
         {},
       ).functionLabels,
     ).toBe(false);
+    expect(
+      loadConfig(
+        context({
+          region: "eu-central-1",
+          lokiUrl: "https://l.example.com",
+          tenantTag: "loki_tenant",
+          allowedTenants: "team-a,/^shared-[a-z]{2,8}$/",
+        }),
+        {},
+      ),
+    ).toMatchObject({ tenantTag: "loki_tenant", allowedTenants: ["team-a,/^shared-[a-z]{2,8}$/"] });
+    expect(
+      loadConfig(context({ region: "eu-central-1", lokiUrl: "https://l.example.com" }), {
+        LABEL_TENANT_TAG: "loki_tenant",
+        LOKI_TENANTS_ALLOWED: "team-a,team-b",
+      }),
+    ).toMatchObject({ tenantTag: "loki_tenant", allowedTenants: ["team-a,team-b"] });
   });
 
   it("reports every mistake at once, naming the key, the variable and the value received", () => {

@@ -310,6 +310,52 @@ describe("LokiShipper options", () => {
     }
   });
 
+  it("routes tenants by tag with the variables the functions parse, and widens no permission", () => {
+    // Given tenant routing by the loki_tenant tag among two tenants and a pattern
+    const allowedTenants = ["team-a", "team-b", "/^shared-[a-z]{2,8}$/"];
+    const routed = givenPipeline({ tenant: "main", allowedTenants, labels: { tenantTag: "loki_tenant" } });
+    const plain = givenPipeline({ tenant: "main" });
+
+    // Then every function that pushes is told the tag and the allow list, which it parses as such,
+    for (const fn of [routed.pipeline.shipper, routed.pipeline.workflows.replayChunks]) {
+      const environment = environmentOf(routed.template, logicalIdOf(fn.function));
+      expect(environment).toMatchObject({
+        LABEL_TENANT_TAG: "loki_tenant",
+        LOKI_TENANTS_ALLOWED: "team-a,team-b,/^shared-[a-z]{2,8}$/",
+      });
+      const { tenants } = parseLabelOptions(environment);
+      expect({
+        tagKey: tenants.tagKey,
+        names: [...tenants.names],
+        patterns: tenants.patterns.length,
+      }).toEqual({
+        tagKey: "loki_tenant",
+        names: ["team-a", "team-b"],
+        patterns: 1,
+      });
+    }
+    // and no IAM policy differs from the pipeline without routing: it reads the same tags already.
+    expect(routed.template.findResources("AWS::IAM::Policy")).toEqual(
+      plain.template.findResources("AWS::IAM::Policy"),
+    );
+    expect(routed.template.findResources("AWS::IAM::Role")).toEqual(
+      plain.template.findResources("AWS::IAM::Role"),
+    );
+  });
+
+  it("refuses a tenant tag without the tenants it may choose, naming the tag", () => {
+    const stack = testStack();
+    expect(
+      () =>
+        new LokiShipper(stack, "Pipeline", {
+          lokiUrl: "https://logs.example.com",
+          labels: { tenantTag: "loki_tenant" },
+        }),
+    ).toThrow(
+      'LokiShipper: labels.tenantTag "loki_tenant" lets whoever may tag a log group or function choose its Loki tenant, so it needs allowedTenants, the tenants they may choose. Received: none',
+    );
+  });
+
   it("reads credentials from an SSM parameter when given one", () => {
     const stack = testStack();
     const parameter = StringParameter.fromSecureStringParameterAttributes(stack, "Param", {

@@ -44,6 +44,18 @@ describe("parseTenantRouting", () => {
   });
 });
 
+describe("the allow list", () => {
+  it("keeps the commas of a pattern: /^team-[a-z]{2,8}$/ is one item", () => {
+    const routing = parseTenantRouting({
+      LABEL_TENANT_TAG: "t",
+      LOKI_TENANTS_ALLOWED: "ops, /^team-[a-z]{2,8}$/ ,dev",
+    });
+    expect([...routing.names]).toEqual(["ops", "dev"]);
+    expect(tenantProblem("team-web", routing)).toBeUndefined();
+    expect(tenantProblem("team-w", routing)).toMatch(/is not in LOKI_TENANTS_ALLOWED/);
+  });
+});
+
 describe("chooseTenant", () => {
   const routing = parseTenantRouting(ROUTING_ENV);
 

@@ -44,8 +44,7 @@ export function parseTenantRouting(env: Record<string, string | undefined>): Ten
   const problems: string[] = [];
   const names = new Set<string>();
   const patterns: RE2JS[] = [];
-  for (const item of allowedText.split(",").map((part) => part.trim())) {
-    if (item === "") continue;
+  for (const item of allowListItems(allowedText)) {
     if (item.length > 2 && item.startsWith("/") && item.endsWith("/")) {
       const pattern = compileTenantPattern(item.slice(1, -1), problems);
       if (pattern) patterns.push(pattern);
@@ -64,6 +63,21 @@ export function parseTenantRouting(env: Record<string, string | undefined>): Ten
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return { ...(tagKey ? { tagKey } : {}), allowedText, names, patterns };
+}
+
+/**
+ * The comma-separated items of the allow list; a `/.../` pattern keeps its own commas
+ * (`/^team-[a-z]{2,8}$/` is one item).
+ */
+function allowListItems(text: string): string[] {
+  const items: string[] = [];
+  for (const part of text.split(",")) {
+    const open = items.at(-1);
+    if (open?.startsWith("/") && (open.length < 2 || !open.endsWith("/")))
+      items[items.length - 1] = `${open},${part}`.trimEnd();
+    else items.push(part.trim());
+  }
+  return items.filter((item) => item !== "");
 }
 
 function compileTenantPattern(source: string, problems: string[]): RE2JS | undefined {

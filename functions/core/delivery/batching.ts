@@ -18,8 +18,6 @@ export interface TrackedEntry extends PushEntry {
   event: LogEvent;
   logGroup: string;
   groupLabels: Record<string, string>;
-  /** The group's own Loki tenant; undefined: the default one. */
-  tenant?: string;
   size: number;
 }
 
@@ -100,7 +98,6 @@ export function buildStreams(groups: StreamSource[]): TrackedStream[] {
         event,
         logGroup: group.logGroup,
         groupLabels: group.labels,
-        ...(group.tenant ? { tenant: group.tenant } : {}),
         size: lineBytes + ENTRY_OVERHEAD_BYTES + metadataBytes,
       });
     }
@@ -110,11 +107,10 @@ export function buildStreams(groups: StreamSource[]): TrackedStream[] {
   return sorted;
 }
 
-/** A group's events for buildStreams; the groups of one call must share one tenant. */
+/** A group's events for buildStreams; the groups of one call go to one tenant (same labels, same stream). */
 export interface StreamSource {
   logGroup: string;
   labels: Record<string, string>;
-  tenant?: string;
   events: LogEvent[];
   eventLabels?: EventLabelOptions;
 }

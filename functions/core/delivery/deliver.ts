@@ -109,6 +109,7 @@ export interface Refused {
 /** An entry Loki did not take (yet), kept under spill/ for replay. */
 export interface Spilled {
   entry: TrackedEntry;
+  tenant?: string;
   reason: string;
 }
 
@@ -125,6 +126,7 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
   const deliveries: StreamDelivery[] = [];
   for (const [tenant, groups] of groupBy(pushable, (group) => group.tenant ?? "")) {
     const delivery = new StreamDelivery(tenantSession(deps, tenant, report, now), report, refused, {
+      tenant,
       now,
       ...(deps.logger ? { logger: deps.logger } : {}),
       ...(deps.onAccepted ? { onAccepted: deps.onAccepted } : {}),
@@ -254,13 +256,21 @@ class StreamDelivery {
   readonly #logger: Logger | undefined;
   readonly #now: () => number;
   readonly #onAccepted: ((accepted: AcceptedPush) => void) | undefined;
+  /** The session's tenant, added to what it spills or refuses ({} for the default tenant). */
+  readonly #tenant: { tenant?: string };
 
   constructor(
     session: PushSession,
     report: DeliveryReport,
     refused: Refused[],
-    options: { now: () => number; logger?: Logger; onAccepted?: (accepted: AcceptedPush) => void },
+    options: {
+      tenant: string;
+      now: () => number;
+      logger?: Logger;
+      onAccepted?: (accepted: AcceptedPush) => void;
+    },
   ) {
+    this.#tenant = options.tenant ? { tenant: options.tenant } : {};
     this.#session = session;
     this.#report = report;
     this.#refused = refused;
@@ -341,7 +351,7 @@ class StreamDelivery {
   }
 
   #spill(entries: TrackedEntry[], reason: string): void {
-    for (const entry of entries) this.spilled.push({ entry, reason });
+    for (const entry of entries) this.spilled.push({ entry, ...this.#tenant, reason });
   }
 
   #refuse(entry: TrackedEntry, kind: RefusalKind, reason: string): void {
@@ -349,7 +359,7 @@ class StreamDelivery {
       entry: entry.event,
       logGroup: entry.logGroup,
       labels: entry.groupLabels,
-      ...(entry.tenant ? { tenant: entry.tenant } : {}),
+      ...this.#tenant,
       kind,
       reason,
     });

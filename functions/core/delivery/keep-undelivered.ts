@@ -68,7 +68,7 @@ function rejectedReason(items: Refused[]): string {
 function spillChunks(spilled: Spilled[], report: DeliveryReport): EventChunkToKeep[] {
   const byGroupAndReason = groupBy(
     spilled,
-    (item) => `${item.entry.logGroup}\u0000${item.entry.tenant ?? ""}\u0000${item.reason}`,
+    (item) => `${item.entry.logGroup}\u0000${item.tenant ?? ""}\u0000${item.reason}`,
   );
   return [...byGroupAndReason.values()].map((items) => {
     report.spilled += items.length;
@@ -78,7 +78,7 @@ function spillChunks(spilled: Spilled[], report: DeliveryReport): EventChunkToKe
       kind: "spill",
       logGroup: first.entry.logGroup,
       labels: first.entry.groupLabels,
-      ...(first.entry.tenant ? { tenant: first.entry.tenant } : {}),
+      ...(first.tenant ? { tenant: first.tenant } : {}),
       reason: first.reason,
       records: items.map((item) => ({ ...item.entry.event })),
     };

@@ -14,10 +14,13 @@ export function printRunReport(output: Output, report: RunReport): void {
       .map(([reason, count]) => `${count} ${reason}`)
       .join(", ");
   const anyReasons = reasons(report.totals) !== "";
+  // A tenant column only when a tenant tag routed some group elsewhere than the default tenant.
+  const anyTenants = report.groups.some((group) => group.tenant !== undefined);
   // Counts and rates as integers, sizes and durations with one decimal; all aligned right.
   const oneDecimal = (value: number) => value.toFixed(1);
-  const row = (name: string, group: RunReport["totals"]) => [
+  const row = (name: string, group: RunReport["totals"], tenant?: string) => [
     name,
+    ...(anyTenants ? [tenant ?? ""] : []),
     group.exported,
     total(group.dropped),
     group.pushed,
@@ -31,6 +34,7 @@ export function printRunReport(output: Output, report: RunReport): void {
   ];
   const header = [
     "log group",
+    ...(anyTenants ? ["tenant"] : []),
     "exported",
     "dropped",
     "pushed",
@@ -43,7 +47,7 @@ export function printRunReport(output: Output, report: RunReport): void {
   ];
   output.out(
     formatTable(anyReasons ? [...header, "by reason or rule"] : header, [
-      ...report.groups.map((group) => row(group.logGroup, group)),
+      ...report.groups.map((group) => row(group.logGroup, group, group.tenant ?? "(default)")),
       row("total", report.totals),
     ]),
   );

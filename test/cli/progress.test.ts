@@ -79,4 +79,47 @@ describe("the report table", () => {
       "total             397839        0  397839        0        0                               0      120.0     38.0     10956",
     ]);
   });
+
+  it("names each group's tenant when a tenant tag routed any group, and the refusal by reason", () => {
+    const group = (
+      logGroup: string,
+      pushed: number,
+      tenant?: string,
+      refused: Record<string, number> = {},
+    ) => ({
+      logGroup,
+      ...(tenant ? { tenant } : {}),
+      exported: 0,
+      pushed,
+      dropped: {},
+      refused,
+      spilled: 0,
+      streamLimited: 0,
+      pushedBytes: 0,
+      durationMs: 0,
+      eventsPerSecond: 0,
+    });
+    const output = captured();
+    printRunReport(output, {
+      runId: "run-2",
+      kind: "replay",
+      status: "partial",
+      groups: [
+        group("/a", 10, "team-a"),
+        group("/b", 0, "intruder", { tenant_not_allowed: 5 }),
+        group("/c", 3),
+      ],
+      totals: group("total", 13, undefined, { tenant_not_allowed: 5 }),
+      hints: [],
+      reportKey: "runs/run-2/report.json",
+    } as unknown as RunReport);
+
+    expect(output.lines[1]?.split("\n")).toEqual([
+      "log group  tenant     exported  dropped  pushed  refused  spilled  of which refused: stream limit  MB pushed  seconds  events/s  by reason or rule",
+      "/a         team-a            0        0      10        0        0                               0        0.0      0.0         0",
+      "/b         intruder          0        0       0        5        0                               0        0.0      0.0         0  5 tenant_not_allowed",
+      "/c         (default)         0        0       3        0        0                               0        0.0      0.0         0",
+      "total                        0        0      13        5        0                               0        0.0      0.0         0  5 tenant_not_allowed",
+    ]);
+  });
 });

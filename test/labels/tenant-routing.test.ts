@@ -91,12 +91,21 @@ describe("chooseTenant", () => {
     expect(tenantProblem("evil-shared-ops", routing)).toMatch(/is not in LOKI_TENANTS_ALLOWED/);
     expect(tenantProblem("shared-opsX", routing)).toMatch(/is not in LOKI_TENANTS_ALLOWED/);
     const anything = parseTenantRouting({ LABEL_TENANT_TAG: "loki_tenant", LOKI_TENANTS_ALLOWED: "/.*/" });
-    // A `|` would name several tenants in one X-Scope-OrgID; an empty value names none.
+    // A `|` would name several tenants in one X-Scope-OrgID.
     expect(tenantProblem("team-a|team-b", anything)).toMatch(/is not a valid Loki tenant ID/);
-    expect(chooseTenant(anything, { group: { loki_tenant: "" } })).toMatchObject({
+    expect(chooseTenant(anything, { group: { loki_tenant: "team-a|team-b" } })).toMatchObject({
       kind: "refused",
-      tenant: "",
     });
+  });
+
+  it("counts an empty value as no tag, as removing the tag would: the function's tag or the default", () => {
+    expect(
+      chooseTenant(routing, { group: { loki_tenant: "" }, function: { loki_tenant: "team-b" } }),
+    ).toMatchObject({
+      kind: "tag",
+      tenant: "team-b",
+    });
+    expect(chooseTenant(routing, { group: { loki_tenant: "" } })).toEqual({ kind: "default" });
   });
 });
 

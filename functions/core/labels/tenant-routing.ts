@@ -114,7 +114,7 @@ export function tenantProblem(tenant: string, routing: TenantRouting): string | 
 
 /**
  * The tenant of a group from its tags and its function's (group tags win). Without a tenant tag
- * the group uses the default tenant (LOKI_TENANT); an empty value names no valid tenant and is refused.
+ * (or with an empty value) the group uses the default tenant (LOKI_TENANT).
  */
 export function chooseTenant(
   routing: TenantRouting,
@@ -128,7 +128,8 @@ export function chooseTenant(
   ];
   for (const [source, sourceTags] of ordered) {
     const tenant = sourceTags?.[tagKey];
-    if (tenant === undefined) continue;
+    // An empty value names no tenant: it counts as no tag (removing the tag gives the same).
+    if (tenant === undefined || tenant === "") continue;
     const reason = tenantProblem(tenant, routing);
     return reason ? { kind: "refused", tenant, source, reason } : { kind: "tag", tenant, source };
   }

@@ -82,7 +82,7 @@ describe("chooseTenant", () => {
     });
     expect(choice).toMatchObject({ kind: "refused", tenant: "team-z", source: "group tag" });
     expect(choice.kind === "refused" && choice.reason).toBe(
-      'tenant "team-z" is not in LOKI_TENANTS_ALLOWED (team-a, team-b,/^shared-[a-z]+$/); its events are kept here and never sent to another tenant: add the tenant to LOKI_TENANTS_ALLOWED or fix the loki_tenant tag, then replay rejected/ (loki-shipper replay --source rejected)',
+      'tenant "team-z" is not in LOKI_TENANTS_ALLOWED (team-a, team-b,/^shared-[a-z]+$/); its events are kept in rejected/ and never sent to another tenant: add the tenant to LOKI_TENANTS_ALLOWED or fix the loki_tenant tag, then replay rejected/ (loki-shipper replay --source rejected)',
     );
   });
 

@@ -109,7 +109,7 @@ export function tenantProblem(tenant: string, routing: TenantRouting): string | 
   const list = routing.allowedText
     ? `LOKI_TENANTS_ALLOWED (${routing.allowedText})`
     : "LOKI_TENANTS_ALLOWED (empty)";
-  return `tenant ${JSON.stringify(tenant)} is not in ${list}; its events are kept here and never sent to another tenant: add the tenant to LOKI_TENANTS_ALLOWED or fix the ${routing.tagKey ?? "tenant"} tag, then replay rejected/ (loki-shipper replay --source rejected)`;
+  return `tenant ${JSON.stringify(tenant)} is not in ${list}; its events are kept in rejected/ and never sent to another tenant: add the tenant to LOKI_TENANTS_ALLOWED or fix the ${routing.tagKey ?? "tenant"} tag, then replay rejected/ (loki-shipper replay --source rejected)`;
 }
 
 /**

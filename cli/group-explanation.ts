@@ -21,6 +21,8 @@ export interface GroupExplanation {
   logGroup: string;
   options: LabelOptions;
   labels: LabelExplanation;
+  /** LOKI_TENANT: where a group without a tenant tag goes. */
+  defaultTenant?: string;
   /** The Lambda function behind the group, when function labels are on and it is one. */
   functionName?: string;
   facts?: FunctionFacts;
@@ -61,6 +63,7 @@ export async function explainGroup(
     logGroup: group.name,
     options,
     labels: explainLabels(group.name, sources, options, { accountId, region }),
+    ...(process.env.LOKI_TENANT ? { defaultTenant: process.env.LOKI_TENANT } : {}),
     ...(functionName ? { functionName } : {}),
     ...(facts ? { facts } : {}),
     rules,
@@ -81,4 +84,24 @@ export function printRules(output: Output, explanation: GroupExplanation): void 
       rules.map((rule) => [`rule ${rule.number}`, rule.description, rule.logGroups ?? "all"]),
     ),
   );
+}
+
+/** The tenant the group's events would go to, and why: its tag, the default, or refused. */
+export function describeTenant(explanation: GroupExplanation): string {
+  const { tenant: choice } = explanation.labels;
+  const { defaultTenant, options } = explanation;
+  const routing = options.tenants;
+  const fallback = defaultTenant
+    ? `the default tenant ${JSON.stringify(defaultTenant)} (LOKI_TENANT)`
+    : "no X-Scope-OrgID (LOKI_TENANT is not set)";
+  switch (choice.kind) {
+    case "default":
+      return routing.tagKey
+        ? `Loki tenant: ${fallback}: neither the group nor its function has the tag ${JSON.stringify(routing.tagKey)}.`
+        : `Loki tenant: ${fallback}; tenant routing is off (LABEL_TENANT_TAG is not set).`;
+    case "tag":
+      return `Loki tenant: ${JSON.stringify(choice.tenant)}, from the ${choice.source} ${JSON.stringify(routing.tagKey)} (allowed by LOKI_TENANTS_ALLOWED).`;
+    case "refused":
+      return `Loki tenant: none, refused: the ${choice.source} ${JSON.stringify(routing.tagKey)} names ${JSON.stringify(choice.tenant)}; its events would go to rejected/. ${choice.reason}`;
+  }
 }

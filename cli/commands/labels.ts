@@ -2,9 +2,8 @@ import type { Command } from "commander";
 import { REPORT_FIELDS } from "../../functions/core/delivery/lambda-report.ts";
 import type { FunctionFacts } from "../../functions/core/labels/function-labels.ts";
 import type { LabelExplanation } from "../../functions/core/labels/labels.ts";
-import type { TenantChoice, TenantRouting } from "../../functions/core/labels/tenant-routing.ts";
 import { createAwsClients } from "../aws.ts";
-import { explainGroup, printRules } from "../group-explanation.ts";
+import { describeTenant, explainGroup, printRules } from "../group-explanation.ts";
 import { formatTable, type Output } from "../output.ts";
 import type { CommandContext } from "../program.ts";
 
@@ -23,7 +22,7 @@ export function registerLabels(program: Command, { output, awsOptions }: Command
       const group = await explainGroup(createAwsClients(awsOptions()), logGroupName);
       const { labels: explanation, functionName, facts } = group;
       printExplanation(output, group.logGroup, explanation, facts);
-      output.out(describeTenant(explanation.tenant, group.options.tenants, process.env.LOKI_TENANT));
+      output.out(describeTenant(group));
       if (functionName && facts) output.out(describeFunction(functionName, facts));
       else if (!group.options.functionLabels)
         output.out("Function labels are off (LABEL_LAMBDA_FUNCTION=false).");
@@ -84,25 +83,4 @@ function describeFunction(functionName: string, facts: FunctionFacts): string {
   if (!facts.found) return `Function ${functionName} does not exist (any more): no function labels.`;
   const runtime = facts.runtime ? `runtime ${facts.runtime}` : "no runtime (container image)";
   return `Function ${functionName}: ${runtime}, ${Object.keys(facts.tags).length} tag(s).`;
-}
-
-/** The tenant the group's events would go to, and why: its tag, the default, or refused. */
-export function describeTenant(
-  choice: TenantChoice,
-  routing: TenantRouting,
-  defaultTenant: string | undefined,
-): string {
-  const fallback = defaultTenant
-    ? `the default tenant ${JSON.stringify(defaultTenant)} (LOKI_TENANT)`
-    : "no X-Scope-OrgID (LOKI_TENANT is not set)";
-  switch (choice.kind) {
-    case "default":
-      return routing.tagKey
-        ? `Loki tenant: ${fallback}: neither the group nor its function has the tag ${JSON.stringify(routing.tagKey)}.`
-        : `Loki tenant: ${fallback}; tenant routing is off (LABEL_TENANT_TAG is not set).`;
-    case "tag":
-      return `Loki tenant: ${JSON.stringify(choice.tenant)}, from the ${choice.source} ${JSON.stringify(routing.tagKey)} (allowed by LOKI_TENANTS_ALLOWED).`;
-    case "refused":
-      return `Loki tenant: none, refused: the ${choice.source} ${JSON.stringify(routing.tagKey)} names ${JSON.stringify(choice.tenant)}; its events would go to rejected/. ${choice.reason}`;
-  }
 }

@@ -5,7 +5,7 @@ import { InputError } from "../../functions/core/errors.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { parseTimePoint } from "../../functions/core/workflow/time-range.ts";
 import { createAwsClients } from "../aws.ts";
-import { explainGroup, type GroupExplanation, printRules } from "../group-explanation.ts";
+import { describeTenant, explainGroup, type GroupExplanation, printRules } from "../group-explanation.ts";
 import type { Output } from "../output.ts";
 import type { CommandContext } from "../program.ts";
 
@@ -47,6 +47,7 @@ export function registerPreview(program: Command, { output, awsOptions }: Comman
         message: event.message ?? "",
         logStream: event.logStreamName ?? "",
       }));
+      output.out(describeTenant(group));
       printRules(output, group);
       output.out("");
       if (events.length === 0) {

@@ -26,6 +26,11 @@ const now = Date.now();
 const since = now - RECENT_HISTORY_MS;
 const busyHour = lastWholeHour(now);
 const recently = `${new Date(since).toISOString()}..now`;
+/**
+ * Runs that read `busyHour` leave out no ingestion delay: in the first minutes of an hour the default
+ * 5 minutes would cut the end of the busy hour off the range.
+ */
+const wholeBusyHour = { ingestionDelaySeconds: 0 };
 /** Events until shortly before now: the backfill leaves out the last 5 minutes (CloudWatch's ingestion delay). */
 const until = now - 10 * 60_000;
 
@@ -84,6 +89,7 @@ describe("an export that fails part way", () => {
         runId,
         logGroupNames: [name],
         range: recently,
+        ...wholeBusyHour,
         requestsPerSecond: 25,
         maxEventsPerChunk: 4000,
         maxPagesPerInvocation: 2,
@@ -115,6 +121,7 @@ describe("an export that fails part way", () => {
       runId,
       logGroupNames: [restartName],
       range: recently,
+      ...wholeBusyHour,
       requestsPerSecond: 25,
       concurrency: 1,
       maxEventsPerChunk: 3000,
@@ -173,6 +180,7 @@ describe("a run resumed after its FilterLogEvents token expired", () => {
       runId,
       logGroupNames: [name],
       range: `${new Date(busyHour).toISOString()}..${new Date(busyHour + HOUR).toISOString()}`,
+      ...wholeBusyHour,
       requestsPerSecond: 25,
       maxEventsPerChunk: 4000,
     };
@@ -210,6 +218,7 @@ describe("throttled FilterLogEvents", () => {
       {
         logGroupNames: [name],
         range: recently,
+        ...wholeBusyHour,
         requestsPerSecond: 20,
       },
       { logs: cloudwatch.client, s3, bucket: bed.bucket, env: lokiEnv(bed.loki), retryPauseMs: 10 },
@@ -292,6 +301,7 @@ describe("a plan too large for one execution", () => {
       {
         logGroupNames: names,
         range: `${new Date(busyHour).toISOString()}..${new Date(busyHour + HOUR).toISOString()}`,
+        ...wholeBusyHour,
         requestsPerSecond: 25,
         slicesPerPart: 2,
       },
@@ -339,6 +349,7 @@ describe("narrowing the export", () => {
       {
         logGroupNames: [name],
         range: recently,
+        ...wholeBusyHour,
         filterPattern: "ERROR",
         logStreamNames: [stream],
         requestsPerSecond: 25,
@@ -370,6 +381,7 @@ describe("a dry run", () => {
       {
         tagSelector: `team=${team}`,
         range: hour,
+        ...wholeBusyHour,
         dryRun: true,
       },
       { logs, s3, bucket: bed.bucket, env: lokiEnv(bed.loki) },
@@ -397,6 +409,7 @@ describe("a dry run", () => {
         runId: report.runId,
         tagSelector: `team=${team}`,
         range: hour,
+        ...wholeBusyHour,
       },
       { logs, s3, bucket: bed.bucket, env: lokiEnv(bed.loki) },
     );

@@ -61,6 +61,9 @@ async function startAuthGateway(lokiUrl: string): Promise<Server> {
   return gateway;
 }
 
+/** The whole demo in a child process: a day's backfill of two groups, then live shipping. */
+const DEMO_TIMEOUT_MS = 180_000;
+
 describe("the demo against the user's own Loki", () => {
   let loki: TestLoki;
   let gateway: Server;
@@ -77,28 +80,32 @@ describe("the demo against the user's own Loki", () => {
     await loki?.close();
   });
 
-  it("ships the demo's events there, with the credentials from the environment", async () => {
-    const startedAt = Date.now();
+  it(
+    "ships the demo's events there, with the credentials from the environment",
+    async () => {
+      const startedAt = Date.now();
 
-    const result = await runDemo(["--loki-url", gatewayUrl, "--tenant", loki.tenant], {
-      LOKI_USERNAME: USER,
-      LOKI_PASSWORD: PASSWORD,
-    });
+      const result = await runDemo(["--loki-url", gatewayUrl, "--tenant", loki.tenant], {
+        LOKI_USERNAME: USER,
+        LOKI_PASSWORD: PASSWORD,
+      });
 
-    expect(result.stderr).not.toContain("refused");
-    expect(result.code).toBe(0);
-    expect(`${result.stdout}${result.stderr}`).not.toContain(PASSWORD);
-    // The last two hours of the backfilled day: a real Loki's queries show older just-pushed entries
-    // only once it has flushed them (query_ingesters_within, 3 h).
-    const python = await loki.queryRangeAll('{name="fun-python", runtime="python"}', {
-      start: BigInt(startedAt - RECENT_HISTORY_MS) * 1_000_000n,
-      end: BigInt(Date.now() + 60_000) * 1_000_000n,
-    });
-    const entries = python.reduce((total, stream) => total + stream.values.length, 0);
-    // One invocation a minute, backfilled, plus what the live shipper sent.
-    expect(entries).toBeGreaterThan(2 * 60);
-    expect(result.stdout).toContain("The events are in your Loki");
-  });
+      expect(result.stderr).not.toContain("refused");
+      expect(result.code).toBe(0);
+      expect(`${result.stdout}${result.stderr}`).not.toContain(PASSWORD);
+      // The last two hours of the backfilled day: a real Loki's queries show older just-pushed entries
+      // only once it has flushed them (query_ingesters_within, 3 h).
+      const python = await loki.queryRangeAll('{name="fun-python", runtime="python"}', {
+        start: BigInt(startedAt - RECENT_HISTORY_MS) * 1_000_000n,
+        end: BigInt(Date.now() + 60_000) * 1_000_000n,
+      });
+      const entries = python.reduce((total, stream) => total + stream.values.length, 0);
+      // One invocation a minute, backfilled, plus what the live shipper sent.
+      expect(entries).toBeGreaterThan(2 * 60);
+      expect(result.stdout).toContain("The events are in your Loki");
+    },
+    DEMO_TIMEOUT_MS,
+  );
 
   it("prints one line when that Loki refuses the credentials", async () => {
     const result = await runDemo(["--loki-url", gatewayUrl, "--tenant", loki.tenant], {

@@ -1,38 +1,34 @@
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runBackfillLocally } from "../../cli/local-workflow.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { getJson, runKeys } from "../../functions/core/storage/run-store.ts";
 import type { ExportCheckpoint } from "../../functions/core/workflow/slice-export.ts";
 import { createWorkflowTasks } from "../../functions/core/workflow/workflow-tasks.ts";
 import { awsClientConfig, uniqueName } from "../helpers/aws.ts";
-import { HOUR, interceptedLogs, logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
 import {
-  entryKeys,
-  expectedEntries,
-  lokiEntries,
-  lokiEnv,
-  startTestLoki,
-  type TestLoki,
-} from "../helpers/loki.ts";
-import { chunkRecords, createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
+  HOUR,
+  interceptedLogs,
+  lastWholeHour,
+  logs,
+  seedLogGroup,
+  spreadEvents,
+} from "../helpers/log-groups.ts";
+import { entryKeys, expectedEntries, lokiEntries, lokiEnv } from "../helpers/loki.ts";
+import { chunkRecords, listKeys, s3 } from "../helpers/s3.ts";
+import { useTestBed } from "../helpers/test-bed.ts";
 
-let loki: TestLoki;
-let bucket: string;
-// Recent history, so that any Loki answers queries for it at once (older than 3 h waits for a flush).
-const sliceStart = Math.floor((Date.now() - 2 * HOUR) / HOUR) * HOUR;
+// Recent history, so that any Loki answers queries for it at once (see RECENT_HISTORY_MS). The
+// hour may have ended minutes ago: the runs leave out no ingestion delay.
+const sliceStart = lastWholeHour(Date.now());
 const range = `${new Date(sliceStart).toISOString()}..${new Date(sliceStart + HOUR).toISOString()}`;
 
-beforeAll(async () => {
-  loki = await startTestLoki();
-  bucket = await createTestBucket();
-});
-afterAll(async () => {
-  await loki?.close();
-});
+const bed = useTestBed();
 
 function countInLoki(team: string): Promise<number> {
-  return lokiEntries(loki, `{team="${team}"}`, sliceStart, sliceStart + HOUR).then((found) => found.length);
+  return lokiEntries(bed.loki, `{team="${team}"}`, sliceStart, sliceStart + HOUR).then(
+    (found) => found.length,
+  );
 }
 
 /** Waits until Loki holds at least `count` entries of the team (at most 10 s); returns how many it holds. */
@@ -47,8 +43,8 @@ async function waitForLoki(team: string, count: number): Promise<number> {
 }
 
 async function exportCheckpointOf(runId: string): Promise<ExportCheckpoint | undefined> {
-  const [key] = await listKeys(bucket, runKeys.exportCheckpoints(runId));
-  return key ? getJson<ExportCheckpoint>({ s3, bucket }, key) : undefined;
+  const [key] = await listKeys(bed.bucket, runKeys.exportCheckpoints(runId));
+  return key ? getJson<ExportCheckpoint>({ s3, bucket: bed.bucket }, key) : undefined;
 }
 
 /** Notes the name of every Task state the run enters. */
@@ -60,9 +56,9 @@ function recordTasks(tasksRun: string[]) {
 }
 
 async function expectOnceInLokiAndS3(team: string, runId: string, events: LogEvent[]): Promise<void> {
-  const inLoki = await lokiEntries(loki, `{team="${team}"}`, sliceStart, sliceStart + HOUR);
+  const inLoki = await lokiEntries(bed.loki, `{team="${team}"}`, sliceStart, sliceStart + HOUR);
   expect(entryKeys(inLoki)).toEqual(expectedEntries(events));
-  const inS3 = await chunkRecords(bucket, `runs/${runId}/chunks/`);
+  const inS3 = await chunkRecords(bed.bucket, `runs/${runId}/chunks/`);
   expect(inS3.map((event) => event.id).sort()).toEqual(events.map((event) => event.id).sort());
 }
 
@@ -92,8 +88,22 @@ describe("a slice's export and replay overlap", () => {
     const tasksRun: string[] = [];
 
     const report = await runBackfillLocally(
-      { runId, logGroupNames: [name], range, requestsPerSecond: 25, concurrency: 1, maxEventsPerChunk: 4000 },
-      { logs: cloudwatch.client, s3, bucket, env: lokiEnv(loki), wrapTask: recordTasks(tasksRun) },
+      {
+        runId,
+        logGroupNames: [name],
+        range,
+        ingestionDelaySeconds: 0,
+        requestsPerSecond: 25,
+        concurrency: 1,
+        maxEventsPerChunk: 4000,
+      },
+      {
+        logs: cloudwatch.client,
+        s3,
+        bucket: bed.bucket,
+        env: lokiEnv(bed.loki),
+        wrapTask: recordTasks(tasksRun),
+      },
     );
 
     expect(seen).toEqual([{ inLoki: 20_000, exportDone: false }]);
@@ -131,12 +141,20 @@ describe("a slice's export and replay overlap", () => {
     const tasksRun: string[] = [];
 
     const report = await runBackfillLocally(
-      { runId, logGroupNames: [name], range, requestsPerSecond: 25, concurrency: 1, maxEventsPerChunk: 4000 },
+      {
+        runId,
+        logGroupNames: [name],
+        range,
+        ingestionDelaySeconds: 0,
+        requestsPerSecond: 25,
+        concurrency: 1,
+        maxEventsPerChunk: 4000,
+      },
       {
         logs,
         s3: storage,
-        bucket,
-        env: lokiEnv(loki),
+        bucket: bed.bucket,
+        env: lokiEnv(bed.loki),
         retryPauseMs: 10,
         wrapTask: recordTasks(tasksRun),
       },
@@ -154,20 +172,21 @@ describe("a slice's export and replay overlap", () => {
   it("in AWS (a fresh task object per invocation, no shared budget) pushes within a stream lane of the run, kept in S3", async () => {
     const team = uniqueName("lane");
     const name = `/aws/lambda/${uniqueName("lane")}`;
-    // Two hours, 300 events each: two slices, two hour streams (the second may end just now).
+    // From the last whole hour until a minute ago: two slices, two hour streams.
     const start = sliceStart;
-    const events = await seedLogGroup(name, { team }, spreadEvents("lane", start, start + 2 * HOUR, 600, 2));
+    const end = Date.now() - 60_000;
+    const events = await seedLogGroup(name, { team }, spreadEvents("lane", start, end, 600, 2));
     const runId = uniqueName("lane");
     const env = {
-      ...lokiEnv(loki),
+      ...lokiEnv(bed.loki),
       LOKI_MAX_GLOBAL_STREAMS_PER_USER: "8",
       LOKI_BACKFILL_STREAM_SHARE: "0.5",
     };
-    const lambda = () => createWorkflowTasks({ logs, s3, bucket, env });
+    const lambda = () => createWorkflowTasks({ logs, s3, bucket: bed.bucket, env });
     const plan = await lambda().planBackfill({
       request: {
         logGroupNames: [name],
-        range: `${new Date(start).toISOString()}..${new Date(start + 2 * HOUR).toISOString()}`,
+        range: `${new Date(start).toISOString()}..now`,
         concurrency: 2,
         ingestionDelaySeconds: 0,
       },
@@ -183,14 +202,14 @@ describe("a slice's export and replay overlap", () => {
       { status: "done", replayed: true },
       { status: "done", replayed: true },
     ]);
-    const inLoki = await lokiEntries(loki, `{team="${team}"}`, start, start + 2 * HOUR);
+    const inLoki = await lokiEntries(bed.loki, `{team="${team}"}`, start, Date.now() + 60_000);
     expect(entryKeys(inLoki)).toEqual(expectedEntries(events));
     // Each invocation took one of the run's 2 lanes (8 × 0.5 / 2 = 2 streams each), saved the hour
     // stream it opened there, and freed the lane.
-    const laneKeys = await listKeys(bucket, `runs/${runId}/stream-lanes/`);
+    const laneKeys = await listKeys(bed.bucket, `runs/${runId}/stream-lanes/`);
     expect(laneKeys.filter((key) => key.endsWith(".lock"))).toEqual([]);
     const lanes = await Promise.all(
-      laneKeys.map((key) => getJson<Record<string, number>>({ s3, bucket }, key)),
+      laneKeys.map((key) => getJson<Record<string, number>>({ s3, bucket: bed.bucket }, key)),
     );
     expect(lanes.map((lane) => Object.keys(lane ?? {}).length)).toEqual([1, 1]);
   });

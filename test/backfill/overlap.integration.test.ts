@@ -47,6 +47,19 @@ async function exportCheckpointOf(runId: string): Promise<ExportCheckpoint | und
   return key ? getJson<ExportCheckpoint>({ s3, bucket: bed.bucket }, key) : undefined;
 }
 
+/** A run over the one-hour slice, one slice at a time, in chunks of 4,000 events. */
+function oneSliceRequest(runId: string, logGroup: string) {
+  return {
+    runId,
+    logGroupNames: [logGroup],
+    range,
+    ingestionDelaySeconds: 0,
+    requestsPerSecond: 25,
+    concurrency: 1,
+    maxEventsPerChunk: 4000,
+  };
+}
+
 /** Notes the name of every Task state the run enters. */
 function recordTasks(tasksRun: string[]) {
   return (state: string, task: (input: unknown) => Promise<unknown>) => (input: unknown) => {
@@ -87,24 +100,13 @@ describe("a slice's export and replay overlap", () => {
 
     const tasksRun: string[] = [];
 
-    const report = await runBackfillLocally(
-      {
-        runId,
-        logGroupNames: [name],
-        range,
-        ingestionDelaySeconds: 0,
-        requestsPerSecond: 25,
-        concurrency: 1,
-        maxEventsPerChunk: 4000,
-      },
-      {
-        logs: cloudwatch.client,
-        s3,
-        bucket: bed.bucket,
-        env: lokiEnv(bed.loki),
-        wrapTask: recordTasks(tasksRun),
-      },
-    );
+    const report = await runBackfillLocally(oneSliceRequest(runId, name), {
+      logs: cloudwatch.client,
+      s3,
+      bucket: bed.bucket,
+      env: lokiEnv(bed.loki),
+      wrapTask: recordTasks(tasksRun),
+    });
 
     expect(seen).toEqual([{ inLoki: 20_000, exportDone: false }]);
     // The export's replay pushed every chunk: the state machine skips ReplaySlice.
@@ -140,25 +142,14 @@ describe("a slice's export and replay overlap", () => {
     }) as typeof storage.send;
     const tasksRun: string[] = [];
 
-    const report = await runBackfillLocally(
-      {
-        runId,
-        logGroupNames: [name],
-        range,
-        ingestionDelaySeconds: 0,
-        requestsPerSecond: 25,
-        concurrency: 1,
-        maxEventsPerChunk: 4000,
-      },
-      {
-        logs,
-        s3: storage,
-        bucket: bed.bucket,
-        env: lokiEnv(bed.loki),
-        retryPauseMs: 10,
-        wrapTask: recordTasks(tasksRun),
-      },
-    );
+    const report = await runBackfillLocally(oneSliceRequest(runId, name), {
+      logs,
+      s3: storage,
+      bucket: bed.bucket,
+      env: lokiEnv(bed.loki),
+      retryPauseMs: 10,
+      wrapTask: recordTasks(tasksRun),
+    });
 
     // The first chunk (4,000 events) was in Loki when its checkpoint write failed; the export was
     // retried, and ReplaySlice pushed what the failed replay had not recorded.

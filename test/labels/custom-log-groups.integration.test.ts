@@ -2,6 +2,7 @@ import { type FunctionConfiguration, LambdaClient } from "@aws-sdk/client-lambda
 import { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-tagging-api";
 import { describe, expect, it } from "vitest";
 import { runBackfillLocally } from "../../cli/local-workflow.ts";
+import { TenantLookupError } from "../../functions/core/errors.ts";
 import { CustomLogGroupCache } from "../../functions/core/labels/function-log-groups.ts";
 import { awsClientConfig, createFunction, uniqueName } from "../helpers/aws.ts";
 import { HOUR, logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
@@ -150,6 +151,38 @@ describe("a function that logs to a custom log group (LoggingConfig.LogGroup)", 
     expect(reports.reduce((sum, report) => sum + report.pushed, 0)).toBe(events.length);
     expect(entryKeys(await inLoki(`{team="${team}"}`))).toEqual(expectedEntries(events));
     expect(lambda.listings).toBe(1);
+  });
+
+  it("with tenant routing on, fails each invocation while ListFunctions is refused, asking again only after a minute", async () => {
+    const group = `/custom/${uniqueName("routed")}`;
+    const tenant = uniqueName("team");
+    const events = await seedLogGroup(group, {}, recentEvents("routed", 4));
+    // Injected fault, as above: the function may hold the tenant tag, so no tenant can be chosen.
+    const denied = Object.assign(new Error("not authorized to perform: lambda:ListFunctions"), {
+      name: "AccessDeniedException",
+      $metadata: { httpStatusCode: 403 },
+    });
+    const lambda = lambdaOnMoto({}, denied);
+    const overrides = { lambda: lambda.client, customLogGroupCache: new CustomLogGroupCache() };
+    const env = { ...lokiEnv(bed.loki), LABEL_TENANT_TAG: "loki_tenant", LOKI_TENANTS_ALLOWED: tenant };
+    const bucket = await createTestBucket();
+
+    for (const invocation of [1, 2]) {
+      await expect(
+        shipLive(group, events, env, bucket, overrides),
+        `invocation ${invocation}`,
+      ).rejects.toThrow(TenantLookupError);
+    }
+
+    expect(lambda.listings).toBe(1);
+    expect(
+      await lokiEntries(
+        { url: bed.loki.lokiUrl, tenant },
+        `{log_group="${group}"}`,
+        Date.now() - HOUR,
+        Date.now() + 60_000,
+      ),
+    ).toEqual([]);
   });
 
   it("gives the group's events the function's labels when backfilled too", async () => {

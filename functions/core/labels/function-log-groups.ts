@@ -15,8 +15,11 @@ import { LookupCache } from "./lookup-cache.ts";
 /** Custom log group → the functions that name it in `LoggingConfig.LogGroup`. */
 export type CustomLogGroups = Map<string, string[]>;
 
-/** The map of the region's custom log groups, under one key: it is listed as a whole. */
-export class CustomLogGroupCache extends LookupCache<CustomLogGroups> {}
+/**
+ * The map of the region's custom log groups, under one key (it is listed as a whole), or the error
+ * of the last listing, kept for the negative cache period.
+ */
+export class CustomLogGroupCache extends LookupCache<{ groups: CustomLogGroups } | { failure: Error }> {}
 
 /** The map of this container, shared by every invocation while it is warm. */
 export const containerCustomLogGroupCache = new CustomLogGroupCache();
@@ -41,8 +44,8 @@ export async function listCustomLogGroups(
  * The function whose logs go to `logGroup`: by the group's name for `/aws/lambda/<name>`, else the
  * one function that names it in `LoggingConfig.LogGroup`. A group several functions share gives
  * undefined: one stream cannot carry each function's labels. A failed listing uses the map listed
- * before, if any; without one it throws {@link FunctionLookupError}, and the next listing waits for
- * the negative cache period (1 minute).
+ * before, if any; without one it throws {@link FunctionLookupError}, and throws it again without
+ * listing until the negative cache period (1 minute) ends.
  */
 export async function functionOfLogGroup(
   lambda: LambdaClient,
@@ -61,18 +64,21 @@ async function customLogGroups(
   cache: CustomLogGroupCache,
   backoff: Partial<ThrottleBackoff>,
 ): Promise<CustomLogGroups> {
-  const cached = cache.get(WHOLE_REGION);
-  if (cached) return cached.value;
+  const cached = cache.get(WHOLE_REGION)?.value;
+  if (cached && "failure" in cached) throw cached.failure;
+  if (cached) return cached.groups;
   try {
     const groups = await listCustomLogGroups(lambda, backoff);
-    cache.set(WHOLE_REGION, groups, true);
+    cache.set(WHOLE_REGION, { groups }, true);
     return groups;
   } catch (error) {
-    const stale = cache.stale(WHOLE_REGION);
-    if (stale) return stale.value;
-    // Not again before the negative cache period ends: a role without lambda:ListFunctions would
-    // otherwise list on every invocation.
-    cache.set(WHOLE_REGION, new Map(), false);
-    throw lookupError("ListFunctions", error);
+    const stale = cache.stale(WHOLE_REGION)?.value;
+    if (stale && "groups" in stale) return stale.groups;
+    // The same failure until the negative cache period ends, rather than a listing on every
+    // invocation (a role without lambda:ListFunctions), or an empty map that would pass for "no
+    // function" (and could route a group to the wrong tenant).
+    const failure = lookupError("ListFunctions", error);
+    cache.set(WHOLE_REGION, { failure }, false);
+    throw failure;
   }
 }

@@ -163,9 +163,13 @@ describe("a slice's export and replay overlap", () => {
   it("in AWS (a fresh task object per invocation, no shared budget) pushes within a stream lane of the run, kept in S3", async () => {
     const team = uniqueName("lane");
     const name = `/aws/lambda/${uniqueName("lane")}`;
-    // From the last whole hour until a minute ago: two slices, two hour streams.
-    const start = sliceStart;
-    const end = Date.now() - 60_000;
+    // Two slices, two hour streams: from the last whole hour until a minute ago, or, in the first
+    // two minutes of an hour (whose slice would hold no event yet), the two whole hours before it.
+    const now = Date.now();
+    const hour = Math.floor(now / HOUR) * HOUR;
+    const early = now - hour < 2 * 60_000;
+    const start = early ? hour - 2 * HOUR : hour - HOUR;
+    const end = early ? hour - 60_000 : now - 60_000;
     const events = await seedLogGroup(name, { team }, spreadEvents("lane", start, end, 600, 2));
     const runId = uniqueName("lane");
     const env = {
@@ -177,7 +181,7 @@ describe("a slice's export and replay overlap", () => {
     const plan = await lambda().planBackfill({
       request: {
         logGroupNames: [name],
-        range: `${new Date(start).toISOString()}..now`,
+        range: `${new Date(start).toISOString()}..${early ? new Date(hour).toISOString() : "now"}`,
         concurrency: 2,
         ingestionDelaySeconds: 0,
       },

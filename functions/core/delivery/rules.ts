@@ -1,7 +1,8 @@
-import { RE2JS, RE2JSException } from "re2js";
+import { RE2JS } from "re2js";
 import * as z from "zod/mini";
 import { ConfigError } from "../errors.ts";
 import type { LogEvent } from "../log-event.ts";
+import { compileRe2 } from "../re2-pattern.ts";
 import "../mini-schema.ts";
 
 /**
@@ -319,16 +320,7 @@ function compileRule(
 }
 
 function compilePattern(source: string, field: string, problem: (text: string) => void): RE2JS | undefined {
-  try {
-    return RE2JS.compile(source);
-  } catch (error) {
-    if (!(error instanceof RE2JSException)) throw error;
-    // RE2 has no backreferences or lookarounds: they are what makes backtracking exponential.
-    problem(
-      `${field} ${JSON.stringify(source)} is not a valid RE2 regular expression (${error.message}); see https://github.com/google/re2/wiki/Syntax`,
-    );
-    return undefined;
-  }
+  return compileRe2(source, `${field} ${JSON.stringify(source)}`, problem);
 }
 
 /** Adds per-rule drop counts into a running total. */

@@ -1,5 +1,6 @@
-import { RE2JS, RE2JSException } from "re2js";
+import type { RE2JS } from "re2js";
 import { ConfigError } from "../errors.ts";
+import { compileRe2 } from "../re2-pattern.ts";
 
 /**
  * A Loki tenant per log group, for a multi-tenant Loki: a tag (`LABEL_TENANT_TAG`, off by default)
@@ -46,7 +47,9 @@ export function parseTenantRouting(env: Record<string, string | undefined>): Ten
   const patterns: RE2JS[] = [];
   for (const item of allowListItems(allowedText)) {
     if (item.length > 2 && item.startsWith("/") && item.endsWith("/")) {
-      const pattern = compileTenantPattern(item.slice(1, -1), problems);
+      const pattern = compileRe2(item.slice(1, -1), `LOKI_TENANTS_ALLOWED: ${item}`, (text) =>
+        problems.push(text),
+      );
       if (pattern) patterns.push(pattern);
     } else if (!isTenantId(item)) {
       problems.push(
@@ -78,18 +81,6 @@ function allowListItems(text: string): string[] {
     else items.push(part.trim());
   }
   return items.filter((item) => item !== "");
-}
-
-function compileTenantPattern(source: string, problems: string[]): RE2JS | undefined {
-  try {
-    return RE2JS.compile(source);
-  } catch (error) {
-    if (!(error instanceof RE2JSException)) throw error;
-    problems.push(
-      `LOKI_TENANTS_ALLOWED: /${source}/ is not a valid RE2 regular expression (${error.message}); see https://github.com/google/re2/wiki/Syntax`,
-    );
-    return undefined;
-  }
 }
 
 function isTenantId(tenant: string): boolean {

@@ -1,4 +1,5 @@
 import * as z from "zod/mini";
+import { parseEverySection } from "../config-sections.ts";
 import { ConfigError } from "../errors.ts";
 import { addIssue } from "../mini-schema.ts";
 import { chooseTenant, parseTenantRouting, type TenantChoice, type TenantRouting } from "./tenant-routing.ts";
@@ -151,17 +152,14 @@ const labelEnvSchema = z.object({
  * (`LOKI_TENANTS_ALLOWED`); throws one ConfigError listing every mistake.
  */
 export function parseLabelOptions(env: Record<string, string | undefined>): LabelOptions {
-  const result = labelEnvSchema.safeParse(emptyToUndefined(env, Object.keys(labelEnvSchema.shape)));
-  let tenants: TenantRouting | undefined;
-  let problems = result.success ? [] : configErrorFrom(result.error, env).problems;
-  try {
-    tenants = parseTenantRouting(env);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    problems = [...problems, ...error.problems];
-  }
-  if (!result.success || !tenants) throw new ConfigError(problems);
-  const parsed = result.data;
+  const { parsed, tenants } = parseEverySection({
+    parsed: () => {
+      const result = labelEnvSchema.safeParse(emptyToUndefined(env, Object.keys(labelEnvSchema.shape)));
+      if (!result.success) throw configErrorFrom(result.error, env);
+      return result.data;
+    },
+    tenants: () => parseTenantRouting(env),
+  });
   return {
     allow: parsed.LABEL_TAG_ALLOW,
     deny: parsed.LABEL_TAG_DENY,

@@ -6,7 +6,12 @@ import type { LambdaClient } from "@aws-sdk/client-lambda";
 import type { S3Client } from "@aws-sdk/client-s3";
 import * as z from "zod/mini";
 import { parseEverySection } from "../core/config-sections.ts";
-import { type DeliveryReport, deliverEvents, type RetryOptions } from "../core/delivery/deliver.ts";
+import {
+  type DeliveryReport,
+  deliverEvents,
+  emptyDeliveryReport,
+  type RetryOptions,
+} from "../core/delivery/deliver.ts";
 import type { GroupMetrics } from "../core/delivery/delivery-metrics.ts";
 import { RuleSet } from "../core/delivery/rules.ts";
 import { keepEventChunk } from "../core/delivery/spill.ts";
@@ -233,15 +238,10 @@ async function keepWithoutClient(
     reason,
   });
   return {
+    ...emptyDeliveryReport(),
     received: message.events.length,
-    pushed: 0,
     dropped: shaped.dropped,
-    refused: {},
     spilled: shaped.events.length,
-    streamLimited: 0,
-    retries: 0,
-    bytes: 0,
-    requests: 0,
     chunkKeys: [key],
   };
 }

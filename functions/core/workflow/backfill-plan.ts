@@ -16,6 +16,7 @@ import {
 } from "../labels/function-lookup.ts";
 import { type LabelOptions, type LabelSources, resolveGroupLabels } from "../labels/labels.ts";
 import { getLogGroupTags, LogGroupTagCache, logGroupArn } from "../labels/log-group-tags.ts";
+import { chosenTenant } from "../labels/tenant-routing.ts";
 import { logGroupKeySegment } from "../storage/chunk-format.ts";
 import { getJson, putJson, runKeys, type Store } from "../storage/run-store.ts";
 import type { BackfillRequest } from "./backfill-request.ts";
@@ -190,13 +191,14 @@ export async function resolveLogGroups(
         accountId: accountOf(group.arn),
         region,
       });
+      const tenant = chosenTenant(resolved.tenant);
       return {
         logGroup: name,
         arn,
         tags: sources.groupTags,
         ...(functionFacts ? { function: functionFacts } : {}),
         labels: resolved.labels,
-        ...(resolved.tenant.kind !== "default" ? { tenant: resolved.tenant.tenant } : {}),
+        ...(tenant ? { tenant } : {}),
         droppedTags: resolved.dropped,
         ...(group.retentionInDays !== undefined ? { retentionInDays: group.retentionInDays } : {}),
       };

@@ -26,21 +26,17 @@ describe("StreamBudget", () => {
   it("counts each tenant's streams against its own limit, as Loki's per-tenant stream limit does", async () => {
     const time = fakeClock();
     const budget = new StreamBudget(1, 60_000, time);
-    await budget.admit(tenantStreamKeys("team-a", ["{h=1}"]), Number.POSITIVE_INFINITY, "team-a");
+    await budget.admit(tenantStreamKeys("team-a", ["{h=1}"]));
 
     // Tenant B (and the default tenant) open a stream at once although team-a's budget is full,
-    const forB = await budget.admit(
-      tenantStreamKeys("team-b", ["{h=1}"]),
-      Number.POSITIVE_INFINITY,
-      "team-b",
-    );
+    const forB = await budget.admit(tenantStreamKeys("team-b", ["{h=1}"]));
     const forDefault = await budget.admit(tenantStreamKeys(undefined, ["{h=1}"]));
     expect([forB, forDefault]).toEqual([
       { admitted: true, waits: 0, waitedMs: 0 },
       { admitted: true, waits: 0, waitedMs: 0 },
     ]);
     // while team-a's second stream waits for its first to go idle.
-    const forA = await budget.admit(tenantStreamKeys("team-a", ["{h=2}"]), time.now() + 1_000, "team-a");
+    const forA = await budget.admit(tenantStreamKeys("team-a", ["{h=2}"]), time.now() + 1_000);
     expect(forA).toEqual({ admitted: false, waits: 1, waitedMs: 1_000 });
     expect(budget.active()).toBe(3);
   });

@@ -158,9 +158,11 @@ export class StreamBudget {
    * Waits until the streams `keys` may be pushed and counts the new ones as open from now; gives
    * up (admitted: false) when there is no room by `deadline`.
    */
-  admit(keys: Iterable<string>, deadline = Number.POSITIVE_INFINITY, tenant?: string): Promise<StreamWait> {
+  admit(keys: Iterable<string>, deadline = Number.POSITIVE_INFINITY): Promise<StreamWait> {
     const wanted = [...new Set(keys)];
-    const turn = this.#queue.then(() => this.#waitFor(wanted, deadline, tenant ?? ""));
+    // One push's streams are all of one tenant: its keys say which.
+    const tenant = wanted[0] === undefined ? "" : tenantOfKey(wanted[0]);
+    const turn = this.#queue.then(() => this.#waitFor(wanted, deadline, tenant));
     this.#queue = turn.catch(() => undefined);
     return turn;
   }

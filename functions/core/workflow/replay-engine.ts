@@ -284,7 +284,7 @@ async function replayChunk(
   const streamKeys = deps.streams
     ? tenantStreamKeys(tenant, streamKeysOf(labels, chunk.records, eventLabels ?? deps.streams.eventLabels))
     : new Set<string>();
-  const wait = (await deps.streams?.budget.admit(streamKeys, deps.deadline, tenant)) ?? {
+  const wait = (await deps.streams?.budget.admit(streamKeys, deps.deadline)) ?? {
     admitted: true,
     waits: 0,
     waitedMs: 0,

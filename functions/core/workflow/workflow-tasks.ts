@@ -294,11 +294,13 @@ async function exportSliceTask(
       finalChunks.advance(nextSeq, written);
       // Started with the first final chunk: an export that starts its slice again (expired token)
       // does so before, while nothing of the slice is being replayed.
-      const unit = sliceReplayUnit(event.runId, event.slice);
       replaying ??= settle(
-        replayWithinBudget(context, { runId: event.runId, unit, options: event.options }, deadline, {
-          source: finalChunks,
-        }),
+        replayWithinBudget(
+          context,
+          { runId: event.runId, unit: sliceReplayUnit(event.runId, event.slice), options: event.options },
+          deadline,
+          { source: finalChunks },
+        ),
       );
     }),
   );

@@ -1,0 +1,218 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+
+/**
+ * A real Grafana Loki binary (LOKI_BIN) for the tests, on free 127.0.0.1 ports with a config of its
+ * own in a temporary folder: a runtime-overrides file the tests write tenant limits into, a short
+ * reload period, a short chunk idle period, and queries that reach the ingesters for any age. It
+ * runs with the overrides exporter, so that `GET /metrics` shows which tenant limits are in force.
+ *
+ *   LOKI_BIN=/path/to/loki node scripts/real-loki.ts -- vitest run
+ *
+ * starts Loki, runs the command with LOKI_TEST_URL, LOKI_TEST_OVERRIDES, LOKI_TEST_OVERRIDES_PERIOD
+ * and LOKI_TEST_CHUNK_IDLE_PERIOD set, stops Loki by its PID and exits with the command's status.
+ * Without a command it prints those variables and runs until Ctrl-C.
+ */
+export interface RealLoki {
+  url: string;
+  overridesFile: string;
+  /** The variables that point the test suite at this Loki. */
+  testEnv: Record<string, string>;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+export interface RealLokiOptions {
+  /** The Loki binary. */
+  bin: string;
+  /** How often Loki reloads the overrides file (Loki's default is 10 s). */
+  reloadPeriod?: string;
+  /** A stream idle this long is flushed and leaves the tenant's active-stream count (Loki: 30m). */
+  chunkIdlePeriod?: string;
+}
+
+const READY_TIMEOUT_MS = 60_000;
+
+export async function startRealLoki(options: RealLokiOptions): Promise<RealLoki> {
+  const reloadPeriod = options.reloadPeriod ?? "1s";
+  const chunkIdlePeriod = options.chunkIdlePeriod ?? "4s";
+  const dir = await mkdtemp(join(tmpdir(), "real-loki-"));
+  const [httpPort, grpcPort] = [await freePort(), await freePort()];
+  const overridesFile = join(dir, "overrides.yaml");
+  const configFile = join(dir, "loki.yaml");
+  await writeFile(overridesFile, stringify({ overrides: {} }));
+  await writeFile(
+    configFile,
+    stringify(lokiConfig({ dir, httpPort, grpcPort, overridesFile, reloadPeriod, chunkIdlePeriod })),
+  );
+
+  const logFile = join(dir, "loki.log");
+  const log = createWriteStream(logFile);
+  const child = spawn(options.bin, [`-config.file=${configFile}`, "-target=all,overrides-exporter"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  const spawned = new Promise<void>((resolve, reject) => {
+    child.once("spawn", resolve);
+    child.once("error", (error) =>
+      reject(new Error(`could not start Loki from LOKI_BIN=${options.bin}: ${error.message}`)),
+    );
+  });
+  await spawned;
+
+  const url = `http://127.0.0.1:${httpPort}`;
+  const stop = async () => {
+    await stopChild(child);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitUntilReady(child, url, logFile);
+  } catch (error) {
+    await stopChild(child);
+    throw error;
+  }
+  return {
+    url,
+    overridesFile,
+    logFile,
+    testEnv: {
+      LOKI_TEST_URL: url,
+      LOKI_TEST_OVERRIDES: overridesFile,
+      LOKI_TEST_OVERRIDES_PERIOD: reloadPeriod,
+      LOKI_TEST_CHUNK_IDLE_PERIOD: chunkIdlePeriod,
+    },
+    stop,
+  };
+}
+
+interface ConfigInput {
+  dir: string;
+  httpPort: number;
+  grpcPort: number;
+  overridesFile: string;
+  reloadPeriod: string;
+  chunkIdlePeriod: string;
+}
+
+/** Loki's single-binary config with default limits; only what tests need to observe differs. */
+function lokiConfig(input: ConfigInput): Record<string, unknown> {
+  return {
+    auth_enabled: true,
+    server: {
+      http_listen_address: "127.0.0.1",
+      http_listen_port: input.httpPort,
+      grpc_listen_address: "127.0.0.1",
+      grpc_listen_port: input.grpcPort,
+      log_level: "warn",
+    },
+    common: {
+      path_prefix: input.dir,
+      instance_addr: "127.0.0.1",
+      storage: {
+        filesystem: {
+          chunks_directory: join(input.dir, "chunks"),
+          rules_directory: join(input.dir, "rules"),
+        },
+      },
+      replication_factor: 1,
+      ring: { kvstore: { store: "inmemory" } },
+    },
+    schema_config: {
+      configs: [
+        {
+          from: "2020-10-24",
+          store: "tsdb",
+          object_store: "filesystem",
+          schema: "v13",
+          index: { prefix: "index_", period: "24h" },
+        },
+      ],
+    },
+    // Tests push hours-old history and read it back at once: the ingesters answer for any age.
+    querier: { query_ingesters_within: 0 },
+    ingester: { chunk_idle_period: input.chunkIdlePeriod, query_store_max_look_back_period: "-1ns" },
+    runtime_config: { file: input.overridesFile, period: input.reloadPeriod },
+    analytics: { reporting_enabled: false },
+  };
+}
+
+async function waitUntilReady(child: ChildProcess, url: string, logFile: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new Error(`Loki exited with code ${child.exitCode} before it was ready:\n${await tail(logFile)}`);
+    }
+    try {
+      const answer = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(1_000) });
+      if (answer.status === 200) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(
+    `Loki at ${url} was not ready within ${READY_TIMEOUT_MS / 1000} s:\n${await tail(logFile)}`,
+  );
+}
+
+async function tail(file: string): Promise<string> {
+  return (await readFile(file, "utf8").catch(() => "")).split("\n").slice(-20).join("\n");
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+  if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address
+          ? resolve(address.port)
+          : reject(new Error("no free port found")),
+      );
+    });
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const bin = process.env.LOKI_BIN;
+  if (!bin) {
+    console.error(
+      "LOKI_BIN is not set: give the path of a Grafana Loki binary, e.g. LOKI_BIN=/usr/local/bin/loki",
+    );
+    return 2;
+  }
+  const separator = argv.indexOf("--");
+  const command = separator >= 0 ? argv.slice(separator + 1) : [];
+  const loki = await startRealLoki({ bin });
+  console.log(`Loki from ${bin} is ready at ${loki.url} (log: ${loki.logFile})`);
+  const stopOnSignal = () => void loki.stop().then(() => process.exit(130));
+  process.once("SIGINT", stopOnSignal);
+  process.once("SIGTERM", stopOnSignal);
+  if (command.length === 0) {
+    for (const [name, value] of Object.entries(loki.testEnv)) console.log(`export ${name}=${value}`);
+    console.log("Ctrl-C stops Loki.");
+    await new Promise(() => {});
+  }
+  const [program, ...args] = command as [string, ...string[]];
+  const run = spawn(program, args, { stdio: "inherit", env: { ...process.env, ...loki.testEnv } });
+  const status = await new Promise<number>((resolve) => run.once("exit", (code) => resolve(code ?? 1)));
+  await loki.stop();
+  return status;
+}
+
+if (import.meta.main) process.exitCode = await main(process.argv.slice(2));

@@ -4,6 +4,7 @@ import { defaultFaultBody, type FaultInjector } from "./faults.ts";
 import type { Ingester } from "./ingest.ts";
 import type { LimitsRegistry } from "./limits.ts";
 import { runInstantQuery, runMetricRangeQuery } from "./metric-query.ts";
+import { overridesMetricsText } from "./overrides-metrics.ts";
 import {
   decodeContentEncoding,
   decodeJsonPush,
@@ -19,11 +20,12 @@ import {
   runRangeQuery,
   series,
 } from "./query.ts";
-import { runtimeConfigYaml } from "./runtime-config-endpoint.ts";
 import type { LogStore } from "./store.ts";
 import { msToNs, nowNs } from "./time-format.ts";
 
 const TEXT = "text/plain; charset=utf-8";
+/** Prometheus' text exposition format, as Loki serves `/metrics`. */
+const METRICS_TEXT = "text/plain; version=0.0.4; charset=utf-8; escaping=underscores";
 const JSON_TYPE = "application/json; charset=UTF-8";
 
 /** Version data of the Loki release whose HTTP behaviour this server reproduces. */
@@ -172,9 +174,7 @@ export async function route(req: IncomingMessage, res: ServerResponse, context: 
       return;
     }
     if (path === "/ready") return send(res, 200, TEXT, "ready\n");
-    if (path === "/runtime_config") {
-      return send(res, 200, TEXT, runtimeConfigYaml(context.limits, url.searchParams.get("mode")));
-    }
+    if (path === "/metrics") return send(res, 200, METRICS_TEXT, overridesMetricsText(context.limits));
     if (path === "/loki/api/v1/status/buildinfo") {
       return send(res, 200, "application/json", `${JSON.stringify(BUILD_INFO)}\n`);
     }

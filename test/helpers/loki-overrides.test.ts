@@ -36,17 +36,21 @@ describe("writeTenantOverrides", () => {
 describe("waitForTenantOverrides", () => {
   let server: Server;
   let url: string;
-  let runtimeConfig = "overrides: {}\n";
-  let runtimeConfigStatus = 200;
+  let metrics = "";
+  let metricsStatus = 200;
   let polls = 0;
+
+  const DEFAULTS =
+    'loki_overrides_defaults{limit_name="max_global_streams_per_user"} 5000\n' +
+    'loki_overrides_defaults{limit_name="max_line_size"} 262144\n' +
+    'loki_overrides_defaults{limit_name="per_stream_rate_limit"} 3.145728e+06\n' +
+    'loki_overrides_defaults{limit_name="reject_old_samples_max_age"} 6.048e+14\n';
 
   beforeAll(async () => {
     server = createServer((req, res) => {
       polls++;
-      res.writeHead(req.url === "/runtime_config" ? runtimeConfigStatus : 404, {
-        "Content-Type": "text/plain",
-      });
-      res.end(runtimeConfig);
+      res.writeHead(req.url === "/metrics" ? metricsStatus : 404, { "Content-Type": "text/plain" });
+      res.end(metrics);
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
     const address = server.address();
@@ -56,32 +60,46 @@ describe("waitForTenantOverrides", () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
-  it("returns once Loki's /runtime_config shows the limits, in Loki's own spelling of the units", async () => {
-    runtimeConfig = "overrides:\n  t1:\n    max_line_size: 5KB\n";
+  it("returns once Loki's loki_overrides show the limits, in the exporter's units (bytes, ns)", async () => {
+    metrics = `${DEFAULTS}loki_overrides{limit_name="max_line_size",user="t1"} 5000\n`;
     polls = 0;
     const waiting = waitForTenantOverrides(url, "t1", {
       reject_old_samples_max_age: "24h",
-      per_stream_rate_limit: 1000,
+      per_stream_rate_limit: "1000B",
       max_global_streams_per_user: 2,
     });
-    // Loki reloads: the limits appear after a few polls, printed as Loki prints them.
+    // Loki reloads: the limits appear after a few polls, another tenant's lines beside them.
     while (polls < 3) await new Promise((resolve) => setTimeout(resolve, 20));
-    runtimeConfig =
-      "overrides:\n  t1:\n    reject_old_samples_max_age: 1d\n    per_stream_rate_limit: 1000B\n    max_global_streams_per_user: 2\n";
+    metrics =
+      `${DEFAULTS}loki_overrides{limit_name="max_global_streams_per_user",user="t0"} 2\n` +
+      'loki_overrides{limit_name="max_global_streams_per_user",user="t1"} 2\n' +
+      'loki_overrides{limit_name="per_stream_rate_limit",user="t1"} 1000\n' +
+      'loki_overrides{limit_name="reject_old_samples_max_age",user="t1"} 8.64e+13\n';
 
     await expect(waiting).resolves.toBeUndefined();
     expect(polls).toBeGreaterThan(3);
   });
 
-  it("fails at once, saying why, when Loki has no /runtime_config, instead of guessing at a wait", async () => {
-    runtimeConfigStatus = 404;
-    runtimeConfig = "404 page not found\n";
+  it("takes a limit set back to its default as in force once the tenant's line for it is gone", async () => {
+    metrics = `${DEFAULTS}loki_overrides{limit_name="max_line_size",user="t3"} 1000\n`;
+    polls = 0;
+    const waiting = waitForTenantOverrides(url, "t3", { max_line_size: "256KB" });
+    while (polls < 3) await new Promise((resolve) => setTimeout(resolve, 20));
+    metrics = DEFAULTS;
+
+    await expect(waiting).resolves.toBeUndefined();
+    expect(polls).toBeGreaterThan(3);
+  });
+
+  it("fails at once, saying why, when Loki has no /metrics, instead of guessing at a wait", async () => {
+    metricsStatus = 404;
+    metrics = "404 page not found\n";
     try {
       await expect(waitForTenantOverrides(url, "t2", { max_line_size: 10 })).rejects.toThrow(
-        `Loki at ${url} answered GET /runtime_config with HTTP 404 (404 page not found\n): tests that set tenant limits need that endpoint to see when Loki has applied them`,
+        `Loki at ${url} answered GET /metrics with HTTP 404 (404 page not found\n): tests that set tenant limits read loki_overrides there to see when Loki has applied them`,
       );
     } finally {
-      runtimeConfigStatus = 200;
+      metricsStatus = 200;
     }
   });
 });

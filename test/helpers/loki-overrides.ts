@@ -1,5 +1,6 @@
 import { mkdir, readFile, rename, rmdir, writeFile } from "node:fs/promises";
 import { parse, stringify } from "yaml";
+import { LOKI_LIMITS } from "../../loki-test-server/limit-names.ts";
 import { parseByteSize, parseDurationMs } from "../../loki-test-server/units.ts";
 
 /** The limits tests set, under Loki's own names (`limits_config` / runtime overrides). */
@@ -25,7 +26,7 @@ interface OverridesDocument {
 /** A real Loki reloads its overrides file every `runtime_config.period`: 10 s by default. */
 const DEFAULT_RELOAD_PERIOD = "10s";
 
-/** How often `GET /runtime_config` is asked whether the new limits are live. */
+/** How often `GET /metrics` is asked whether the new limits are in force. */
 const POLL_MS = 250;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -84,52 +85,78 @@ async function withLock(lockDir: string, work: () => Promise<void>): Promise<voi
 }
 
 /**
- * Waits until Loki applies `limits` to `tenant`: polls Loki's `GET /runtime_config` (the runtime
- * configuration it currently applies, which the Loki test server serves too) until the tenant's
- * values match. Every Loki that reads a runtime-overrides file serves that endpoint, so any other
- * answer is an error, not a reason to guess at a wait.
+ * Waits until Loki applies `limits` to `tenant`, the way a real Loki shows it: started with
+ * `-target=all,overrides-exporter`, its `GET /metrics` has `loki_overrides{limit_name,user}` for
+ * each limit of a tenant that differs from the default, and `loki_overrides_defaults{limit_name}`
+ * for every limit (the Loki test server serves the same lines). A limit is in force when the
+ * tenant's line shows the value, or when there is no line and the default is the value.
  */
 export async function waitForTenantOverrides(
   lokiUrl: string,
   tenant: string,
   limits: LokiLimits,
 ): Promise<void> {
+  const expected = Object.entries(limits).map(([name, value]) => ({ name, value: gaugeValue(name, value) }));
   const periodMs = overridesReloadPeriodMs();
   const giveUpAt = Date.now() + Math.max(30_000, 3 * periodMs);
   let seen = "nothing yet";
   while (Date.now() < giveUpAt) {
-    const answer = await fetch(new URL("/runtime_config", lokiUrl));
+    const answer = await fetch(new URL("/metrics", lokiUrl));
     const body = await answer.text();
     if (answer.status !== 200) {
       throw new Error(
-        `Loki at ${lokiUrl} answered GET /runtime_config with HTTP ${answer.status} (${body.slice(0, 200)}): ` +
-          "tests that set tenant limits need that endpoint to see when Loki has applied them",
+        `Loki at ${lokiUrl} answered GET /metrics with HTTP ${answer.status} (${body.slice(0, 200)}): ` +
+          "tests that set tenant limits read loki_overrides there to see when Loki has applied them",
       );
     }
-    const applied = (parse(body) as OverridesDocument | null)?.overrides?.[tenant];
-    if (applied && Object.entries(limits).every(([key, value]) => sameLimit(value, applied[key]))) return;
-    seen = JSON.stringify(applied ?? null);
+    const gauges = overridesGauges(body, tenant);
+    const inForce = expected.map(({ name }) => gauges.tenant.get(name) ?? gauges.defaults.get(name));
+    if (expected.every(({ value }, index) => inForce[index] === value)) return;
+    seen = JSON.stringify(
+      Object.fromEntries(expected.map(({ name }, index) => [name, inForce[index] ?? null])),
+    );
     await sleep(POLL_MS);
   }
   throw new Error(
-    `Loki at ${lokiUrl} did not apply ${JSON.stringify(limits)} to tenant ${tenant} in time (it shows ${seen}): ` +
-      "is LOKI_TEST_OVERRIDES the file of Loki's runtime_config.file, and LOKI_TEST_OVERRIDES_PERIOD its period?",
+    `Loki at ${lokiUrl} did not apply ${JSON.stringify(limits)} to tenant ${tenant} in time (its /metrics shows ${seen}): ` +
+      "is LOKI_TEST_OVERRIDES the file of Loki's runtime_config.file, LOKI_TEST_OVERRIDES_PERIOD its period, " +
+      "and Loki started with -target=all,overrides-exporter?",
   );
 }
 
-/** Loki prints limits in its own units ("1d", "1000B"): compare values, not spellings. */
-function sameLimit(written: string | number | boolean, applied: unknown): boolean {
-  if (String(written) === String(applied)) return true;
-  if (typeof applied === "number" && Number(written) === applied) return true;
-  for (const parseValue of [
-    (v: unknown) => parseDurationMs(String(v), "limit"),
-    (v: unknown) => parseByteSize(v, "limit"),
-  ]) {
-    try {
-      if (parseValue(written) === parseValue(applied)) return true;
-    } catch {
-      // Not that kind of value: try the next.
-    }
+/** A limit as Loki's overrides exporter gives it: sizes in bytes, durations in ns, booleans 0 or 1. */
+function gaugeValue(name: string, value: string | number | boolean): number {
+  const kind = LOKI_LIMITS.find((limit) => limit.name === name)?.kind;
+  switch (kind) {
+    case "bytes":
+      return parseByteSize(value, name);
+    case "duration":
+      return parseDurationMs(String(value), name) * 1_000_000;
+    case "boolean":
+      return value === true || value === "true" ? 1 : 0;
+    case "number":
+      return Number(value);
+    default:
+      throw new Error(`${name} is not a limit that Loki's overrides exporter shows as a number`);
   }
-  return false;
+}
+
+const OVERRIDES_LINE = /^(loki_overrides(?:_defaults)?)\{([^}]*)\} (\S+)$/;
+
+/** The tenant's `loki_overrides` and the `loki_overrides_defaults`, by limit name. */
+function overridesGauges(metrics: string, tenant: string) {
+  const found = { tenant: new Map<string, number>(), defaults: new Map<string, number>() };
+  for (const line of metrics.split("\n")) {
+    const match = OVERRIDES_LINE.exec(line);
+    if (!match) continue;
+    const [, metric, labelText, value] = match as unknown as [string, string, string, string];
+    const labels = Object.fromEntries(
+      [...labelText.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map(([, key, text]) => [key, text]),
+    );
+    const name = labels.limit_name;
+    if (!name) continue;
+    if (metric === "loki_overrides_defaults") found.defaults.set(name, Number(value));
+    else if (labels.user === tenant) found.tenant.set(name, Number(value));
+  }
+  return found;
 }

@@ -3,7 +3,6 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parse } from "yaml";
 import { OverridesError } from "../../loki-test-server/errors.ts";
 import { startLokiTestServer } from "../../loki-test-server/index.ts";
 import { parseOverrides, readOverridesFile } from "../../loki-test-server/overrides-file.ts";
@@ -251,38 +250,52 @@ describe("local-loki command", () => {
   });
 });
 
-describe("GET /runtime_config", () => {
-  it("prints each overridden tenant's limits in Loki's units, and with ?mode=diff only those unlike the defaults", async () => {
+describe("GET /metrics", () => {
+  it("gives loki_overrides for each tenant's limits unlike the defaults and loki_overrides_defaults, as Loki's overrides exporter", async () => {
     const path = await overridesFile(
-      "overrides:\n  strict:\n    max_line_size: 1000\n    reject_old_samples_max_age: 24h\n",
+      "overrides:\n  strict:\n    max_line_size: 1000\n    reject_old_samples_max_age: 24h\n    ingestion_rate_mb: 4\n",
     );
     const server = await startLokiTestServer({ overridesFile: path });
-    server.setTenantLimits("named", { discoverServiceName: ["app"], perStreamRateLimit: 3 * MiB });
+    server.setTenantLimits("named", {
+      discoverServiceName: ["app"],
+      perStreamRateLimit: 1000,
+      rejectOldSamples: false,
+    });
     try {
-      const full = await fetch(`${server.url}/runtime_config`);
-      expect(full.status).toBe(200);
-      expect(full.headers.get("content-type")).toBe("text/plain; charset=utf-8");
-      const printed = parse(await full.text()) as { overrides: Record<string, Record<string, unknown>> };
-      expect(Object.keys(printed.overrides)).toEqual(["named", "strict"]);
-      expect(printed.overrides.strict).toMatchObject({
-        ingestion_rate_mb: 4,
-        max_line_size: "1000B",
-        reject_old_samples_max_age: "1d",
-        creation_grace_period: "10m",
-        per_stream_rate_limit: "3MB",
-        max_query_length: "30d1h",
-        max_global_streams_per_user: 5000,
-      });
-      expect(printed.overrides.named).toMatchObject({
-        max_line_size: "256KB",
-        discover_service_name: ["app"],
-      });
-
-      const diff = await fetch(`${server.url}/runtime_config?mode=diff`);
-      expect(await diff.text()).toBe(
-        "overrides:\n  named:\n    discover_service_name:\n    - app\n  strict:\n" +
-          "    reject_old_samples_max_age: 1d\n    max_line_size: 1000B\n",
+      const answer = await fetch(`${server.url}/metrics`);
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+      const lines = (await answer.text()).split("\n");
+      // Only the differing limits, in the exporter's units: bytes, ns, 0/1; lists are not exported.
+      expect(lines.filter((line) => line.startsWith("loki_overrides{"))).toEqual([
+        'loki_overrides{limit_name="per_stream_rate_limit",user="named"} 1000',
+        'loki_overrides{limit_name="reject_old_samples",user="named"} 0',
+        'loki_overrides{limit_name="max_line_size",user="strict"} 1000',
+        'loki_overrides{limit_name="reject_old_samples_max_age",user="strict"} 8.64e+13',
+      ]);
+      // The same lines a real Loki 3.4.6 gives for its defaults.
+      expect(lines).toEqual(
+        expect.arrayContaining([
+          'loki_overrides_defaults{limit_name="creation_grace_period"} 6e+11',
+          'loki_overrides_defaults{limit_name="ingestion_rate_mb"} 4',
+          'loki_overrides_defaults{limit_name="max_global_streams_per_user"} 5000',
+          'loki_overrides_defaults{limit_name="max_line_size"} 262144',
+          'loki_overrides_defaults{limit_name="per_stream_rate_limit"} 3.145728e+06',
+          'loki_overrides_defaults{limit_name="per_stream_rate_limit_burst"} 1.572864e+07',
+          'loki_overrides_defaults{limit_name="reject_old_samples_max_age"} 6.048e+14',
+          'loki_overrides_defaults{limit_name="max_query_length"} 2.5956e+15',
+        ]),
       );
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("has no GET /runtime_config, as Loki 3.4.6 has none", async () => {
+    const server = await startLokiTestServer({});
+    try {
+      const answer = await fetch(`${server.url}/runtime_config`);
+      expect([answer.status, await answer.text()]).toEqual([404, "404 page not found\n"]);
     } finally {
       await server.close();
     }

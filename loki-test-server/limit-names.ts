@@ -5,7 +5,7 @@ export type LimitKind = "number" | "bytes" | "duration" | "boolean" | "names";
 
 /**
  * Loki's runtime-override keys this server implements, with the TenantLimits field each sets, in
- * the order of Loki's `validation.Limits` struct (which is the order `GET /runtime_config` prints).
+ * the order of Loki's `validation.Limits` struct (the overrides exporter of `GET /metrics` shows the scalar ones).
  */
 export const LOKI_LIMITS: ReadonlyArray<{ name: string; field: keyof TenantLimits; kind: LimitKind }> = [
   { name: "ingestion_rate_mb", field: "ingestionRateMb", kind: "number" },

@@ -15,7 +15,7 @@ import { stringify } from "yaml";
  *   LOKI_BIN=/path/to/loki node scripts/real-loki.ts -- vitest run
  *
  * starts Loki, runs the command with LOKI_TEST_URL, LOKI_TEST_OVERRIDES, LOKI_TEST_OVERRIDES_PERIOD
- * and LOKI_TEST_CHUNK_IDLE_PERIOD set, stops Loki by its PID and exits with the command's status.
+ * LOKI_TEST_CHUNK_IDLE_PERIOD and LOKI_TEST_QUERY_INGESTERS_WITHIN set, stops Loki by its PID and exits with the command's status.
  * Without a command it prints those variables and runs until Ctrl-C.
  */
 export interface RealLoki {
@@ -86,6 +86,7 @@ export async function startRealLoki(options: RealLokiOptions): Promise<RealLoki>
       LOKI_TEST_OVERRIDES: overridesFile,
       LOKI_TEST_OVERRIDES_PERIOD: reloadPeriod,
       LOKI_TEST_CHUNK_IDLE_PERIOD: chunkIdlePeriod,
+      LOKI_TEST_QUERY_INGESTERS_WITHIN: "0s",
     },
     stop,
   };

@@ -7,6 +7,7 @@ import {
   parseOverrides,
   startLokiTestServer,
 } from "../../loki-test-server/index.ts";
+import { parseDurationMs } from "../../loki-test-server/units.ts";
 import { type ProxyFault, startLokiFaultProxy } from "./loki-fault-proxy.ts";
 import { type LokiLimits, waitForTenantOverrides, writeTenantOverrides } from "./loki-overrides.ts";
 
@@ -28,6 +29,39 @@ export const NO_TENANT_LIMITS_REASON =
 /** Why tests that need test-server internals are skipped against an external Loki (it.skipIf(externalLoki)). */
 export const EXTERNAL_LOKI_SKIP_REASON =
   "needs the Loki test server (LOKI_TEST_URL points at an external Loki)";
+
+/**
+ * Why a test that needs these Loki settings cannot run against the external Loki, or undefined
+ * when it can: the in-process server takes them as options, an external Loki must have been
+ * started with them and say so through LOKI_TEST_CHUNK_IDLE_PERIOD and
+ * LOKI_TEST_QUERY_INGESTERS_WITHIN (scripts/real-loki.ts sets both).
+ */
+export function externalLokiLacks(needs: {
+  chunkIdlePeriodMs?: number;
+  queryIngestersWithinMs?: number;
+}): string | undefined {
+  if (!externalLoki) return undefined;
+  const told = (name: string) => {
+    const value = process.env[name];
+    return value ? parseDurationMs(value, name) : undefined;
+  };
+  const lacking: string[] = [];
+  if (
+    needs.chunkIdlePeriodMs !== undefined &&
+    told("LOKI_TEST_CHUNK_IDLE_PERIOD") !== needs.chunkIdlePeriodMs
+  ) {
+    lacking.push(`chunk_idle_period ${needs.chunkIdlePeriodMs} ms (LOKI_TEST_CHUNK_IDLE_PERIOD)`);
+  }
+  if (
+    needs.queryIngestersWithinMs !== undefined &&
+    told("LOKI_TEST_QUERY_INGESTERS_WITHIN") !== needs.queryIngestersWithinMs
+  ) {
+    lacking.push(
+      `query_ingesters_within ${needs.queryIngestersWithinMs} ms (LOKI_TEST_QUERY_INGESTERS_WITHIN)`,
+    );
+  }
+  return lacking.length > 0 ? `needs a Loki with ${lacking.join(" and ")}` : undefined;
+}
 
 export class ExternalLokiError extends Error {
   constructor(operation: string, url: string) {

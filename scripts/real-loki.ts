@@ -137,7 +137,12 @@ function lokiConfig(input: ConfigInput): Record<string, unknown> {
     },
     // Tests push hours-old history and read it back at once: the ingesters answer for any age.
     querier: { query_ingesters_within: 0 },
-    ingester: { chunk_idle_period: input.chunkIdlePeriod, query_store_max_look_back_period: "-1ns" },
+    ingester: {
+      chunk_idle_period: input.chunkIdlePeriod,
+      // Idle streams are flushed and leave the active-stream count at the next check (30 s by default).
+      flush_check_period: "500ms",
+      query_store_max_look_back_period: "-1ns",
+    },
     runtime_config: { file: input.overridesFile, period: input.reloadPeriod },
     analytics: { reporting_enabled: false },
   };

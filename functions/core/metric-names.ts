@@ -31,6 +31,8 @@ export const SHIPPER_METRIC = {
   eventsIn: "EventsIn",
   eventsShipped: "EventsShipped",
   eventsSpilled: "EventsSpilled",
+  /** Part of EventsShipped: events Loki held already (a retry or duplicate delivery), not sent again. */
+  eventsAlreadyStored: "EventsAlreadyStored",
   eventsRefused: "EventsRefused",
   /** Dropped by the operator's drop rules (LOG_RULES), on purpose. */
   eventsDropped: "EventsDropped",

@@ -37,6 +37,7 @@ export function recordDelivery(metrics: Metrics, report: DeliveryReport): void {
   metrics.addMetric(SHIPPER_METRIC.eventsIn, MetricUnit.Count, report.received);
   metrics.addMetric(SHIPPER_METRIC.eventsShipped, MetricUnit.Count, report.pushed);
   metrics.addMetric(SHIPPER_METRIC.eventsSpilled, MetricUnit.Count, report.spilled);
+  metrics.addMetric(SHIPPER_METRIC.eventsAlreadyStored, MetricUnit.Count, report.alreadyStored);
   // EventsDropped_rule_2: "dropped by rule 2", one metric per rule like EventsRefused_<reason>.
   recordBreakdown(metrics, SHIPPER_METRIC.eventsDropped, droppedMetric, report.dropped);
   metrics.addMetric(SHIPPER_METRIC.pushRetries, MetricUnit.Count, report.retries);

@@ -41,6 +41,9 @@ async function startProxy(
   return { url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, hits: () => hits };
 }
 
+/** The proxy plays Loki's push endpoint only: no look-up of stored entries (a tenant without shard_streams). */
+const proxyTarget = (url: string) => ({ LOKI_URL: url, LOKI_TENANT: "t", LOKI_SHARD_STREAMS_ENABLED: "false" });
+
 const events = [
   { id: cloudWatchEventId(Date.now()), timestamp: Date.now() - 1000, message: "m", logStream: "s" },
 ];
@@ -54,7 +57,7 @@ describe("deliverEvents retries", () => {
     const delays: number[] = [];
 
     const report = await deliverEvents([{ logGroup: "/retry", labels: { a: "b" }, events }], {
-      loki: await createLokiPushClient(parseLokiTarget({ LOKI_URL: url, LOKI_TENANT: "t" })),
+      loki: await createLokiPushClient(parseLokiTarget(proxyTarget(url))),
       s3,
       bucket,
       deadline: Date.now() + 10_000,
@@ -73,7 +76,7 @@ describe("deliverEvents retries", () => {
     const { url, hits } = await startProxy([{ status: 503, headers: { "Retry-After": "60" } }]);
 
     const report = await deliverEvents([{ logGroup: "/retry-late", labels: { a: "b" }, events }], {
-      loki: await createLokiPushClient(parseLokiTarget({ LOKI_URL: url, LOKI_TENANT: "t" })),
+      loki: await createLokiPushClient(parseLokiTarget(proxyTarget(url))),
       s3,
       bucket,
       deadline: Date.now() + 5_000,
@@ -90,7 +93,7 @@ describe("deliverEvents retries", () => {
     const delays: number[] = [];
 
     const report = await deliverEvents([{ logGroup: "/retry-502", labels: { a: "b" }, events }], {
-      loki: await createLokiPushClient(parseLokiTarget({ LOKI_URL: url, LOKI_TENANT: "t" })),
+      loki: await createLokiPushClient(parseLokiTarget(proxyTarget(url))),
       s3,
       bucket,
       deadline: Date.now() + 30_000,

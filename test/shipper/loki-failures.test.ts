@@ -40,6 +40,7 @@ function clientFor(pushUrl: string, tenant = "failures"): LokiPushClient {
     maxBatchEntries: 10_000,
     pushConcurrency: 1,
     requestTimeoutMs: 10_000,
+    lookUpStored: false,
   });
 }
 

@@ -86,6 +86,8 @@ export interface DeliveryCounts {
   spilled: number;
   /** The part of `spilled` that Loki refused for the tenant's active-stream limit (see STREAM_LIMIT_REFUSAL). */
   streamLimited: number;
+  /** The part of `pushed` that Loki held already (an earlier push of the same events): not sent again. */
+  alreadyStored: number;
   retries: number;
   bytes: number;
   requests: number;
@@ -112,6 +114,9 @@ export interface Spilled {
   tenant?: string;
   reason: string;
 }
+
+const UNCHECKED_WARNING =
+  "Could not ask Loki which entries it holds already; pushing without asking. If Loki shards this tenant's streams (shard_streams, on by default), an event pushed again can be stored twice: let the shipper's credentials query Loki, or turn shard_streams off for the tenant and set LOKI_SHARD_STREAMS_ENABLED=false";
 
 /** Streams pushed at once when the client does not say (LOKI_PUSH_CONCURRENCY). */
 const DEFAULT_PUSH_CONCURRENCY = 4;
@@ -140,7 +145,7 @@ export async function deliverEvents(batches: GroupBatch[], deps: DeliveryDeps): 
     for (const parts of byStream(requests)) lanes.push({ delivery, parts });
   }
   await forEachLimited(lanes, deps.loki.pushConcurrency ?? DEFAULT_PUSH_CONCURRENCY, async (lane) => {
-    for (const part of lane.parts) await lane.delivery.deliver(part);
+    for (const part of lane.parts) await lane.delivery.deliverOnce(part);
   });
 
   const eventLabelsByGroup = new Map(
@@ -176,6 +181,7 @@ export function emptyDeliveryCounts(): DeliveryCounts {
     refused: {},
     spilled: 0,
     streamLimited: 0,
+    alreadyStored: 0,
     retries: 0,
     bytes: 0,
     requests: 0,
@@ -192,6 +198,7 @@ export function addDeliveryCounts(into: DeliveryCounts, add: DeliveryCounts): vo
   addDropped(into.dropped, add.dropped);
   into.spilled += add.spilled;
   into.streamLimited += add.streamLimited;
+  into.alreadyStored += add.alreadyStored;
   into.retries += add.retries;
   into.bytes += add.bytes;
   into.requests += add.requests;
@@ -258,6 +265,7 @@ class StreamDelivery {
   readonly #onAccepted: ((accepted: AcceptedPush) => void) | undefined;
   /** The session's tenant, added to what it spills or refuses ({} for the default tenant). */
   readonly #tenant: { tenant?: string };
+  #warnedUnchecked = false;
 
   constructor(
     session: PushSession,
@@ -277,6 +285,22 @@ class StreamDelivery {
     this.#logger = options.logger;
     this.#now = options.now;
     this.#onAccepted = options.onAccepted;
+  }
+
+  /**
+   * Delivers what Loki does not hold yet of a request: an entry already in Loki (an earlier push of
+   * the same event, in this stream or one of its shards) counts as pushed and is not sent again.
+   */
+  async deliverOnce(request: TrackedStream): Promise<void> {
+    const { entries, unchecked } = await this.#session.unstored(request);
+    const alreadyStored = request.entries.length - entries.length;
+    this.#report.pushed += alreadyStored;
+    this.#report.alreadyStored += alreadyStored;
+    if (unchecked && !this.#warnedUnchecked) {
+      this.#warnedUnchecked = true;
+      this.#logger?.warn(UNCHECKED_WARNING, { reason: cutBody(unchecked) });
+    }
+    return this.deliver({ ...request, entries });
   }
 
   async deliver(request: TrackedStream): Promise<void> {

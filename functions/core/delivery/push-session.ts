@@ -1,7 +1,9 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
+import { LOG_STREAM_LABEL } from "../labels/labels.ts";
 import type { LokiPushClient, PushAttempt } from "../loki/loki-client.ts";
 import { cutBody, LokiUnreachableError } from "../loki/loki-errors.ts";
-import type { TrackedStream } from "./batching.ts";
+import { entryKey, StoredLookupError } from "../loki/stored-entries.ts";
+import type { TrackedEntry, TrackedStream } from "./batching.ts";
 
 export interface RetryOptions {
   maxAttempts: number;
@@ -78,6 +80,30 @@ export class PushSession {
   constructor(deps: PushSessionDeps, counters: PushCounters) {
     this.#deps = deps;
     this.#counters = counters;
+  }
+
+  /**
+   * The entries of `request` that Loki does not hold yet, in the stream or any of its shards
+   * (stored-entries.ts); all of them, with the reason, when Loki cannot say. Asked once per request
+   * before its first attempt: the request's own retries cannot have stored anything Loki denied.
+   */
+  async unstored(request: TrackedStream): Promise<{ entries: TrackedEntry[]; unchecked?: string }> {
+    const reader = this.#deps.loki.storedEntries;
+    if (!reader || this.circuitOpen) return { entries: request.entries };
+    const tenant = this.#deps.tenant;
+    const logStream = this.withoutMetadata ? undefined : sharedLogStream(request.entries);
+    try {
+      const stored = await reader.storedKeys(request, {
+        timeoutMs: Math.max(1, this.#deps.deadline - this.#deps.now() - MIN_ATTEMPT_MS),
+        ...(tenant ? { tenant } : {}),
+        ...(logStream !== undefined ? { logStream } : {}),
+      });
+      if (stored.size === 0) return { entries: request.entries };
+      return { entries: request.entries.filter((entry) => !stored.has(entryKey(entry.ns, entry.line))) };
+    } catch (error) {
+      if (!(error instanceof StoredLookupError)) throw error;
+      return { entries: request.entries, unchecked: error.message };
+    }
   }
 
   async push(request: TrackedStream): Promise<PushOutcome> {
@@ -191,6 +217,17 @@ export class PushSession {
     await this.#deps.sleep(delay);
     return undefined;
   }
+}
+
+/** The `log_stream` structured metadata every entry carries, when they all carry the same one. */
+function sharedLogStream(entries: TrackedEntry[]): string | undefined {
+  let shared: string | undefined;
+  for (const entry of entries) {
+    const value = entry.metadata?.find(([name]) => name === LOG_STREAM_LABEL)?.[1];
+    if (value === undefined || (shared !== undefined && value !== shared)) return undefined;
+    shared = value;
+  }
+  return shared;
 }
 
 /** The same push without structured metadata (entries keep their line and timestamp). */

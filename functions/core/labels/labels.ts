@@ -87,7 +87,8 @@ export interface LabelExplanation extends ResolvedLabels {
   warnings: string[];
 }
 
-const booleanText = z.pipe(
+/** A boolean variable: true/false, 1/0, yes/no. */
+export const booleanText = z.pipe(
   z.enum(["true", "false", "1", "0", "yes", "no"], { message: "expected true or false" }),
   z.transform((value) => value === "true" || value === "1" || value === "yes"),
 );

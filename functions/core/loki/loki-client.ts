@@ -1,6 +1,7 @@
 import got, { RequestError, TimeoutError } from "got";
 import { LokiUnreachableError, type UnreachableKind } from "./loki-errors.ts";
 import { encodePush, type PushFormat, type PushStream } from "./loki-push.ts";
+import { createStoredEntriesReader, type StoredEntriesReader } from "./stored-entries.ts";
 
 /** The per-entry limits of the Loki target, checked before pushing (Loki `limits_config`). */
 export interface LokiLimits {
@@ -31,6 +32,12 @@ export interface LokiPushClient {
   readonly pushConcurrency?: number;
   /** Sends one push request. Resolves with any HTTP status; rejects with LokiUnreachableError. */
   push(streams: PushStream[], options?: PushOptions): Promise<PushAttempt>;
+  /**
+   * Asks Loki which entries of a push it holds already, so that a re-push never stores an event
+   * twice in two of the stream's shards (stored-entries.ts). Absent when the tenant's
+   * `shard_streams` is off (LOKI_SHARD_STREAMS_ENABLED=false): Loki's own de-duplication suffices.
+   */
+  readonly storedEntries?: StoredEntriesReader;
 }
 
 export interface PushOptions {
@@ -50,6 +57,8 @@ export interface GotLokiPushClientOptions {
   maxBatchEntries: number;
   pushConcurrency: number;
   requestTimeoutMs: number;
+  /** Ask Loki which entries it holds before each push (the tenant may shard streams). */
+  lookUpStored: boolean;
 }
 
 /**
@@ -69,6 +78,15 @@ export function createGotLokiPushClient(options: GotLokiPushClientOptions): Loki
     maxBatchBytes: options.maxBatchBytes,
     maxBatchEntries: options.maxBatchEntries,
     pushConcurrency: options.pushConcurrency,
+    ...(options.lookUpStored
+      ? {
+          storedEntries: createStoredEntriesReader({
+            pushUrl: options.pushUrl,
+            headers: baseHeaders,
+            requestTimeoutMs: options.requestTimeoutMs,
+          }),
+        }
+      : {}),
     async push(streams, pushOptions = {}) {
       const encoded = encodePush(streams, options.format);
       const started = performance.now();

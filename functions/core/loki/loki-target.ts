@@ -3,7 +3,7 @@ import type { SSMClient } from "@aws-sdk/client-ssm";
 import * as z from "zod/mini";
 import { deferredClient } from "../deferred-client.ts";
 import { ConfigError } from "../errors.ts";
-import { configErrorFrom, emptyToUndefined } from "../labels/labels.ts";
+import { booleanText, configErrorFrom, emptyToUndefined } from "../labels/labels.ts";
 import { addIssue } from "../mini-schema.ts";
 import { createGotLokiPushClient, type LokiLimits, type LokiPushClient } from "./loki-client.ts";
 import type { PushFormat } from "./loki-push.ts";
@@ -29,6 +29,8 @@ export interface LokiTarget {
   /** Streams pushed in parallel; every push carries one stream (see splitIntoRequests). */
   pushConcurrency: number;
   requestTimeoutMs: number;
+  /** The tenant's `shard_streams` settings (Loki's defaults: on, 1536KB). */
+  shardStreams: { enabled: boolean; desiredRateBytes: number };
 }
 
 export type LokiAuth =
@@ -115,6 +117,8 @@ const targetSchema = z.object({
   LOKI_BATCH_MAX_ENTRIES: z._default(wholeNumber(1, 100_000), 10_000),
   LOKI_PUSH_CONCURRENCY: z._default(wholeNumber(1, 32), 4),
   LOKI_TIMEOUT: z._default(duration("request timeout"), 10_000),
+  LOKI_SHARD_STREAMS_ENABLED: z._default(booleanText, true),
+  LOKI_SHARD_STREAMS_DESIRED_RATE: z._default(byteSize(1024, 1024 ** 3), 1536 * 1024),
 });
 
 /** Checks across variables; run on the raw values so they are reported along with the others. */
@@ -169,6 +173,10 @@ export function parseLokiTarget(env: Record<string, string | undefined>): LokiTa
     maxBatchEntries: parsed.LOKI_BATCH_MAX_ENTRIES,
     pushConcurrency: parsed.LOKI_PUSH_CONCURRENCY,
     requestTimeoutMs: parsed.LOKI_TIMEOUT,
+    shardStreams: {
+      enabled: parsed.LOKI_SHARD_STREAMS_ENABLED,
+      desiredRateBytes: parsed.LOKI_SHARD_STREAMS_DESIRED_RATE,
+    },
   };
 }
 
@@ -248,6 +256,7 @@ export async function createLokiPushClient(
     maxBatchEntries: target.maxBatchEntries,
     pushConcurrency: target.pushConcurrency,
     requestTimeoutMs: target.requestTimeoutMs,
+    lookUpStored: target.shardStreams.enabled,
   });
   if (target.auth.kind === "none") return client;
   return {

@@ -8,8 +8,10 @@
  * 2. writes a day of their history, then keeps writing an invocation's lines every few seconds,
  * 3. backfills the history through the backfill state machine run locally,
  * 4. ships the new events through the live shipper as CloudWatch's subscription would,
- * 5. runs {runtime="python", region="eu-central-1", name=~"fun.*"} against Loki and prints it,
- *    then two queries on the Lambda report figures (p99 duration, invocations near the memory size),
+ * 5. runs {runtime="python", region="eu-central-1", name=~"fun.*"} against Loki over the whole
+ *    history (a user's Loki: its last 2 h, see QueryWindow) and prints it beside what CloudWatch
+ *    holds for that time, then two queries on the Lambda report figures (p99 duration, invocations
+ *    near the memory size),
  * 6. keeps shipping until Ctrl-C (or stops after the first result with --once).
  */
 import { relative } from "node:path";
@@ -21,7 +23,15 @@ import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { DASHBOARD_FILE } from "../dashboards/loki-shipper.ts";
 import { parseLokiTarget } from "../functions/core/loki/loki-target.ts";
 import { type LokiTestServer, startLokiTestServer } from "../loki-test-server/index.ts";
-import { backfillHistory, HISTORY_HOURS, liveShipper, REGION, seedSampleHistory } from "./demo/demo-data.ts";
+import {
+  backfillHistory,
+  countEvents,
+  HISTORY_HOURS,
+  liveShipper,
+  REGION,
+  seedSampleHistory,
+} from "./demo/demo-data.ts";
+import { SAMPLE_FUNCTIONS } from "./demo/sample-functions.ts";
 import { credentialsFromEnv, lokiHeaders, lokiRefusal, storeCredentials } from "./demo/user-loki.ts";
 import { startMotoServer } from "./moto-server.ts";
 
@@ -102,7 +112,7 @@ async function main(): Promise<void> {
 
     const shipNew = liveShipper(target, demoStart);
     say(`Live shipper: ${await shipNew()} new events shipped through the subscription handler`);
-    await printQuery(queryTarget, demoStart);
+    await printQuery(queryTarget, logs, queryWindow(embedded !== undefined, demoStart));
     await printReportFigures(queryTarget);
     say("");
     if (embedded) {
@@ -166,7 +176,7 @@ interface QueriedEntry {
   line: string;
 }
 
-/** Every entry the query matches since the history began, paging over Loki's 5,000-entry limit. */
+/** Every entry the query matches from `from` on, paging over Loki's 5,000-entry limit. */
 async function queryAll(loki: QueryTarget, query: string, from: number): Promise<QueriedEntry[]> {
   const entries: QueriedEntry[] = [];
   const seen = new Set<string>();
@@ -233,27 +243,53 @@ async function printReportFigures(loki: QueryTarget): Promise<void> {
   }
 }
 
-async function printQuery(loki: QueryTarget, demoStart: number): Promise<void> {
-  const from = demoStart - (HISTORY_HOURS + 1) * 3_600_000;
-  const entries = await queryAll(loki, QUERY, from);
-  // Loki splits results by structured metadata (request_id, log_stream); a stream is the label set without it.
+/**
+ * What the demo's query covers. The Loki test server answers the whole backfilled day at once. A
+ * real Loki answers just-pushed entries only while they are younger than its
+ * `querier.query_ingesters_within` (3 h by default; a single-binary Loki stops at 2 h 41 min, its
+ * `ingester.query_store_max_look_back_period`), older ones once it has flushed them to its store
+ * (after `chunk_idle_period`, 30 min by default): the demo asks a user's Loki for its last 2 hours.
+ */
+interface QueryWindow {
+  from: number;
+  hours: number;
+}
+
+const RECENT_HOURS = 2;
+
+function queryWindow(embedded: boolean, demoStart: number): QueryWindow {
+  const hours = embedded ? HISTORY_HOURS + 1 : RECENT_HOURS;
+  return { from: (embedded ? demoStart : Date.now()) - hours * 3_600_000, hours };
+}
+
+async function printQuery(loki: QueryTarget, logs: CloudWatchLogsClient, window: QueryWindow): Promise<void> {
+  const entries = await queryAll(loki, QUERY, window.from);
+  // Loki splits results by structured metadata (request_id, log_stream) and the labels it adds
+  // (service_name, detected_level): a stream here is one of the demo's, a log group and an hour.
   const perStream = new Map<string, number>();
-  for (const entry of entries) {
-    const key = `name="${entry.labels.name}", time_shard="${entry.labels.time_shard}"`;
-    perStream.set(key, (perStream.get(key) ?? 0) + 1);
-  }
   const perName = new Map<string, number>();
-  for (const entry of entries)
-    perName.set(entry.labels.name ?? "?", (perName.get(entry.labels.name ?? "?") ?? 0) + 1);
+  for (const entry of entries) {
+    const name = entry.labels.name ?? "?";
+    const key = `name="${name}", time_shard="${entry.labels.time_shard}"`;
+    perStream.set(key, (perStream.get(key) ?? 0) + 1);
+    perName.set(name, (perName.get(name) ?? 0) + 1);
+  }
   say("");
   say(`Query: ${QUERY}`);
+  say(`  over the last ${window.hours} h (since ${new Date(window.from).toISOString()})`);
   say(
     `  ${entries.length} entries in ${perStream.size} streams (one per log group and UTC hour: the time_shard label)`,
   );
-  for (const [name, count] of perName) say(`  name="${name}": ${count} entries`);
+  for (const [name, count] of perName) {
+    say(
+      `  name="${name}": ${count} entries (${await comparedWithCloudWatch(logs, name, count, window.from)})`,
+    );
+  }
   const streamLines = [...perStream.entries()];
-  for (const [stream, count] of [...streamLines.slice(0, 3), ...streamLines.slice(-3)]) {
-    say(`    {${stream}}: ${count}`);
+  const shown =
+    streamLines.length <= 6 ? streamLines : [...streamLines.slice(0, 3), undefined, ...streamLines.slice(-3)];
+  for (const line of shown) {
+    say(line ? `    {${line[0]}}: ${line[1]}` : `    ... ${streamLines.length - 6} more`);
   }
   const newest = entries.slice(-5);
   const last = newest.at(-1);
@@ -266,8 +302,34 @@ async function printQuery(loki: QueryTarget, demoStart: number): Promise<void> {
     say(`    ${new Date(Number(entry.ts / 1_000_000n)).toISOString()}  ${entry.line.split("\n")[0]}`);
   }
   const nodeQuery = '{runtime="nodejs", name=~"fun.*"}';
-  const nodeEntries = await queryAll(loki, nodeQuery, from);
-  say(`The Node.js sample is not in that answer; ${nodeQuery} holds its ${nodeEntries.length} entries.`);
+  const nodeEntries = await queryAll(loki, nodeQuery, window.from);
+  const nodeCount = nodeEntries.length;
+  say(`The Node.js sample is not in that answer; ${nodeQuery} holds its ${nodeCount} entries`);
+  say(`  (${await comparedWithCloudWatch(logs, "fun-node", nodeCount, window.from)}).`);
+  if (window.hours < HISTORY_HOURS) {
+    say(
+      `Only the last ${window.hours} h of the day: a Loki answers just-pushed entries older than a few hours (its`,
+    );
+    say(
+      "  query_ingesters_within, 3 h by default) only once it has flushed them to its store, 30 min after their",
+    );
+    say("  stream's last push by default: the rest of the backfilled day shows in Grafana then.");
+  }
+}
+
+/** How a count from Loki compares with the events the sample's log group holds from `from` on. */
+async function comparedWithCloudWatch(
+  logs: CloudWatchLogsClient,
+  name: string,
+  count: number,
+  from: number,
+): Promise<string> {
+  const logGroup = SAMPLE_FUNCTIONS.find((sample) => sample.tags.name === name)?.logGroupName;
+  if (logGroup === undefined) return "not a log group of the demo";
+  const written = await countEvents(logs, logGroup, from);
+  return written === count
+    ? `all the events ${logGroup} holds for that time`
+    : `${logGroup} holds ${written} events for that time`;
 }
 
 main().catch((error: unknown) => {

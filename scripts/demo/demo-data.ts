@@ -146,6 +146,15 @@ async function writeInvocation(
   );
 }
 
+/** How many events the log group holds from `since` on: what the demo wrote there, and shipped. */
+export async function countEvents(
+  logs: CloudWatchLogsClient,
+  logGroupName: string,
+  since: number,
+): Promise<number> {
+  return (await readEvents(logs, logGroupName, since)).length;
+}
+
 /** The events written since `since`, with the ids CloudWatch gave them. */
 async function readEvents(
   logs: CloudWatchLogsClient,

@@ -1,9 +1,9 @@
-import { execFile } from "node:child_process";
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RECENT_HISTORY_MS } from "../helpers/log-groups.ts";
 import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
+import { expectEachStreamOnce, printedAnswer, QUERY, runDemo } from "./demo-output.ts";
 
 /**
  * `npm run demo -- --loki-url URL --tenant T` against "the user's own Loki": the tests' Loki (the
@@ -14,24 +14,6 @@ import { startTestLoki, type TestLoki } from "../helpers/loki.ts";
 
 const USER = "123456";
 const PASSWORD = "glc_demo-password-never-printed";
-
-interface DemoResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runDemo(args: string[], env: Record<string, string> = {}): Promise<DemoResult> {
-  const { LOKI_USERNAME: _u, LOKI_PASSWORD: _p, LOKI_BEARER_TOKEN: _t, ...parentEnv } = process.env;
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["scripts/demo.ts", "--once", ...args],
-      { env: { ...parentEnv, ...env }, timeout: 240_000 },
-      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 /** Forwards to Loki only requests with the right basic credentials; 401 otherwise, like a gateway. */
 async function startAuthGateway(lokiUrl: string): Promise<Server> {
@@ -93,15 +75,32 @@ describe("the demo against the user's own Loki", () => {
       expect(result.stderr).not.toContain("refused");
       expect(result.code).toBe(0);
       expect(`${result.stdout}${result.stderr}`).not.toContain(PASSWORD);
-      // The last two hours of the backfilled day: a real Loki's queries show older just-pushed entries
-      // only once it has flushed them (query_ingesters_within, 3 h).
-      const python = await loki.queryRangeAll('{name="fun-python", runtime="python"}', {
-        start: BigInt(startedAt - RECENT_HISTORY_MS) * 1_000_000n,
+      // The demo asks for what a real Loki answers at once: just-pushed entries of the last few
+      // hours (query_ingesters_within, 3 h); older ones only once it has flushed them.
+      const answer = printedAnswer(result.stdout);
+      expect(answer.since).toBeGreaterThanOrEqual(startedAt - RECENT_HISTORY_MS);
+      const python = await loki.queryRangeAll(QUERY, {
+        start: BigInt(answer.since) * 1_000_000n,
         end: BigInt(Date.now() + 60_000) * 1_000_000n,
       });
-      const entries = python.reduce((total, stream) => total + stream.values.length, 0);
+      const perStream = new Map<string, number>();
+      for (const stream of python) {
+        const key = `name="${stream.stream.name}", time_shard="${stream.stream.time_shard}"`;
+        perStream.set(key, (perStream.get(key) ?? 0) + stream.values.length);
+      }
+      const entries = [...perStream.values()].reduce((total, count) => total + count, 0);
       // One invocation a minute, backfilled, plus what the live shipper sent.
       expect(entries).toBeGreaterThan(2 * 60);
+      // What it printed is what Loki holds for that window, each stream once.
+      expect(answer.entries).toBe(entries);
+      expectEachStreamOnce(answer);
+      expect(new Map(answer.streamLines)).toEqual(perStream);
+      // And all the events the demo wrote to CloudWatch for that time (this test's own tenant).
+      if (!process.env.LOKI_TEST_TENANT) {
+        expect(answer.perName).toEqual([
+          `name="fun-python": ${entries} entries (all the events /aws/lambda/fun-python holds for that time)`,
+        ]);
+      }
       expect(result.stdout).toContain("The events are in your Loki");
     },
     DEMO_TIMEOUT_MS,

@@ -2,8 +2,9 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { StateMachine } from "aws-local-stepfunctions";
 import { RateBudget } from "../functions/core/cloudwatch/rate-budget.ts";
-import { Pacer } from "../functions/core/delivery/pacing.ts";
+import { defaultPacing, Pacer } from "../functions/core/delivery/pacing.ts";
 import { ConfigError, InputError, LokiShipperError } from "../functions/core/errors.ts";
+import { parseLokiTarget } from "../functions/core/loki/loki-target.ts";
 import { getJson, runKeys } from "../functions/core/storage/run-store.ts";
 import { parseBackfillRequest } from "../functions/core/workflow/backfill-request.ts";
 import { parseReplayRequest } from "../functions/core/workflow/replay-plan.ts";
@@ -160,7 +161,10 @@ export async function runReplayLocally(
     sharedPacer: new Pacer(
       {
         bytesPerSecond: parsed.options.bytesPerSecond * parsed.options.concurrency,
-        perStreamBytesPerSecond: parsed.options.perStreamBytesPerSecond,
+        perStreamBytesPerSecond:
+          parsed.options.perStreamBytesPerSecond ??
+          defaultPacing(parseLokiTarget({ ...deps.env, ...parsed.loki }).shardStreams.desiredRateBytes)
+            .perStreamBytesPerSecond,
       },
       deps.sleep ? { sleep: deps.sleep } : {},
     ),

@@ -12,11 +12,26 @@ export interface PacingLimits {
   perStreamBytesPerSecond: number;
 }
 
-/** Below Loki's defaults, leaving room for live traffic. */
+/**
+ * Below Loki's defaults, leaving room for live traffic. A stream's pace is also kept to half the
+ * tenant's `shard_streams.desired_rate` (1536KB by default): Loki shards a stream whose rate plus
+ * the push is over it, and the pieces of a replay are a second of the pace.
+ */
 export const DEFAULT_PACING: PacingLimits = {
   bytesPerSecond: 2 * 1024 * 1024,
-  perStreamBytesPerSecond: 1024 * 1024,
+  perStreamBytesPerSecond: 768 * 1024,
 };
+
+/** The default pacing for a tenant whose `shard_streams.desired_rate` is `desiredRateBytes`. */
+export function defaultPacing(desiredRateBytes: number): PacingLimits {
+  return {
+    ...DEFAULT_PACING,
+    perStreamBytesPerSecond: Math.min(
+      DEFAULT_PACING.perStreamBytesPerSecond,
+      Math.floor(desiredRateBytes / 2),
+    ),
+  };
+}
 
 /** Paces each tenant on its own: Loki's rate limits are per tenant (the default tenant is ""). */
 export class Pacer {

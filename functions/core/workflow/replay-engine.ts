@@ -298,7 +298,8 @@ async function replayChunk(
     kept: 0,
   };
   const rewritten = new Set<string>();
-  for (const events of inPieces(chunk.records, options.maxEventsPerDelivery)) {
+  const pieceBytes = deps.pacer.limits.perStreamBytesPerSecond;
+  for (const events of inPieces(chunk.records, options.maxEventsPerDelivery, pieceBytes)) {
     await deps.pacer.take(bytesByStream(labels, events), tenant);
     const delivered = await deps.deliver(
       { logGroup, labels, ...(tenant ? { tenant } : {}), events, ...(eventLabels ? { eventLabels } : {}) },
@@ -357,15 +358,26 @@ function addChunkOutcome(checkpoint: ReplayCheckpoint, outcome: ChunkOutcome): v
   checkpoint.kept += outcome.kept;
 }
 
-function* inPieces(records: ChunkRecord[], size: number): Generator<LogEvent[]> {
-  for (let start = 0; start < records.length; start += size) {
-    yield records.slice(start, start + size).map(({ id, timestamp, message, logStream }) => ({
-      id,
-      timestamp,
-      message,
-      logStream,
-    }));
+/**
+ * The chunk's events in pieces of at most `maxEvents` events and about `maxBytes` line bytes (a
+ * second of the per-stream pace): each piece is paced before it goes, so that no burst lifts a
+ * stream's rate in Loki over the pace (nor, with the pace below it, over `desired_rate`, where
+ * Loki starts sharding the stream).
+ */
+function* inPieces(records: ChunkRecord[], maxEvents: number, maxBytes: number): Generator<LogEvent[]> {
+  let piece: LogEvent[] = [];
+  let bytes = 0;
+  for (const { id, timestamp, message, logStream } of records) {
+    const size = message.length;
+    if (piece.length > 0 && (piece.length >= maxEvents || bytes + size > maxBytes)) {
+      yield piece;
+      piece = [];
+      bytes = 0;
+    }
+    piece.push({ id, timestamp, message, logStream });
+    bytes += size;
   }
+  if (piece.length > 0) yield piece;
 }
 
 /** Line bytes per Loki stream (group labels + hour shard), as Loki's rate limiters count them. */

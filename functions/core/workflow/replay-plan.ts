@@ -51,7 +51,8 @@ export interface ReplayRequest {
 /** What every unit of a replay shares (passed to each branch by the state machine). */
 export interface ReplayRunOptions {
   bytesPerSecond: number;
-  perStreamBytesPerSecond: number;
+  /** Absent: half the tenant's `shard_streams.desired_rate` at most (see defaultPacing). */
+  perStreamBytesPerSecond?: number;
   concurrency: number;
   archive: boolean;
   maxEventsPerDelivery: number;
@@ -80,7 +81,9 @@ export function parseReplayRequest(input: unknown): ReplayRequest {
     options: {
       // Each parallel branch paces itself to its share of the tenant's budget.
       bytesPerSecond: (request.bytesPerSecond ?? DEFAULT_PACING.bytesPerSecond) / concurrency,
-      perStreamBytesPerSecond: request.perStreamBytesPerSecond ?? DEFAULT_PACING.perStreamBytesPerSecond,
+      ...(request.perStreamBytesPerSecond
+        ? { perStreamBytesPerSecond: request.perStreamBytesPerSecond }
+        : {}),
       concurrency,
       archive: request.archive ?? DEFAULT_REPLAY_OPTIONS.archive,
       maxEventsPerDelivery: DEFAULT_REPLAY_OPTIONS.maxEventsPerDelivery,

@@ -4,7 +4,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { perBranchRate, RateBudget } from "../cloudwatch/rate-budget.ts";
 import { deliverEvents } from "../delivery/deliver.ts";
 import { type GroupMetrics, replayPath } from "../delivery/delivery-metrics.ts";
-import { DEFAULT_PACING, Pacer } from "../delivery/pacing.ts";
+import { defaultPacing, Pacer } from "../delivery/pacing.ts";
 import { RuleSet } from "../delivery/rules.ts";
 import {
   parseStreamBudgetSettings,
@@ -375,7 +375,8 @@ async function replayWithinBudget(
     logStreamLabel: labelOptions.logStreamLabel,
     structuredMetadata: labelOptions.structuredMetadata,
   };
-  const pacer = replayPacer(deps, options, concurrency);
+  const desiredRate = context.settings.loki(options.loki).shardStreams.desiredRateBytes;
+  const pacer = replayPacer(deps, options, concurrency, desiredRate);
   const groupMetrics = deps.groupMetrics?.(event.unit.logGroup, replayPath(event.unit.source));
   const deliver = unitDelivery(deps, {
     loki,
@@ -413,12 +414,18 @@ async function replayWithinBudget(
 }
 
 /** The shared pacer of a local run, or (in AWS) this branch's share of the request's byte rate. */
-function replayPacer(deps: WorkflowDeps, options: ReplayChunksEvent["options"], concurrency: number): Pacer {
+function replayPacer(
+  deps: WorkflowDeps,
+  options: ReplayChunksEvent["options"],
+  concurrency: number,
+  desiredRateBytes: number,
+): Pacer {
+  const defaults = defaultPacing(desiredRateBytes);
   return (
     deps.sharedPacer ??
     new Pacer({
-      bytesPerSecond: options.bytesPerSecond ?? DEFAULT_PACING.bytesPerSecond / concurrency,
-      perStreamBytesPerSecond: options.perStreamBytesPerSecond ?? DEFAULT_PACING.perStreamBytesPerSecond,
+      bytesPerSecond: options.bytesPerSecond ?? defaults.bytesPerSecond / concurrency,
+      perStreamBytesPerSecond: options.perStreamBytesPerSecond ?? defaults.perStreamBytesPerSecond,
     })
   );
 }

@@ -24,6 +24,8 @@ export interface RealLoki {
   /** The variables that point the test suite at this Loki. */
   testEnv: Record<string, string>;
   logFile: string;
+  /** Kills Loki with SIGKILL and starts it again on the same data (it replays its WAL). */
+  crashAndRestart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -52,25 +54,10 @@ export async function startRealLoki(options: RealLokiOptions): Promise<RealLoki>
   );
 
   const logFile = join(dir, "loki.log");
-  const log = createWriteStream(logFile);
-  const child = spawn(options.bin, [`-config.file=${configFile}`, "-target=all,overrides-exporter"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
-  const spawned = new Promise<void>((resolve, reject) => {
-    child.once("spawn", resolve);
-    child.once("error", (error) =>
-      reject(new Error(`could not start Loki from LOKI_BIN=${options.bin}: ${error.message}`)),
-    );
-  });
-  await spawned;
-
+  const log = createWriteStream(logFile, { flags: "a" });
+  const args = [`-config.file=${configFile}`, "-target=all,overrides-exporter"];
   const url = `http://127.0.0.1:${httpPort}`;
-  const stop = async () => {
-    await stopChild(child);
-    await rm(dir, { recursive: true, force: true });
-  };
+  let child = await spawnLoki(options.bin, args, log);
   try {
     await waitUntilReady(child, url, logFile);
   } catch (error) {
@@ -87,9 +74,36 @@ export async function startRealLoki(options: RealLokiOptions): Promise<RealLoki>
       LOKI_TEST_OVERRIDES_PERIOD: reloadPeriod,
       LOKI_TEST_CHUNK_IDLE_PERIOD: chunkIdlePeriod,
       LOKI_TEST_QUERY_INGESTERS_WITHIN: "0s",
+      // This process restarts Loki on SIGUSR2 (see main): tests that need a crash send it.
+      LOKI_TEST_RESTART_PID: String(process.pid),
     },
-    stop,
+    async crashAndRestart() {
+      // kill -9: no clean shutdown, no flush; the new process replays the WAL in the same folder.
+      child.kill("SIGKILL");
+      await new Promise((resolve) =>
+        child.exitCode === null ? child.once("exit", resolve) : resolve(undefined),
+      );
+      child = await spawnLoki(options.bin, args, log);
+      await waitUntilReady(child, url, logFile);
+    },
+    async stop() {
+      await stopChild(child);
+      await rm(dir, { recursive: true, force: true });
+    },
   };
+}
+
+async function spawnLoki(bin: string, args: string[], log: NodeJS.WritableStream): Promise<ChildProcess> {
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  await new Promise<void>((resolve, reject) => {
+    child.once("spawn", resolve);
+    child.once("error", (error) =>
+      reject(new Error(`could not start Loki from LOKI_BIN=${bin}: ${error.message}`)),
+    );
+  });
+  return child;
 }
 
 interface ConfigInput {
@@ -209,6 +223,12 @@ async function main(argv: string[]): Promise<number> {
   const stopOnSignal = () => void loki.stop().then(() => process.exit(130));
   process.once("SIGINT", stopOnSignal);
   process.once("SIGTERM", stopOnSignal);
+  process.on("SIGUSR2", () => {
+    loki.crashAndRestart().then(
+      () => console.log("Loki was killed and is ready again"),
+      (error: Error) => console.error(`Loki did not come back after the kill: ${error.message}`),
+    );
+  });
   if (command.length === 0) {
     for (const [name, value] of Object.entries(loki.testEnv)) console.log(`export ${name}=${value}`);
     console.log("Ctrl-C stops Loki.");

@@ -5,7 +5,7 @@ import type { DecodedEntry, DecodedStream } from "./push-decode.ts";
 import { TokenBucket } from "./rate-limiter.ts";
 import type { LogStore, Stream } from "./store.ts";
 import { StreamRates } from "./stream-rates.ts";
-import { type OutgoingStream, StreamSharder } from "./stream-sharding.ts";
+import { type OutgoingStream, SHARD_LABEL, StreamSharder } from "./stream-sharding.ts";
 import { formatGoTime, formatRfc3339, msToNs, nowNs } from "./time-format.ts";
 
 const MiB = 1024 * 1024;
@@ -127,6 +127,25 @@ export class Ingester {
     const ingesterError = this.#pushToIngester(tenant, validated.valid, limits);
     if (ingesterError) throw ingesterError;
     if (!validated.errors.empty) throw new HttpError(400, `${validated.errors}\n`);
+  }
+
+  /**
+   * What a restarted Loki does when it replays its WAL: every entry of the streams it still holds
+   * (pushed to within `chunk_idle_period`) goes through the ingester again and counts in the
+   * stream's rate for the current second, so the streams' next pushes may be sharded. Without
+   * this call the server keeps the rates it had, as if it had not restarted.
+   */
+  replayWal(): void {
+    const activeSinceMs = Date.now() - this.#chunkIdlePeriodMs;
+    for (const tenant of this.#store.tenants()) {
+      for (const stream of this.#store.streamsOf(tenant)) {
+        if (stream.lastPushMs < activeSinceMs) continue;
+        let bytes = 0;
+        for (const entry of stream.entries) bytes += Buffer.byteLength(entry.line) + metadataBytes(entry);
+        const unsharded = formatLabels(stream.labels.filter(([name]) => name !== SHARD_LABEL));
+        this.#rates.record(tenant, unsharded, stream.key, bytes);
+      }
+    }
   }
 
   /**

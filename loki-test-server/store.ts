@@ -114,6 +114,10 @@ export function lowerBound(entries: readonly StoredEntry[], ts: bigint): number 
 export class LogStore {
   readonly #tenants = new Map<string, Map<string, Stream>>();
 
+  tenants(): Iterable<string> {
+    return this.#tenants.keys();
+  }
+
   streamsOf(tenant: string): Iterable<Stream> {
     return this.#tenants.get(tenant)?.values() ?? [];
   }

@@ -81,7 +81,7 @@ describe("Loki test server against the captured Loki 3.4.6 contract", () => {
   });
 
   it("has all the captured cases", () => {
-    expect(cases.length).toBe(41);
+    expect(cases.length).toBe(44);
   });
 
   it("makes literal-only snappy bodies that decode to the raw bytes (compression snappy-literal)", () => {

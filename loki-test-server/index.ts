@@ -49,8 +49,13 @@ export interface LokiTestServer {
   close(): Promise<void>;
   /** Stops listening and drops open connections (clients see "connection refused"); data is kept. */
   stop(): Promise<void>;
-  /** Listens again on the same port, with the data stored before. */
+  /** Listens again on the same port, with the data stored before (stream rates kept as they were). */
   restart(): Promise<void>;
+  /**
+   * Counts every entry of the streams pushed to within `chunk_idle_period` as pushed now, as a
+   * restarted Loki's WAL replay does: their next pushes may be sharded (see stream sharding).
+   */
+  replayWal(): void;
   setFault(fault?: Fault): void;
   setTenantLimits(tenant: string, limits: Partial<TenantLimits>): void;
 }
@@ -135,6 +140,9 @@ export async function startLokiTestServer(options: LokiTestServerOptions = {}): 
     stop: listener.close,
     async restart() {
       if (!listener.isOpen()) await listener.open(port);
+    },
+    replayWal() {
+      context.ingester.replayWal();
     },
     setFault(fault) {
       context.faults.set(fault);

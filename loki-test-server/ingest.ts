@@ -4,6 +4,8 @@ import type { LimitsRegistry, TenantLimits } from "./limits.ts";
 import type { DecodedEntry, DecodedStream } from "./push-decode.ts";
 import { TokenBucket } from "./rate-limiter.ts";
 import type { LogStore, Stream } from "./store.ts";
+import { StreamRates } from "./stream-rates.ts";
+import { type OutgoingStream, SHARD_LABEL, StreamSharder } from "./stream-sharding.ts";
 import { formatGoTime, formatRfc3339, msToNs, nowNs } from "./time-format.ts";
 
 const MiB = 1024 * 1024;
@@ -38,11 +40,8 @@ class GroupedErrors {
   }
 }
 
-interface ValidStream {
-  labels: LabelPairs;
-  labelText: string;
-  entries: DecodedEntry[];
-}
+/** A stream as it reaches the ingester: a validated stream of the push, or one of its shards. */
+type ValidStream = OutgoingStream<DecodedEntry>;
 
 /** Human byte size as Go's humanize.Bytes prints it in Loki's per-stream rate limit message. */
 function humanBytes(bytes: number): string {
@@ -75,6 +74,8 @@ function metadataBytes(entry: DecodedEntry): number {
 export interface IngesterOptions {
   /** Ingester `chunk_idle_period`: how long a stream without pushes stays active (default 30m). */
   chunkIdlePeriodMs?: number;
+  /** The stream rates stream sharding is decided on (default: on the wall clock, 1s ticks). */
+  streamRates?: StreamRates;
 }
 
 /**
@@ -87,11 +88,15 @@ export class Ingester {
   readonly #limits: LimitsRegistry;
   readonly #chunkIdlePeriodMs: number;
   readonly #tenantBuckets = new Map<string, { bucket: TokenBucket; version: number }>();
+  readonly #rates: StreamRates;
+  readonly #sharder: StreamSharder;
 
   constructor(store: LogStore, limits: LimitsRegistry, options: IngesterOptions = {}) {
     this.#store = store;
     this.#limits = limits;
     this.#chunkIdlePeriodMs = options.chunkIdlePeriodMs ?? DEFAULT_CHUNK_IDLE_PERIOD_MS;
+    this.#rates = options.streamRates ?? new StreamRates();
+    this.#sharder = new StreamSharder(this.#rates);
   }
 
   push(tenant: string, streams: DecodedStream[]): void {
@@ -99,7 +104,7 @@ export class Ingester {
       throw new HttpError(422, "error at least one valid stream is required for ingestion\n");
     }
     const limits = this.#limits.get(tenant);
-    const validated = this.#validate(streams, limits);
+    const validated = this.#validate(tenant, streams, limits);
     if (validated.valid.length === 0) {
       if (validated.errors.empty) return;
       throw new HttpError(400, `${validated.errors}\n`);
@@ -124,8 +129,31 @@ export class Ingester {
     if (!validated.errors.empty) throw new HttpError(400, `${validated.errors}\n`);
   }
 
-  /** The distributor's validation: label checks per stream, entry checks (too old, too new, size...). */
-  #validate(streams: DecodedStream[], limits: TenantLimits): ValidatedPush {
+  /**
+   * What a restarted Loki does when it replays its WAL: every entry of the streams it still holds
+   * (pushed to within `chunk_idle_period`) goes through the ingester again and counts in the
+   * stream's rate for the current second, so the streams' next pushes may be sharded. Without
+   * this call the server keeps the rates it had, as if it had not restarted.
+   */
+  replayWal(): void {
+    const activeSinceMs = Date.now() - this.#chunkIdlePeriodMs;
+    for (const tenant of this.#store.tenants()) {
+      for (const stream of this.#store.streamsOf(tenant)) {
+        if (stream.lastPushMs < activeSinceMs) continue;
+        let bytes = 0;
+        for (const entry of stream.entries) bytes += Buffer.byteLength(entry.line) + metadataBytes(entry);
+        const unsharded = formatLabels(stream.labels.filter(([name]) => name !== SHARD_LABEL));
+        this.#rates.record(tenant, unsharded, stream.key, bytes);
+      }
+    }
+  }
+
+  /**
+   * The distributor's validation: label checks per stream, entry checks (too old, too new,
+   * size...), then stream sharding of what is left, as Loki shards each stream once validated
+   * (so its shard tracker moves on even for a push refused afterwards).
+   */
+  #validate(tenant: string, streams: DecodedStream[], limits: TenantLimits): ValidatedPush {
     const result: ValidatedPush = {
       valid: [],
       errors: new GroupedErrors(),
@@ -158,9 +186,15 @@ export class Ingester {
         result.lines++;
         result.messageSize += bytes + ENTRY_PROTO_OVERHEAD + DETECTED_LEVEL_PROTO_SIZE;
       }
-      if (accepted.length > 0) {
-        result.valid.push({ labels, labelText, entries: accepted });
-        result.messageSize += labelText.length + 8;
+      if (accepted.length === 0) continue;
+      const settings = { enabled: limits.shardStreamsEnabled, desiredRate: limits.shardStreamsDesiredRate };
+      for (const outgoing of this.#sharder.shard(
+        tenant,
+        { labels, labelText, entries: accepted },
+        settings,
+      )) {
+        result.valid.push(outgoing);
+        result.messageSize += outgoing.labelText.length + 8;
       }
     }
     return result;
@@ -220,7 +254,11 @@ export class Ingester {
     return holder.bucket;
   }
 
-  /** The ingester's per-stream push: out-of-order window moving with the batch, de-dup, stream rate. */
+  /**
+   * The ingester's per-stream push: repeats of the last stored entry skipped, out-of-order window
+   * moving with the batch, the bytes recorded in the stream's rate (refused entries included, as
+   * Loki records them before its rate limit), per-stream rate limit, de-dup.
+   */
   #pushStream(
     tenant: string,
     stream: Stream,
@@ -232,8 +270,12 @@ export class Ingester {
     const refused: Array<{ entry: DecodedEntry; reason: string }> = [];
     const toStore: DecodedEntry[] = [];
     let newest = stream.newestTs;
+    let last = stream.lastLine;
     let validBytes = 0;
+    let rateBytes = 0;
     for (const entry of input.entries) {
+      if (last && entry.ts === last.ts && entry.line === last.line) continue;
+      rateBytes += Buffer.byteLength(entry.line) + metadataBytes(entry);
       if (newest !== undefined && entry.ts < newest - windowNs) {
         const cutoff = newest - windowNs;
         refused.push({
@@ -246,8 +288,10 @@ export class Ingester {
       }
       if (newest === undefined || entry.ts > newest) newest = entry.ts;
       validBytes += Buffer.byteLength(entry.line);
+      last = entry;
       toStore.push(entry);
     }
+    this.#rates.record(tenant, input.rateKey, input.labelText, rateBytes);
     if (toStore.length > 0 && !this.#streamAllows(stream, validBytes, limits)) {
       for (const entry of toStore) {
         refused.push({
@@ -261,6 +305,7 @@ export class Ingester {
       return failedEntriesError(tenant, input, refused, 429);
     }
     stream.insertBatch(toStore);
+    stream.lastLine = last;
     return refused.length > 0 ? failedEntriesError(tenant, input, refused, 400) : undefined;
   }
 

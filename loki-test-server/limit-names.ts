@@ -31,3 +31,20 @@ export const LOKI_LIMITS: ReadonlyArray<{ name: string; field: keyof TenantLimit
     kind: "number",
   },
 ];
+
+/**
+ * Loki's limits that sit in a block of their own in the overrides file (`shard_streams:
+ * {enabled: false, desired_rate: 1KB}`); keys left out of a block keep their defaults, as in Loki.
+ */
+export const LOKI_LIMIT_BLOCKS: ReadonlyArray<{
+  name: string;
+  limits: ReadonlyArray<{ name: string; field: keyof TenantLimits; kind: LimitKind }>;
+}> = [
+  {
+    name: "shard_streams",
+    limits: [
+      { name: "enabled", field: "shardStreamsEnabled", kind: "boolean" },
+      { name: "desired_rate", field: "shardStreamsDesiredRate", kind: "bytes" },
+    ],
+  },
+];

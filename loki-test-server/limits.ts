@@ -43,6 +43,10 @@ export interface TenantLimits {
   discoverServiceName: string[];
   /** `discover_log_levels`: add detected_level structured metadata. */
   discoverLogLevels: boolean;
+  /** `shard_streams.enabled`: split streams pushed faster than the desired rate (stream-sharding.ts). */
+  shardStreamsEnabled: boolean;
+  /** `shard_streams.desired_rate`, bytes/s: the rate above which a stream is split into shards. */
+  shardStreamsDesiredRate: number;
   /**
    * Ingester setting, not a Loki limit: the out-of-order window is `max_chunk_age / 2`
    * (default max_chunk_age 2h → 1h). Kept per tenant here so tests can narrow it.
@@ -91,6 +95,8 @@ export const DEFAULT_TENANT_LIMITS: Readonly<TenantLimits> = Object.freeze({
     "k8s_job_name",
   ],
   discoverLogLevels: true,
+  shardStreamsEnabled: true,
+  shardStreamsDesiredRate: 1536 * 1024,
   outOfOrderWindowMs: HOUR_MS,
   grpcServerMaxRecvMsgSize: 4 * MiB,
 });

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parse } from "yaml";
 import { OverridesError } from "./errors.ts";
-import { type LimitKind, LOKI_LIMITS } from "./limit-names.ts";
+import { type LimitKind, LOKI_LIMIT_BLOCKS, LOKI_LIMITS } from "./limit-names.ts";
 import type { TenantLimits } from "./limits.ts";
 import { parseByteSize, parseDurationMs } from "./units.ts";
 
@@ -36,6 +36,27 @@ const PARSERS: Record<LimitKind, (value: unknown, key: string) => TenantLimits[k
 };
 
 const LIMITS_BY_NAME = new Map(LOKI_LIMITS.map((limit) => [limit.name, limit]));
+const BLOCKS_BY_NAME = new Map(LOKI_LIMIT_BLOCKS.map((block) => [block.name, block]));
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** A block of limits (`shard_streams: {...}`) into `limits`; keys it leaves out keep their defaults. */
+function readBlock(
+  block: (typeof LOKI_LIMIT_BLOCKS)[number],
+  value: unknown,
+  path: string,
+  limits: Partial<Record<keyof TenantLimits, unknown>>,
+): void {
+  if (value === null) return;
+  if (!isMapping(value)) throw new OverridesError(`${path}: expected a mapping`);
+  for (const [key, inner] of Object.entries(value)) {
+    const limit = block.limits.find((candidate) => candidate.name === key);
+    if (!limit) throw new OverridesError(`${path}.${key}: unsupported limit`);
+    limits[limit.field] = PARSERS[limit.kind](inner, `${path}.${key}`);
+  }
+}
 
 /**
  * Parses Loki's runtime overrides YAML (`overrides: {<tenant>: {ingestion_rate_mb: 4, ...}}`).
@@ -71,8 +92,13 @@ export function parseOverrides(
       }
       const limits: Partial<Record<keyof TenantLimits, unknown>> = {};
       for (const [key, value] of Object.entries(tenantValue as Record<string, unknown>)) {
-        const limit = LIMITS_BY_NAME.get(key);
         const path = `${source}: overrides.${tenant}.${key}`;
+        const block = BLOCKS_BY_NAME.get(key);
+        if (block) {
+          readBlock(block, value, path, limits);
+          continue;
+        }
+        const limit = LIMITS_BY_NAME.get(key);
         if (!limit) throw new OverridesError(`${path}: unsupported limit`);
         limits[limit.field] = PARSERS[limit.kind](value, path);
       }

@@ -28,6 +28,11 @@ export class Stream {
   rateLimiter: TokenBucket | undefined;
   /** Wall-clock time of the last push that stored or refused entries here (stream activity). */
   lastPushMs = 0;
+  /**
+   * The entry stored last, in push order (Loki's `stream.lastLine`): a push repeating it is
+   * skipped before any check and not counted in the stream's rate.
+   */
+  lastLine: { ts: bigint; line: string } | undefined;
   #sorted: StoredEntry[] = [];
   #pending: StoredEntry[] = [];
   /** Lines of the pending entries by timestamp, for de-duplication. */
@@ -108,6 +113,10 @@ export function lowerBound(entries: readonly StoredEntry[], ts: bigint): number 
 /** All streams of all tenants, in memory. */
 export class LogStore {
   readonly #tenants = new Map<string, Map<string, Stream>>();
+
+  tenants(): Iterable<string> {
+    return this.#tenants.keys();
+  }
 
   streamsOf(tenant: string): Iterable<Stream> {
     return this.#tenants.get(tenant)?.values() ?? [];

@@ -31,6 +31,8 @@ export interface ContractStep {
     body_parts_any_order?: { separator: string; parts: string[]; suffix?: string };
     json?: unknown;
     streams?: unknown;
+    /** `/loki/api/v1/series` data: the label sets, in any order, their labels in any order. */
+    series?: unknown[];
     vector?: unknown[];
     matrix?: unknown[];
     /** With vector / matrix: the order of the series is compared too (sort, sort_desc). */
@@ -437,6 +439,24 @@ interface QueryAnswer {
   data?: { resultType?: string; result?: unknown };
 }
 
+/** Label sets as comparable text, sorted (Loki prints a set's labels in Go map order). */
+function normalizeLabelSets(sets: unknown[]): string[] {
+  return sets.map((set) => JSON.stringify(sortedKeys((set ?? {}) as Record<string, unknown>))).sort();
+}
+
+function checkSeries(expected: unknown[], parsed: QueryAnswer, text: string, context: Context): string[] {
+  const data: unknown = parsed.data;
+  if (parsed.status !== "success" || !Array.isArray(data)) {
+    return [`expected a successful series answer, got ${text.slice(0, 300)}`];
+  }
+  const want = normalizeLabelSets(resolveValue(expected, context) as unknown[]);
+  const got = normalizeLabelSets(data);
+  if (JSON.stringify(want) === JSON.stringify(got)) return [];
+  return [
+    `series differ\n  expected: ${want.join("\n            ")}\n  got:      ${got.join("\n            ")}`,
+  ];
+}
+
 function checkJsonBody(expected: Expectation, text: string, context: Context): string[] {
   let parsed: QueryAnswer;
   try {
@@ -448,6 +468,7 @@ function checkJsonBody(expected: Expectation, text: string, context: Context): s
     const want = JSON.stringify(resolveValue(expected.json, context));
     if (JSON.stringify(parsed) !== want) return [`json: expected ${want}, got ${text}`];
   }
+  if (expected.series !== undefined) return checkSeries(expected.series, parsed, text, context);
   if (expected.streams === undefined) return [];
   if (parsed.status !== "success" || parsed.data?.resultType !== "streams") {
     return [`expected a successful streams result, got ${text.slice(0, 300)}`];
@@ -534,7 +555,7 @@ function checkMetricBody(expected: Expectation, text: string, context: Context):
 
 function checkAnswer(expected: Expectation, answer: Answer, context: Context): string[] {
   const problems = [...checkHeaders(expected, answer), ...checkTextBody(expected, answer.text, context)];
-  if (expected.json !== undefined || expected.streams !== undefined) {
+  if (expected.json !== undefined || expected.streams !== undefined || expected.series !== undefined) {
     problems.push(...checkJsonBody(expected, answer.text, context));
   }
   problems.push(...checkMetricBody(expected, answer.text, context));

@@ -47,6 +47,22 @@ describe("runtime overrides file", () => {
     });
   });
 
+  it("reads the shard_streams block; a key it leaves out keeps its default", () => {
+    const yaml = `
+overrides:
+  off:
+    shard_streams:
+      enabled: false
+      desired_rate: 1KB
+  small:
+    shard_streams: {desired_rate: 10KB}
+`;
+    expect(parseOverrides(yaml)).toEqual({
+      off: { shardStreamsEnabled: false, shardStreamsDesiredRate: 1024 },
+      small: { shardStreamsDesiredRate: 10240 },
+    });
+  });
+
   it("accepts an empty file and a tenant without limits", () => {
     expect(parseOverrides("")).toEqual({});
     expect(parseOverrides("overrides:\n  someone:\n")).toEqual({});
@@ -65,6 +81,18 @@ describe("runtime overrides file", () => {
     [
       "overrides:\n  t:\n    ingestion_rate_mb: -1\n",
       "overrides: overrides.t.ingestion_rate_mb: expected a non-negative number, got -1",
+    ],
+    [
+      "overrides:\n  t:\n    shard_streams:\n      time_sharding_enabled: true\n",
+      "overrides: overrides.t.shard_streams.time_sharding_enabled: unsupported limit",
+    ],
+    [
+      "overrides:\n  t:\n    shard_streams: 1KB\n",
+      "overrides: overrides.t.shard_streams: expected a mapping",
+    ],
+    [
+      "overrides:\n  t:\n    shard_streams:\n      enabled: maybe\n",
+      'overrides: overrides.t.shard_streams.enabled: expected true or false, got "maybe"',
     ],
     ["limits:\n  t: {}\n", 'overrides: unsupported top-level key "limits"'],
     ["overrides: [1, 2]\n", 'overrides: "overrides" must map tenant ids to limits'],

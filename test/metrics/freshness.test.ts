@@ -50,11 +50,15 @@ const values = (document: EmfDocument | undefined, name: string): number[] => {
   return (Array.isArray(value) ? value : [value]) as number[];
 };
 
+const HOUR = 3_600_000;
+
 const bed = useTestBed();
 
 describe("live freshness", () => {
   it("records the age of the oldest event of each accepted push, per hour stream, under Path=live and the log group", async () => {
-    const clock = Date.UTC(2026, 10, 25, 14, 30);
+    // Half past the hour before the last whole hour: in Loki's accepted window whatever the day,
+    // and 45 min back always falls into the hour before.
+    const clock = Math.floor(Date.now() / HOUR) * HOUR - 30 * 60_000;
     const logGroup = await createTaggedLogGroup("fresh", { runtime: "python" });
     const config = shipperConfig(
       shipperEnv({ bucket: bed.bucket, lokiUrl: bed.loki.url, tenant: uniqueName("fresh") }),

@@ -155,6 +155,8 @@ function lokiConfig(input: ConfigInput): Record<string, unknown> {
       chunk_idle_period: input.chunkIdlePeriod,
       // Idle streams are flushed and leave the active-stream count at the next check (30 s by default).
       flush_check_period: "500ms",
+      // Ready as soon as it has joined the ring (15 s by default), so that a restart takes seconds.
+      lifecycler: { min_ready_duration: "0s" },
       query_store_max_look_back_period: "-1ns",
     },
     runtime_config: { file: input.overridesFile, period: input.reloadPeriod },

@@ -107,6 +107,11 @@ export interface TestLoki {
   readonly acceptedPushes: number;
   /** Pushes through `url` held back by a `latency` fault right now. */
   readonly heldPushes: number;
+  /**
+   * A crash: on a real Loki (started by scripts/real-loki.ts) kill -9 and a restart that replays the
+   * WAL; on the test server its held streams' entries count as pushed now, as a WAL replay does.
+   */
+  crashAndRestart(): Promise<void>;
   /** Adds limits (Loki's names) to a tenant's runtime overrides, and waits until Loki applies them. */
   setTenantLimits(tenant: string, limits: LokiLimits): Promise<void>;
   queryRange(query: string, options: QueryRangeOptions): Promise<LokiStream[]>;
@@ -233,6 +238,7 @@ interface LokiBackend {
   url: string;
   external: boolean;
   setTenantLimits(tenant: string, limits: LokiLimits): Promise<void>;
+  crashAndRestart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -252,8 +258,39 @@ function externalBackend(url: string, options: TestLokiOptions): LokiBackend {
       await writeTenantOverrides(overridesFile, tenant, limits);
       await waitForTenantOverrides(url, tenant, limits);
     },
+    crashAndRestart: () => crashExternalLoki(url),
     close: async () => {},
   };
+}
+
+/**
+ * Kills the external Loki and waits until it is back: the process that started it (scripts/real-loki.ts,
+ * LOKI_TEST_RESTART_PID) restarts it on SIGUSR2; a new process has a later process_start_time_seconds.
+ */
+async function crashExternalLoki(url: string): Promise<void> {
+  const supervisor = Number(process.env.LOKI_TEST_RESTART_PID);
+  if (!supervisor) throw new ExternalLokiError("a crash and restart without LOKI_TEST_RESTART_PID", url);
+  const startedAt = async () => {
+    try {
+      const metrics = await (await fetch(new URL("/metrics", url))).text();
+      return Number(/^process_start_time_seconds (\S+)$/m.exec(metrics)?.[1] ?? 0);
+    } catch {
+      return 0;
+    }
+  };
+  const before = await startedAt();
+  process.kill(supervisor, "SIGUSR2");
+  const giveUpAt = Date.now() + 60_000;
+  while (Date.now() < giveUpAt) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    if (
+      (await startedAt()) > before &&
+      (await fetch(new URL("/ready", url)).catch(() => undefined))?.status === 200
+    ) {
+      return;
+    }
+  }
+  throw new Error(`Loki at ${url} was not back within 60 s of the kill`);
 }
 
 /**
@@ -277,6 +314,8 @@ async function inProcessBackend(options: TestLokiOptions): Promise<LokiBackend> 
       const parsed = parseOverrides(stringify({ overrides: { [tenant]: limits } }), "test limits");
       server.setTenantLimits(tenant, parsed[tenant] ?? {});
     },
+    // The store and the stream rates stay, and the held streams' entries count as pushed now.
+    crashAndRestart: async () => server.replayWal(),
     close: () => server.close(),
   };
 }
@@ -310,6 +349,7 @@ export async function startTestLoki(options: TestLokiOptions = {}): Promise<Test
       return proxy.heldPushes;
     },
     setTenantLimits: (otherTenant, limits) => backend.setTenantLimits(otherTenant, limits),
+    crashAndRestart: () => backend.crashAndRestart(),
     queryRange: (query, queryOptions) => queryRange(backend.url, tenant, query, queryOptions),
     queryRangeAll: (query, queryOptions) => queryRangeAll(backend.url, tenant, query, queryOptions),
   };

@@ -14,7 +14,7 @@ const { cases } = JSON.parse(readFileSync(casesFile, "utf8")) as { cases: Contra
  * `raised` high limits (c19c), `shard-1kb` and `shard-off` a desired stream rate of 1KB, sharding
  * on and off (c40-c42).
  */
-const CONTRACT_TENANT_OVERRIDES = {
+const CONTRACT_TENANT_OVERRIDES: Record<string, LokiLimits> = {
   raised: {
     ingestion_rate_mb: 1024,
     ingestion_burst_size_mb: 1024,
@@ -43,8 +43,7 @@ async function prepareExternalLoki(): Promise<void> {
   const file = process.env.LOKI_TEST_OVERRIDES;
   if (!file) return;
   for (const [tenant, limits] of Object.entries(CONTRACT_TENANT_OVERRIDES)) {
-    // shard_streams is a block of limits, which LokiLimits does not name; the file takes it as it is.
-    await writeTenantOverrides(file, tenant, limits as unknown as LokiLimits);
+    await writeTenantOverrides(file, tenant, limits);
   }
   await new Promise((resolve) => setTimeout(resolve, 2 * overridesReloadPeriodMs() + 1_000));
 }

@@ -42,7 +42,11 @@ async function startProxy(
 }
 
 /** The proxy plays Loki's push endpoint only: no look-up of stored entries (a tenant without shard_streams). */
-const proxyTarget = (url: string) => ({ LOKI_URL: url, LOKI_TENANT: "t", LOKI_SHARD_STREAMS_ENABLED: "false" });
+const proxyTarget = (url: string) => ({
+  LOKI_URL: url,
+  LOKI_TENANT: "t",
+  LOKI_SHARD_STREAMS_ENABLED: "false",
+});
 
 const events = [
   { id: cloudWatchEventId(Date.now()), timestamp: Date.now() - 1000, message: "m", logStream: "s" },

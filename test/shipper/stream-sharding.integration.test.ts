@@ -191,10 +191,9 @@ describe.skipIf(noTenantLimits)(`a stream Loki shards (${NO_TENANT_LIMITS_REASON
       { logs, s3, bucket: bed.bucket, env },
     );
 
-    // Then: each event is in Loki once. On the test server the pushes after the restart were
-    // sharded (its WAL replay counts as the stream's rate); a real Loki was not seen to shard them
-    // within this test's timing (its rate store smooths and decays the replayed rate by the time
-    // it is ready), so there the test shows that the kill and WAL replay lose and double nothing.
+    // Then: each event is in Loki once. Whether Loki shards the pushes right after the restart
+    // depends on timing (its rate store smooths the replayed rate and decays it within seconds),
+    // so this test does not count on it; the first test of this file makes Loki shard for certain.
     expect(backfill.status).toBe("succeeded");
     const inLoki = await lokiEntries(
       { url: bed.loki.lokiUrl, tenant },
@@ -202,9 +201,6 @@ describe.skipIf(noTenantLimits)(`a stream Loki shards (${NO_TENANT_LIMITS_REASON
       startMs,
       windowEnd,
     );
-    if (!bed.loki.external) {
-      expect(inLoki.some((entry) => entry.labels.__stream_shard__ !== undefined)).toBe(true);
-    }
     expect(entryKeys(inLoki)).toEqual(expectedEntries(events));
   }, 240_000);
 });

@@ -25,6 +25,8 @@ export interface BackfillOptions {
   pace?: { bytesPerSecond: number; perStreamBytesPerSecond: number };
   /** Further backfill request fields (sliceHours, maxEventsPerChunk...), for trying settings. */
   request?: Record<string, unknown>;
+  /** Further settings of the workflow tasks (e.g. `LOKI_SHARD_STREAMS_ENABLED`), over the ones above. */
+  extraEnv?: Record<string, string>;
 }
 
 export interface PagerResult {
@@ -104,7 +106,7 @@ function localDeps(options: BackfillOptions, usageHooks: UsageHooks): LocalWorkf
     logs: options.bed.logs,
     s3: options.bed.s3,
     bucket: options.bucket,
-    env: { LOKI_URL: options.pushUrl, LOKI_TENANT: options.tenant },
+    env: { LOKI_URL: options.pushUrl, LOKI_TENANT: options.tenant, ...options.extraEnv },
     logger: new Logger({ serviceName: "loki-shipper-bench", logLevel: "SILENT" }),
     ...usageHooks,
   };

@@ -26,6 +26,8 @@ export interface LiveOptions {
   /** Invocations that finish before this are not counted in the rate (JIT, the tenant's burst). */
   warmUpMs: number;
   runLabel: string;
+  /** Further shipper settings (e.g. `LOKI_SHARD_STREAMS_ENABLED`), over the ones above. */
+  extraEnv?: Record<string, string>;
 }
 
 export interface LiveResult {
@@ -82,6 +84,7 @@ export async function measureLive(
     LOKI_URL: options.pushUrl,
     LOKI_TENANT: options.tenant,
     LOKI_PUSH_FORMAT: options.format,
+    ...options.extraEnv,
   });
   const logger = new Logger({ serviceName: "loki-shipper-bench", logLevel: "SILENT" });
   // Metrics are recorded and published as in the handler, but not printed.

@@ -62,6 +62,10 @@ describe("loki-shipper CLI", () => {
       AWS_EC2_METADATA_DISABLED: "true",
       LOKI_SHIPPER_BUCKET: bucket,
       POWERTOOLS_LOG_LEVEL: "ERROR",
+      // A run with a shifted clock (libfaketime, see README) keeps it in the CLI it starts.
+      ...(process.env.FAKETIME
+        ? { FAKETIME: process.env.FAKETIME, LD_PRELOAD: process.env.LD_PRELOAD ?? "" }
+        : {}),
     };
     pythonGroup = `/aws/lambda/${uniqueName("fun-python")}`;
     seeded = await seedLogGroup(

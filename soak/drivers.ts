@@ -23,9 +23,9 @@ import { type AsyncInvoker, DeadlineExceeded } from "./lambda.ts";
 import type { Timeline } from "./timeline.ts";
 
 export const REGION = "eu-central-1";
-export const ACCOUNT = "123456789012";
-export const TENANT_TAG = "loki_tenant";
-export const DEFAULT_TENANT = "team-a";
+const ACCOUNT = "123456789012";
+const TENANT_TAG = "loki_tenant";
+const DEFAULT_TENANT = "team-a";
 export const ALLOWED_TENANTS = ["team-a", "team-b"];
 
 /** The soak's log groups: two tenants by tag, the default tenant, and a tenant that is not allowed. */
@@ -37,7 +37,7 @@ export const GROUPS = [
   // is the third resume gap, which the soak leaves to its own fix.
   { name: "/soak/intruder", tags: { [TENANT_TAG]: "team-x" }, tenant: "team-x", history: false },
 ];
-export const STREAMS = ["web-1", "web-2"];
+const STREAMS = ["web-1", "web-2"];
 export const HISTORY_HOURS = 3;
 
 /** What the drivers share: moto's clients, the bucket, the shipper's settings and the faults. */

@@ -3,8 +3,8 @@
  * Loki's faults go through one proxy and never overlap each other; S3 refusals and cut-off
  * invocations have windows of their own, which may overlap Loki's.
  */
-export type LokiFaultKind = "loki-down" | "429-storm" | "5xx" | "slow" | "reset" | "loki-kill";
-export type FaultKind = LokiFaultKind | "s3-refuse" | "cutoff";
+type LokiFaultKind = "loki-down" | "429-storm" | "5xx" | "slow" | "reset" | "loki-kill";
+type FaultKind = LokiFaultKind | "s3-refuse" | "cutoff";
 
 export interface FaultWindow {
   kind: FaultKind;
@@ -14,7 +14,7 @@ export interface FaultWindow {
 }
 
 /** mulberry32: a small seeded generator, enough to draw a schedule. */
-export function seededRandom(seed: number): () => number {
+function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

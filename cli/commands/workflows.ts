@@ -38,6 +38,7 @@ interface BackfillOptions extends TargetOptions {
   bytesPerSecond?: number;
   perStreamBytesPerSecond?: number;
   dryRun?: boolean;
+  includeRefusedTenants?: boolean;
 }
 
 interface ReplayOptions extends TargetOptions {
@@ -98,7 +99,11 @@ export function registerWorkflows(program: Command, context: CommandContext): vo
       .option("--requests-per-second <n>", "FilterLogEvents budget shared by all slices (default 4)", number)
       .option("--bytes-per-second <n>", "replay pace into Loki for the whole run (default 2 MiB/s)", number)
       .option("--per-stream-bytes-per-second <n>", "replay pace per stream (default 1 MiB/s)", number)
-      .option("--dry-run", "plan only: list the log groups and slices, export nothing"),
+      .option("--dry-run", "plan only: list the log groups and slices, export nothing")
+      .option(
+        "--include-refused-tenants",
+        "also export groups whose tenant tag names a tenant outside LOKI_TENANTS_ALLOWED (their events go to rejected/)",
+      ),
     "backfill",
   ).action((options: BackfillOptions) => runBackfill(options, context));
 
@@ -145,6 +150,7 @@ async function runBackfill(options: BackfillOptions, context: CommandContext): P
       ? { perStreamBytesPerSecond: options.perStreamBytesPerSecond }
       : {}),
     ...(options.dryRun ? { dryRun: true } : {}),
+    ...(options.includeRefusedTenants ? { includeRefusedTenants: true } : {}),
     ...(Object.keys(lokiOverrides(options)).length > 0 ? { loki: lokiOverrides(options) } : {}),
   };
   // Refuse bad input here, before anything starts in AWS or locally.

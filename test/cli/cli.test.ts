@@ -377,6 +377,40 @@ describe("loki-shipper CLI", () => {
     );
   });
 
+  it("backfill --dry-run names a group whose tenant is not allowed; --include-refused-tenants plans it for rejected/", async () => {
+    const refusedTenant = uniqueName("intruder");
+    const refusedGroup = `/drill/${uniqueName("cli-refused")}`;
+    await seedLogGroup(
+      refusedGroup,
+      { loki_tenant: refusedTenant },
+      spreadEvents("refused", now - 40 * 60_000, now - 30 * 60_000, 5),
+    );
+    const range = `${new Date(now - 45 * 60_000).toISOString()}..${new Date(now - 15 * 60_000).toISOString()}`;
+    const args = [
+      "backfill",
+      "--local",
+      "--log-group",
+      pythonGroup,
+      refusedGroup,
+      "--range",
+      range,
+      "--dry-run",
+    ];
+    const env = { LOKI_URL: loki.url, LABEL_TENANT_TAG: "loki_tenant", LOKI_TENANTS_ALLOWED: "team-a" };
+
+    const left = await runCli(args, env);
+    const included = await runCli([...args, "--include-refused-tenants"], env);
+
+    expect(left.stderr).toBe("");
+    expect(left.code).toBe(0);
+    expect(left.stdout).toContain(`${refusedGroup} (tenant "${refusedTenant}")`);
+    expect(left.stdout).toContain("not exported: pass --include-refused-tenants");
+    expect(included.stderr).toBe("");
+    expect(included.code).toBe(0);
+    expect(included.stdout).toContain(`${refusedGroup} (tenant "${refusedTenant}")`);
+    expect(included.stdout).toContain("exported into rejected/");
+  });
+
   it("backfill: an invalid time range is one clear line and exit code 2", async () => {
     const result = await runCli([
       "backfill",

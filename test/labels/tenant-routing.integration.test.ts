@@ -119,6 +119,8 @@ describe("tenant per log group", () => {
       {
         logGroupNames: groups.map((group) => group.logGroup),
         range: `${new Date(startMs).toISOString()}..now`,
+        // The refused group too (left out by default): its history must end in rejected/ as well.
+        includeRefusedTenants: true,
       },
       { logs, s3, bucket, env },
     );

@@ -45,6 +45,8 @@ export interface PlannedGroup {
    * their replay checks it against the allow list: a tenant not in it gets the events in rejected/.
    */
   tenant?: string;
+  /** Why `tenant` is not allowed (LOKI_TENANTS_ALLOWED): the group is exported only when asked. */
+  tenantRefused?: string;
   droppedTags: { key: string; reason: string }[];
   retentionInDays?: number;
 }
@@ -110,6 +112,8 @@ export interface PlanOutput {
     parts: { runId: string; partIndex: number }[];
     /** A dry run's estimate: hour streams, and the time the stream budget and the pace imply. */
     estimate?: string;
+    /** The groups whose tenant is not allowed, and whether they are exported (refusedTenantsNote). */
+    refusedTenants?: string;
   };
   part: { options: RunOptions; slices: SliceTask[] };
 }
@@ -199,6 +203,7 @@ export async function resolveLogGroups(
         ...(functionFacts ? { function: functionFacts } : {}),
         labels: resolved.labels,
         ...(tenant ? { tenant } : {}),
+        ...(resolved.tenant.kind === "refused" ? { tenantRefused: resolved.tenant.reason } : {}),
         droppedTags: resolved.dropped,
         ...(group.retentionInDays !== undefined ? { retentionInDays: group.retentionInDays } : {}),
       };
@@ -312,9 +317,12 @@ export async function planBackfill(
 ): Promise<PlanOutput> {
   const groups = await resolveLogGroups(request, deps);
   const windows = splitIntoSlices(request.startMs, request.endMs, request.sliceHours);
-  const slices: SliceTask[] = groups.flatMap((group) =>
+  // Every event of a group whose tenant is not allowed would end in rejected/: left out unless asked.
+  const exported = groups.filter((group) => !group.tenantRefused || request.includeRefusedTenants);
+  const slices: SliceTask[] = exported.flatMap((group) =>
     windows.map((window) => ({ logGroup: group.logGroup, ...window })),
   );
+  const refusedTenants = refusedTenantsNote(groups, request.includeRefusedTenants === true);
   const partCount = Math.max(1, Math.ceil(slices.length / request.slicesPerPart));
   if (partCount > MAX_PARTS) {
     throw new InputError(
@@ -354,9 +362,26 @@ export async function planBackfill(
       partCount,
       parts: parts.map((part) => ({ runId, partIndex: part.partIndex })),
       ...(request.dryRun ? { estimate: describeEstimate(estimate, streamSettings) } : {}),
+      ...(refusedTenants ? { refusedTenants } : {}),
     },
     part: partCount === 1 && !request.dryRun ? { options, slices } : { options, slices: [] },
   };
+}
+
+/**
+ * Names the planned groups whose tenant tag names a tenant outside LOKI_TENANTS_ALLOWED, and what
+ * the plan does with them (for the plan output and the run's report); undefined when there are none.
+ */
+export function refusedTenantsNote(groups: PlannedGroup[], included: boolean): string | undefined {
+  const refused = groups.filter((group) => group.tenantRefused);
+  if (refused.length === 0) return undefined;
+  const named = refused
+    .map((group) => `${group.logGroup} (tenant ${JSON.stringify(group.tenant)})`)
+    .join(", ");
+  const what = included
+    ? "exported into rejected/ as asked (includeRefusedTenants), where every one of their events is kept with the reason"
+    : "not exported: pass --include-refused-tenants (includeRefusedTenants: true) to keep their events in rejected/";
+  return `${refused.length} log group(s) name a tenant outside LOKI_TENANTS_ALLOWED by their tenant tag: ${named}; ${what}. Add the tenant to LOKI_TENANTS_ALLOWED or fix the tag to send them to Loki`;
 }
 
 /** What every slice's export and replay needs of the request. */

@@ -63,6 +63,7 @@ const requestSchema = z
     maxEventsPerChunk: positiveInt("maxEventsPerChunk", 50_000).optional(),
     maxPagesPerInvocation: positiveInt("maxPagesPerInvocation", 1000).optional(),
     dryRun: z.boolean().optional(),
+    includeRefusedTenants: z.boolean().optional(),
   })
   .strict();
 
@@ -99,6 +100,11 @@ export interface BackfillRequest {
   maxEventsPerChunk: number;
   maxPagesPerInvocation: number;
   dryRun: boolean;
+  /**
+   * Export the groups whose tenant tag names a tenant outside LOKI_TENANTS_ALLOWED too (their events
+   * can only go to rejected/); by default the plan names them and leaves them out.
+   */
+  includeRefusedTenants?: boolean;
 }
 
 /** Checks a backfill request; throws one {@link InputError} that lists every mistake. */
@@ -152,6 +158,7 @@ export function parseBackfillRequest(input: unknown, options: { now?: number } =
     maxEventsPerChunk: request.maxEventsPerChunk ?? 5000,
     maxPagesPerInvocation: request.maxPagesPerInvocation ?? 50,
     dryRun: request.dryRun ?? false,
+    ...(request.includeRefusedTenants ? { includeRefusedTenants: true } : {}),
   };
 }
 

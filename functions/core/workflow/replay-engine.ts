@@ -60,12 +60,25 @@ export interface ReplayCheckpoint extends DeliveryCounts {
   /** Source chunks kept because none of their events reached Loki this time. */
   kept: number;
   invocations: number;
+  /** Every chunk handled: false while chunks of a stopped tenant (`tenantsLeft`) wait. */
   done: boolean;
-  /** Set when the replay stopped early because Loki did not take anything. */
+  /** Why tenants' chunks were left (see `tenantsLeft`), for the report. */
   stoppedBecause?: string;
+  /**
+   * Tenants ("" for the default one) whose chunks this unit stopped pushing after Loki took none
+   * of two of them in a row. A later invocation (the run started again with the same runId)
+   * replays their chunks after `after` (the last one handled; absent: from the first).
+   */
+  tenantsLeft?: Record<string, TenantLeft>;
   startedAt: string;
   updatedAt: string;
   replayMs: number;
+}
+
+/** A tenant whose chunks a unit stopped pushing: where its chunks resume, and why. */
+export interface TenantLeft {
+  after?: string;
+  reason: string;
 }
 
 export interface ReplayOptions {
@@ -153,36 +166,37 @@ export async function replayUnit(
   };
   if (checkpoint.done) return { status: "done", unitId: unit.unitId, pushed: checkpoint.pushed };
   checkpoint.invocations += 1;
-  delete checkpoint.stoppedBecause;
   const source = deps.source ?? listedChunks(deps.store, unit.prefix);
+  const stops = new TenantStops(checkpoint);
   let lastTick = started;
   let finished = true;
-  let failuresInARow = 0;
-  for await (const key of source.keys(checkpoint.lastKey)) {
+  for await (const key of source.keys(stops.resumeAfter())) {
     if (now() >= deps.deadline) {
       finished = false;
       break;
     }
-    const failures = await replayKeyInto(checkpoint, key, { unit, options, deps, now }, failuresInARow);
-    if (failures === undefined) {
+    const step = await replayKeyInto(checkpoint, key, { unit, options, deps, now }, stops);
+    if (step === "no-room") {
       // The stream budget had no room before the deadline: the next invocation starts here.
       finished = false;
       break;
     }
-    failuresInARow = failures;
-    checkpoint.lastKey = key;
+    if (step === "skipped") continue;
     const tick = now();
     checkpoint.replayMs += tick - lastTick;
     lastTick = tick;
     checkpoint.updatedAt = new Date(tick).toISOString();
     await putJson(deps.store, checkpointKey, checkpoint);
-    if (checkpoint.stoppedBecause) break;
-    if (failuresInARow > 0) await sleep(Math.min(30_000, 1000 * 2 ** failuresInARow));
+    if (step.failuresInARow > 0) await sleep(Math.min(30_000, 1000 * 2 ** step.failuresInARow));
   }
-  checkpoint.done = finished && source.complete;
+  if (finished) stops.scanned();
+  // A stopped tenant's chunks wait for the run to be started again: the unit is not done before.
+  checkpoint.done = finished && source.complete && !checkpoint.tenantsLeft;
   checkpoint.updatedAt = new Date(now()).toISOString();
   await putJson(deps.store, checkpointKey, checkpoint);
   return {
+    // "done" for this execution also when tenants were left: looping at once would find Loki
+    // refusing them again; the report says "incomplete", and the same runId takes them up.
     status: finished ? "done" : "continue",
     unitId: unit.unitId,
     pushed: checkpoint.pushed,
@@ -190,38 +204,145 @@ export async function replayUnit(
   };
 }
 
+/** What became of one key: replayed (or held) with its tenant's failures in a row, skipped, or no room. */
+type KeyStep = { failuresInARow: number } | "skipped" | "no-room";
+
 /**
- * Replays the chunk at `key` (or holds it for the stream limit) into the checkpoint. Returns the
- * chunks in a row Loki took none of, counting this one, or undefined when the stream budget had
- * no room for it before the deadline.
+ * Replays the chunk at `key` (or holds it for the stream limit) into the checkpoint, unless its
+ * tenant's chunks are left (stopped in this invocation) or it was handled by an earlier one.
  */
 async function replayKeyInto(
   checkpoint: ReplayCheckpoint,
   key: string,
   replay: { unit: ReplayUnit; options: ReplayOptions; deps: ReplayDeps; now: () => number },
-  failuresInARow: number,
-): Promise<number | undefined> {
+  stops: TenantStops,
+): Promise<KeyStep> {
   const { unit, options, deps, now } = replay;
   const held = deps.source?.take?.(key);
   const found = held ? { chunk: held } : await getChunk(deps.store, key);
-  if (!found) return failuresInARow;
+  const tenant = found?.chunk.header.tenant ?? "";
+  if (!found || !stops.wants(key, tenant)) return "skipped";
   if (found.chunk.header.tenant) checkpoint.tenant = found.chunk.header.tenant;
   if (isHeldForStreamLimit(unit, found.chunk.header, deps, now())) {
     holdChunk(checkpoint, found.chunk, deps);
-    return failuresInARow;
+    // Not an answer of Loki's: the tenant's failures in a row stay as they are.
+    stops.passed(key, tenant);
+    return { failuresInARow: 0 };
   }
   const counts = await replayChunk(key, found.chunk, unit, options, deps);
-  if (!counts) return undefined;
+  if (!counts) return "no-room";
   addChunkOutcome(checkpoint, counts);
-  // Loki kept refusing or could not be reached: what was sent went to spill/, so stop here
-  // rather than move every remaining chunk from one S3 key to another. (A stream-limit refusal
-  // concerns new streams only: the next chunk may well go to an open one.)
+  // Loki kept refusing or could not be reached: what was sent went to spill/. (A stream-limit
+  // refusal concerns new streams only: the next chunk may well go to an open one.)
   const unreachable = counts.spilled > counts.streamLimited && counts.pushed === 0;
-  const failures = unreachable ? failuresInARow + 1 : 0;
-  if (unreachable && failures >= 2) {
-    checkpoint.stoppedBecause = `Loki took none of the last ${failures} chunks (${counts.spilled} events kept in spill/)`;
+  return { failuresInARow: stops.pushed(key, tenant, unreachable ? counts.spilled : undefined) };
+}
+
+/** Chunks in a row of one tenant Loki took none of, after which its further chunks are left. */
+const STOP_AFTER_FAILURES = 2;
+
+/**
+ * The stop rule, per tenant: after two chunks of a tenant that Loki took none of, the unit stops
+ * pushing that tenant's chunks rather than move every one of them from one S3 key to another, and
+ * goes on with the other tenants' (Loki's limits, credentials and refusals are per tenant). The
+ * stopped tenants are kept in the checkpoint, with the last chunk handled, so that a later
+ * invocation of the same run goes back for their chunks: the keys up to the checkpoint's
+ * `lastKey` of every other tenant were handled already and are skipped.
+ */
+class TenantStops {
+  readonly #checkpoint: ReplayCheckpoint;
+  /** Tenants left by an earlier invocation, replayed again up to its `lastKey`. */
+  readonly #retrying: Set<string>;
+  /** Tenants stopped in this invocation: their further chunks are not pushed. */
+  readonly #stopped = new Set<string>();
+  readonly #failuresInARow = new Map<string, number>();
+
+  constructor(checkpoint: ReplayCheckpoint) {
+    this.#checkpoint = checkpoint;
+    this.#retrying = new Set(Object.keys(checkpoint.tenantsLeft ?? {}));
+    // A checkpoint that left no tenant keeps no reason (one of an earlier version may).
+    this.#summarize();
   }
-  return failures;
+
+  /** Where this invocation's keys start: the earliest chunk a stopped tenant left, or `lastKey`. */
+  resumeAfter(): string | undefined {
+    const afters = [
+      this.#checkpoint.lastKey,
+      ...Object.values(this.#checkpoint.tenantsLeft ?? {}).map((left) => left.after),
+    ];
+    if (afters.some((after) => after === undefined)) return undefined;
+    return (afters as string[]).sort()[0];
+  }
+
+  /** Whether the chunk at `key` of `tenant` is to be replayed now (keys come in order). */
+  wants(key: string, tenant: string): boolean {
+    const { lastKey } = this.#checkpoint;
+    if (lastKey !== undefined && key <= lastKey) {
+      // Handled by an earlier invocation unless its tenant was left then.
+      return (
+        this.#retrying.has(tenant) && !this.#stopped.has(tenant) && key > (this.#leftAfter(tenant) ?? "")
+      );
+    }
+    this.scanned();
+    if (!this.#stopped.has(tenant)) return true;
+    this.#checkpoint.lastKey = key;
+    return false;
+  }
+
+  /**
+   * Records a chunk of `tenant` pushed: `spilled` is set when Loki took none of its events.
+   * Returns the tenant's chunks in a row Loki took none of (0 once it is stopped: no backoff).
+   */
+  pushed(key: string, tenant: string, spilled: number | undefined): number {
+    this.passed(key, tenant);
+    const failures = spilled === undefined ? 0 : (this.#failuresInARow.get(tenant) ?? 0) + 1;
+    this.#failuresInARow.set(tenant, failures);
+    if (failures < STOP_AFTER_FAILURES) return failures;
+    this.#stop(key, tenant, failures, spilled ?? 0);
+    return 0;
+  }
+
+  /** Records the chunk at `key` of `tenant` handled: the unit's position, or the left tenant's. */
+  passed(key: string, tenant: string): void {
+    const checkpoint = this.#checkpoint;
+    if (checkpoint.lastKey === undefined || key > checkpoint.lastKey) checkpoint.lastKey = key;
+    else {
+      const left = checkpoint.tenantsLeft?.[tenant];
+      if (left) left.after = key;
+    }
+  }
+
+  /**
+   * The keys have passed the checkpoint's `lastKey` (or ended): every chunk of a tenant left
+   * earlier, and not stopped again now, has been handled.
+   */
+  scanned(): void {
+    if (this.#retrying.size === 0) return;
+    for (const tenant of this.#retrying)
+      if (!this.#stopped.has(tenant)) delete this.#checkpoint.tenantsLeft?.[tenant];
+    this.#retrying.clear();
+    this.#summarize();
+  }
+
+  #leftAfter(tenant: string): string | undefined {
+    return this.#checkpoint.tenantsLeft?.[tenant]?.after;
+  }
+
+  #stop(key: string, tenant: string, failures: number, spilled: number): void {
+    this.#stopped.add(tenant);
+    const name = tenant ? `tenant ${JSON.stringify(tenant)}` : "the default tenant";
+    const reason = `Loki took none of the last ${failures} chunks of ${name} (${spilled} events kept in spill/); its further chunks wait for the run to be started again with the same runId`;
+    this.#checkpoint.tenantsLeft = { ...this.#checkpoint.tenantsLeft, [tenant]: { after: key, reason } };
+    this.#summarize();
+  }
+
+  #summarize(): void {
+    const left = Object.values(this.#checkpoint.tenantsLeft ?? {});
+    if (left.length === 0) {
+      delete this.#checkpoint.tenantsLeft;
+      delete this.#checkpoint.stoppedBecause;
+    } else this.#checkpoint.stoppedBecause = left.map((entry) => entry.reason).join("; ");
+  }
 }
 
 function newCheckpoint(unit: ReplayUnit, started: number): ReplayCheckpoint {

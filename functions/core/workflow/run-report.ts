@@ -5,7 +5,7 @@ import {
   streamHoldMs,
 } from "../delivery/stream-budget.ts";
 import { getJson, listKeys, putJson, runKeys, type Store } from "../storage/run-store.ts";
-import type { BackfillPlan } from "./backfill-plan.ts";
+import { type BackfillPlan, refusedTenantsNote } from "./backfill-plan.ts";
 import type { ReplayCheckpoint } from "./replay-engine.ts";
 import type { ExportCheckpoint } from "./slice-export.ts";
 
@@ -140,16 +140,24 @@ async function tallyCheckpoints(
   return tally;
 }
 
-/** The report's message parts: the caller's, a range cut short, the error, and why replays stopped. */
+/**
+ * The report's message parts: the caller's, a range cut short, groups whose tenant is not allowed,
+ * the error, and why replays stopped.
+ */
 function runMessages(input: FinishInput, plan: BackfillPlan | undefined, stopped: string[]): string[] {
   const request = plan?.request;
   const cutShort =
     input.kind === "backfill" && request && request.endMs < request.requestedEndMs
       ? `the range ends at ${new Date(request.endMs).toISOString()} instead of ${new Date(request.requestedEndMs).toISOString()}: CloudWatch can show events minutes after their timestamp, so the last ${Math.round(request.ingestionDelayMs / 1000)} s are left to the live shipper (or a later run)`
       : undefined;
+  const refusedTenants =
+    input.kind === "backfill" && plan
+      ? refusedTenantsNote(plan.groups, plan.request.includeRefusedTenants === true)
+      : undefined;
   return [
     input.message,
     cutShort,
+    refusedTenants,
     input.error ? `${input.error.Error ?? "Error"}: ${input.error.Cause ?? ""}` : undefined,
     ...stopped,
   ].filter((text): text is string => Boolean(text));

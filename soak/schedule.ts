@@ -35,7 +35,8 @@ export function buildSchedule(seed: number, durationMs: number, lokiKill: boolea
   const random = seededRandom(seed);
   const end = durationMs - 15_000;
   const windows: FaultWindow[] = [];
-  const lokiKinds: LokiFaultKind[] = ["loki-down", "429-storm", "5xx", "slow", "reset"];
+  // Throttling twice as often as the rest: the fault a busy tenant meets most.
+  const lokiKinds: LokiFaultKind[] = ["loki-down", "429-storm", "429-storm", "5xx", "slow", "reset"];
   if (lokiKill) lokiKinds.push("loki-kill");
   // Loki: a fault, then a quiet gap, one after the other.
   for (let at = between(random, 3_000, 8_000); at < end; ) {

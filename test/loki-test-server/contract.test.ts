@@ -36,8 +36,16 @@ const externalUrl = process.env.LOKI_TEST_URL?.replace(/\/$/, "");
  * Needs that depend on how the external Loki was built or configured, not on Loki's behaviour:
  * c21b's build info and c33b's query-sharding quirk (`loki_specific`), and c25, which needs Loki's
  * default query_ingesters_within of 3h (scripts/real-loki.ts sets 0, to read old entries back).
+ * Also c40 and c41 (`rate_store_timing`): they wait for Loki's stream rate store, which a real
+ * Loki refreshes every second with jitter; on a loaded machine a push can come before the refresh
+ * and go unsharded (seen in a whole-suite run), so a real Loki cannot replay them reliably beside
+ * other tests. LOKI_CONTRACT_TIMING=1 runs them too (they pass against a Loki that is not loaded).
  */
-const NEEDS_SKIPPED_EXTERNALLY = ["loki_specific", "loki_query_ingesters_within"];
+const NEEDS_SKIPPED_EXTERNALLY = [
+  "loki_specific",
+  "loki_query_ingesters_within",
+  ...(process.env.LOKI_CONTRACT_TIMING ? [] : ["rate_store_timing"]),
+];
 
 async function prepareExternalLoki(): Promise<void> {
   const file = process.env.LOKI_TEST_OVERRIDES;

@@ -69,7 +69,11 @@ async function main(options: Options): Promise<number> {
     `Soak: ${options.minutes} min, seed ${options.seed}, Loki: ${lokiBin ? `real (${lokiBin})` : "the test server"}`,
   );
   const moto = await startMotoServer();
-  const realLoki = lokiBin ? await startRealLoki({ bin: lokiBin }) : undefined;
+  // Loki's own chunk_idle_period (30m), not the tests' 4 s: with streams flushed and recreated in
+  // every fault window, a kill -9 made Loki's WAL replay discard acknowledged entries as
+  // "duplicates" (loki_ingester_wal_discarded_samples_total{reason="duplicate"}): data Loki lost
+  // after its 204, which no client can keep.
+  const realLoki = lokiBin ? await startRealLoki({ bin: lokiBin, chunkIdlePeriod: "30m" }) : undefined;
   const testLoki = realLoki ? undefined : await startLokiTestServer({});
   const lokiUrl = realLoki?.url ?? (testLoki?.url as string);
   const proxy = await startLokiFaultProxy(lokiUrl);

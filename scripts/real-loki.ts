@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
+import { freePort, stopChild } from "./moto-server.ts";
 
 /**
  * A real Grafana Loki binary (LOKI_BIN) for the tests, on free 127.0.0.1 ports with a config of its
@@ -61,7 +61,7 @@ export async function startRealLoki(options: RealLokiOptions): Promise<RealLoki>
   try {
     await waitUntilReady(child, url, logFile);
   } catch (error) {
-    await stopChild(child);
+    await stopChild(child, 10_000);
     throw error;
   }
   return {
@@ -87,7 +87,7 @@ export async function startRealLoki(options: RealLokiOptions): Promise<RealLoki>
       await waitUntilReady(child, url, logFile);
     },
     async stop() {
-      await stopChild(child);
+      await stopChild(child, 10_000);
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -185,29 +185,6 @@ async function waitUntilReady(child: ChildProcess, url: string, logFile: string)
 
 async function tail(file: string): Promise<string> {
   return (await readFile(file, "utf8").catch(() => "")).split("\n").slice(-20).join("\n");
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
-  if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address
-          ? resolve(address.port)
-          : reject(new Error("no free port found")),
-      );
-    });
-  });
 }
 
 async function main(argv: string[]): Promise<number> {

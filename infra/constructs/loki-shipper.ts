@@ -1,11 +1,5 @@
 import { ArnFormat, Duration, type RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
-import {
-  Alarm,
-  ComparisonOperator,
-  type IAlarmAction,
-  Metric,
-  TreatMissingData,
-} from "aws-cdk-lib/aws-cloudwatch";
+import { type Alarm, type IAlarmAction, Metric } from "aws-cdk-lib/aws-cloudwatch";
 import { Rule, RuleTargetInput, Schedule } from "aws-cdk-lib/aws-events";
 import { SfnStateMachine } from "aws-cdk-lib/aws-events-targets";
 import { PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
@@ -18,6 +12,7 @@ import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import type { IParameter } from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
 import { DIMENSION, METRICS_NAMESPACE, SERVICE, SHIPPER_METRIC } from "../../functions/core/metric-names.ts";
+import { thresholdAlarm } from "./alarms.ts";
 import { functionLabelsOn, grantFunctionLabelLookups } from "./function-label-access.ts";
 import { handlerCode } from "./lambda-handlers.ts";
 import { LogGroupRegistration, type LogGroupSelectionProps } from "./log-group-registration.ts";
@@ -456,16 +451,7 @@ export class LokiShipper extends Construct {
         period: Duration.minutes(5),
       });
     const alarmOn = (id: string, description: string, metric: Metric) => {
-      const alarm = new Alarm(this, id, {
-        alarmDescription: description,
-        metric,
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-      });
-      for (const action of actions) alarm.addAlarmAction(action);
-      this.alarms.push(alarm);
+      this.alarms.push(thresholdAlarm(this, id, { description, metric, threshold: 1, actions }));
     };
     alarmOn(
       "SpilledAlarm",

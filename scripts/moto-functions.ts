@@ -45,14 +45,19 @@ export function zipOneFile(fileName: string, content: string): Uint8Array {
 export interface MotoClientConfig {
   endpoint: string;
   region: string;
-  credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** moto serves the account these belong to (e.g. credentials from its sts:AssumeRole). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
 const roleArns = new Map<string, Promise<string>>();
 
-/** moto's CreateFunction wants a role that trusts Lambda: one per endpoint, made once. */
+/**
+ * moto's CreateFunction wants a role of the function's own account that trusts Lambda: one per
+ * endpoint and credentials (moto's account), made once.
+ */
 function functionRole(config: MotoClientConfig): Promise<string> {
-  let arn = roleArns.get(config.endpoint);
+  const key = `${config.endpoint} ${config.credentials?.accessKeyId ?? ""}`;
+  let arn = roleArns.get(key);
   if (!arn) {
     arn = new IAMClient(config)
       .send(
@@ -67,7 +72,7 @@ function functionRole(config: MotoClientConfig): Promise<string> {
         }),
       )
       .then((answer) => answer.Role?.Arn ?? "");
-    roleArns.set(config.endpoint, arn);
+    roleArns.set(key, arn);
   }
   return arn;
 }

@@ -44,6 +44,8 @@ export const SHIPPER_METRIC = {
   pushThrottled: "PushThrottled",
   tagLookupFailures: "TagLookupFailures",
   malformedPayloads: "MalformedPayloads",
+  /** Source accounts whose reader role cannot be assumed: once per account and container. */
+  sourceAccountsWithoutReader: "SourceAccountsWithoutReader",
 } as const;
 
 /** Refused events of one reason (too_old, line_too_long...), beside the EventsRefused total. */

@@ -5,6 +5,7 @@ import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import type { LambdaClient } from "@aws-sdk/client-lambda";
 import type { S3Client } from "@aws-sdk/client-s3";
 import * as z from "zod/mini";
+import type { AccountClients, SourceAccess, SourceAccounts } from "../core/accounts/source-accounts.ts";
 import { parseEverySection } from "../core/config-sections.ts";
 import {
   type DeliveryReport,
@@ -16,7 +17,7 @@ import type { GroupMetrics } from "../core/delivery/delivery-metrics.ts";
 import { RuleSet } from "../core/delivery/rules.ts";
 import { keepEventChunk } from "../core/delivery/spill.ts";
 import { TenantLookupError } from "../core/errors.ts";
-import { functionLabelSources } from "../core/labels/function-labels.ts";
+import { functionArn, functionLabelSources } from "../core/labels/function-labels.ts";
 import { type CustomLogGroupCache, functionOfLogGroup } from "../core/labels/function-log-groups.ts";
 import { type FunctionFactsCache, getFunctionFacts } from "../core/labels/function-lookup.ts";
 import {
@@ -34,8 +35,14 @@ import type { LokiPushClient } from "../core/loki/loki-client.ts";
 import { durationText, type LokiTarget, parseLokiTarget } from "../core/loki/loki-target.ts";
 import "../core/mini-schema.ts";
 import { SHIPPER_METRIC } from "../core/metric-names.ts";
+import { regionOfFilters } from "./filter-region.ts";
 import { recordDelivery, recordPushAttempt } from "./observability.ts";
-import { type DataMessage, decodeSubscriptionData, MalformedPayloadError } from "./subscription.ts";
+import {
+  type DataMessage,
+  decodeSubscriptionData,
+  MalformedPayloadError,
+  type SubscriptionMessage,
+} from "./subscription.ts";
 
 /** The live shipper's configuration, parsed once at cold start. */
 export interface ShipperConfig {
@@ -47,6 +54,8 @@ export interface ShipperConfig {
   rules: RuleSet;
   /** Time kept back from the invocation's timeout for writing spill chunks to S3. */
   deadlineReserveMs: number;
+  /** The role the shipper assumes to read a source account's tags; none: other accounts are not read. */
+  sourceReaderRoleName?: string;
 }
 
 const shipperEnvSchema = z.object({
@@ -57,6 +66,10 @@ const shipperEnvSchema = z.object({
   SHIPPER_DEADLINE_RESERVE: z.pipe(
     z._default(z.string(), "5s"),
     durationText("expected a duration such as 5s"),
+  ),
+  // IAM's role name rule (CreateRole RoleName).
+  SOURCE_READER_ROLE_NAME: z.optional(
+    z.string().check(z.regex(/^[\w+=,.@-]{1,64}$/, "expected an IAM role name (a name, not an ARN)")),
   ),
 });
 
@@ -79,6 +92,7 @@ export function parseShipperConfig(env: Record<string, string | undefined>): Shi
     labels,
     rules,
     deadlineReserveMs: own.SHIPPER_DEADLINE_RESERVE,
+    ...(own.SOURCE_READER_ROLE_NAME ? { sourceReaderRoleName: own.SOURCE_READER_ROLE_NAME } : {}),
   };
 }
 
@@ -95,8 +109,13 @@ export interface ShipperDeps {
   groupMetrics?: (logGroup: string) => GroupMetrics;
   tagCache?: LogGroupTagCache;
   functionCache?: FunctionFactsCache;
-  /** Custom log groups (`LoggingConfig.LogGroup`) → their function. */
+  /** Custom log groups (`LoggingConfig.LogGroup`) → their function, per account and region. */
   customLogGroupCache?: CustomLogGroupCache;
+  /**
+   * The clients of a payload's account and region (a central stream carries many); absent: `logs`
+   * and `lambda` read every payload, as for direct subscriptions in one account and region.
+   */
+  sourceAccounts?: Pick<SourceAccounts, "access">;
   now?: () => number;
   retry?: Partial<RetryOptions>;
 }
@@ -128,21 +147,40 @@ export async function shipSubscriptionEvent(
   config: ShipperConfig,
   deps: ShipperDeps,
 ): Promise<ShipResult> {
-  const now = deps.now ?? Date.now;
   const data = (event as { awslogs?: { data?: unknown } } | null)?.awslogs?.data;
-  let message: ReturnType<typeof decodeSubscriptionData>;
+  let message: SubscriptionMessage;
   try {
     message = decodeSubscriptionData(data);
   } catch (error) {
     if (!(error instanceof MalformedPayloadError)) throw error;
-    return keepMalformed(data, event, error, config, deps, now);
+    return keepMalformed(
+      typeof data === "string" ? data : JSON.stringify(event ?? null),
+      error,
+      config,
+      deps,
+    );
   }
+  return shipMessage(message, context, config, deps);
+}
+
+/**
+ * Ships one decoded payload (a direct subscription's, or a Kinesis record's): labels from its
+ * account and region, then Loki, or S3 for what Loki does not take. Rejects as
+ * shipSubscriptionEvent does.
+ */
+export async function shipMessage(
+  message: SubscriptionMessage,
+  context: InvocationContext,
+  config: ShipperConfig,
+  deps: ShipperDeps,
+): Promise<ShipResult> {
+  const now = deps.now ?? Date.now;
   if (message.messageType === "CONTROL_MESSAGE") {
     deps.logger.info("ignoring CONTROL_MESSAGE (sent when a subscription filter is created)");
     return { outcome: "control" };
   }
 
-  const resolved = await resolveBatchLabels(message.logGroup, message.owner, config, deps);
+  const resolved = await resolveBatchLabels(message, config, deps);
 
   const groupMetrics = deps.groupMetrics?.(message.logGroup);
   const report = await deliverBatch(message, resolved, context, config, deps, now, groupMetrics);
@@ -247,19 +285,25 @@ async function keepWithoutClient(
 }
 
 /**
- * The labels of a batch's log group: its tags and, for the log group of a Lambda function
+ * The labels of a batch's log group, read in the payload's account and region (the region from the
+ * filter name, see filter-region.ts): its tags and, for the log group of a Lambda function
  * (`/aws/lambda/<name>`, or the one its `LoggingConfig.LogGroup` names), its function's tags and
  * runtime. A failed look-up ships with the labels it could get, rather than not ship: the events
- * stay findable by log group (and the metric TagLookupFailures says so). With tenant routing on it
- * throws TenantLookupError instead: the tenant is unknown, and guessing could leak into another.
+ * stay findable by log group (and the metric TagLookupFailures says so). An account without a
+ * reader role ships with the labels known without reading it (account, region, log group). With
+ * tenant routing on, both throw TenantLookupError instead: the tenant is unknown, and guessing
+ * could leak into another.
  */
 async function resolveBatchLabels(
-  logGroup: string,
-  accountId: string,
+  message: DataMessage,
   config: ShipperConfig,
   deps: ShipperDeps,
 ): Promise<ResolvedLabels> {
-  const context = { accountId, region: config.region };
+  const { logGroup } = message;
+  const context = {
+    accountId: message.owner,
+    region: regionOfFilters(message.subscriptionFilters, config.region),
+  };
   const lookupFailed = (what: string, error: unknown) => {
     deps.metrics.addMetric(SHIPPER_METRIC.tagLookupFailures, MetricUnit.Count, 1);
     const { tagKey } = config.labels.tenants;
@@ -276,30 +320,79 @@ async function resolveBatchLabels(
     });
   };
   const sources: LabelSources = { groupTags: {} };
+  let access: SourceAccess | undefined;
   try {
-    const lookup = await getLogGroupTags(deps.logs, logGroup, context, deps.tagCache ?? containerTagCache);
+    access = await accessOf(context, deps);
+  } catch (error) {
+    lookupFailed(`reader role of account ${context.accountId}`, error);
+  }
+  if (access?.kind === "readable")
+    await readLabelSources(logGroup, context, access.clients, sources, config, deps, lookupFailed);
+  else if (access && config.labels.tenants.tagKey) {
+    throw new TenantLookupError(
+      `account ${context.accountId} has no reader role to read the tenant tag ${config.labels.tenants.tagKey} of ${logGroup} (${access.reason}): its events are not sent to a tenant that may be the wrong one; Lambda retries the record, then its on-failure destination says which one it was: create the role (SOURCE_READER_ROLE_NAME) in that account`,
+    );
+  }
+  const resolved = resolveGroupLabels(logGroup, sources, config.labels, context);
+  reportLabelProblems(logGroup, resolved, deps);
+  return resolved;
+}
+
+/**
+ * How to read the payload's account and region; without `sourceAccounts`, with the shipper's own
+ * clients. An account without a reader role is reported once by SourceAccounts, not per batch.
+ */
+function accessOf(context: { accountId: string; region: string }, deps: ShipperDeps): Promise<SourceAccess> {
+  if (!deps.sourceAccounts)
+    return Promise.resolve({ kind: "readable", clients: { logs: deps.logs, lambda: deps.lambda } });
+  return deps.sourceAccounts.access(context.accountId, context.region);
+}
+
+/** The group's tags and its function's facts into `sources`; a failed look-up goes to `lookupFailed`. */
+async function readLabelSources(
+  logGroup: string,
+  context: { accountId: string; region: string },
+  clients: AccountClients,
+  sources: LabelSources,
+  config: ShipperConfig,
+  deps: ShipperDeps,
+  lookupFailed: (what: string, error: unknown) => void,
+): Promise<void> {
+  try {
+    const lookup = await getLogGroupTags(clients.logs, logGroup, context, deps.tagCache ?? containerTagCache);
     sources.groupTags = lookup.tags;
-    if (!lookup.found) deps.logger.warn("log group not found when reading its tags", { logGroup });
+    if (!lookup.found)
+      deps.logger.warn("log group not found when reading its tags", { logGroup, ...context });
   } catch (error) {
     lookupFailed("log group's tags", error);
   }
-  if (config.labels.functionLabels) {
-    const backoff = {
-      onThrottle: (call: string, attempt: number, waitMs: number) =>
-        deps.logger.warn("function look-up throttled, backing off", { call, attempt, waitMs }),
-    };
-    let functionName: string | undefined;
-    try {
-      functionName = await functionOfLogGroup(deps.lambda, logGroup, deps.customLogGroupCache, backoff);
-      if (functionName) {
-        const facts = await getFunctionFacts(deps.lambda, functionName, deps.functionCache, backoff);
-        Object.assign(sources, functionLabelSources(facts));
-      }
-    } catch (error) {
-      lookupFailed(`tags and runtime of the function ${functionName ?? `logging to ${logGroup}`}`, error);
+  if (!config.labels.functionLabels) return;
+  const backoff = {
+    onThrottle: (call: string, attempt: number, waitMs: number) =>
+      deps.logger.warn("function look-up throttled, backing off", { call, attempt, waitMs }),
+  };
+  let functionName: string | undefined;
+  try {
+    const listingKey = `${context.accountId}/${context.region}`;
+    functionName = await functionOfLogGroup(
+      clients.lambda,
+      logGroup,
+      deps.customLogGroupCache,
+      backoff,
+      listingKey,
+    );
+    if (functionName) {
+      // By ARN (GetFunction takes one): two accounts' functions of one name never share a cache entry.
+      const arn = functionArn(functionName, context);
+      const facts = await getFunctionFacts(clients.lambda, arn, deps.functionCache, backoff);
+      Object.assign(sources, functionLabelSources(facts));
     }
+  } catch (error) {
+    lookupFailed(`tags and runtime of the function ${functionName ?? `logging to ${logGroup}`}`, error);
   }
-  const resolved = resolveGroupLabels(logGroup, sources, config.labels, context);
+}
+
+function reportLabelProblems(logGroup: string, resolved: ResolvedLabels, deps: ShipperDeps): void {
   const overLimit = resolved.dropped.filter((drop) => drop.reason.startsWith("over Loki's limit"));
   if (overLimit.length > 0)
     deps.logger.warn("tags dropped over Loki's label limit", { logGroup, dropped: overLimit });
@@ -310,18 +403,16 @@ async function resolveBatchLabels(
       from: resolved.tenant.source,
       reason: resolved.tenant.reason,
     });
-  return resolved;
 }
 
-async function keepMalformed(
-  data: unknown,
-  event: unknown,
+/** Keeps an undecodable payload (`raw`: its data, or the whole event) in `malformed/`, with why. */
+export async function keepMalformed(
+  raw: string,
   error: MalformedPayloadError,
   config: ShipperConfig,
   deps: ShipperDeps,
-  now: () => number,
 ): Promise<ShipResult> {
-  const raw = typeof data === "string" ? data : JSON.stringify(event ?? null);
+  const now = deps.now ?? Date.now;
   const id = `malformed-${createHash("sha256").update(raw).digest("hex").slice(0, 24)}`;
   const reason = `${error.stage}: ${error.message}`;
   const key = await keepEventChunk(

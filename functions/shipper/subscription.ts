@@ -85,38 +85,41 @@ function bytesToText(bytes: Buffer): string {
   return isAscii(bytes) ? bytes.toString("latin1") : bytes.toString("utf8");
 }
 
-/** base64, then gzip, then UTF-8: the JSON text of `awslogs.data`. */
-function payloadText(data: string): string {
+/** base64, then gzip, then UTF-8: the JSON text of `awslogs.data` (or a Kinesis record's `data`, named by `field`). */
+function payloadText(data: string, field: string): string {
   // Node's decoder skips characters that are not base64; a decoded length short of what the
   // input's length implies shows them, without a separate pass over a megabyte of text.
   const compressed = Buffer.from(data, "base64");
   const padding = data.endsWith("==") ? 2 : data.endsWith("=") ? 1 : 0;
   if (data.length % 4 !== 0 || compressed.length !== (data.length / 4) * 3 - padding) {
-    throw new MalformedPayloadError("base64", "awslogs.data is not valid base64");
+    throw new MalformedPayloadError("base64", `${field} is not valid base64`);
   }
   try {
     return bytesToText(gunzipSync(compressed, { chunkSize: inflatedSizeHint(compressed) }));
   } catch (error) {
-    throw new MalformedPayloadError("gzip", `awslogs.data is not gzip data: ${(error as Error).message}`, {
+    throw new MalformedPayloadError("gzip", `${field} is not gzip data: ${(error as Error).message}`, {
       cause: error,
     });
   }
 }
 
-/** Decodes `event.awslogs.data`; throws MalformedPayloadError saying which step failed. */
-export function decodeSubscriptionData(data: unknown): SubscriptionMessage {
+/**
+ * Decodes `event.awslogs.data`, or the same payload in a Kinesis record's data (`field` names it in
+ * messages); throws MalformedPayloadError saying which step failed.
+ */
+export function decodeSubscriptionData(data: unknown, field = "awslogs.data"): SubscriptionMessage {
   if (typeof data !== "string" || data.length === 0) {
     throw new MalformedPayloadError(
       "event",
-      "the event has no awslogs.data string: not a CloudWatch Logs subscription event",
+      `the event has no ${field} string: not a CloudWatch Logs subscription payload`,
     );
   }
-  const json = payloadText(data);
+  const json = payloadText(data, field);
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
   } catch (error) {
-    throw new MalformedPayloadError("json", `awslogs.data is not JSON: ${(error as Error).message}`, {
+    throw new MalformedPayloadError("json", `${field} is not JSON: ${(error as Error).message}`, {
       cause: error,
     });
   }

@@ -38,7 +38,8 @@ export const LAMBDA_BUNDLE = {
  * default) is evaluated on first use (functions/core/deferred-client.ts) and costs the import a few
  * milliseconds, against the runtime's package and SDK core loaded during that first batch. The
  * clients of rarer paths stay with the runtime and load on first use: S3 (spill/, rejected/,
- * malformed/), Secrets Manager and SSM (Loki credentials), tagging (not used by the shipper).
+ * malformed/), Secrets Manager and SSM (Loki credentials), STS (source accounts' reader roles),
+ * tagging (not used by the shipper).
  * Bundled, each would come whole (a dynamic import takes all of a package) into every cold start.
  * Figures: BENCHMARKS.md, section 6.
  */
@@ -46,6 +47,7 @@ const SHIPPER_RUNTIME_SDK = [
   "@aws-sdk/client-s3",
   "@aws-sdk/client-secrets-manager",
   "@aws-sdk/client-ssm",
+  "@aws-sdk/client-sts",
   "@aws-sdk/client-resource-groups-tagging-api",
 ] as const;
 

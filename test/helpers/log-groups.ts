@@ -100,9 +100,10 @@ export async function seedLogGroup(
   return readGroup(name);
 }
 
-export async function putEvents(name: string, events: EventToPut[]): Promise<void> {
+/** Puts `events` into the group `name`, through `client` (moto's account of its credentials). */
+export async function putEvents(name: string, events: EventToPut[], client = logs): Promise<void> {
   for (const [logStreamName, streamEvents] of groupBy(events, (event) => event.logStream)) {
-    await logs
+    await client
       .send(new CreateLogStreamCommand({ logGroupName: name, logStreamName }))
       .catch((error: Error) => {
         if (error.name !== "ResourceAlreadyExistsException") throw error;
@@ -110,7 +111,7 @@ export async function putEvents(name: string, events: EventToPut[]): Promise<voi
     const sorted = [...streamEvents].sort((a, b) => a.timestamp - b.timestamp);
     // PutLogEvents takes at most 10,000 events per call; 5,000 keeps each call well under 1 MB.
     for (let offset = 0; offset < sorted.length; offset += 5000) {
-      await logs.send(
+      await client.send(
         new PutLogEventsCommand({
           logGroupName: name,
           logStreamName,
@@ -124,11 +125,16 @@ export async function putEvents(name: string, events: EventToPut[]): Promise<voi
 }
 
 /** Every event of a log group in `[startMs, endMs)`, as FilterLogEvents returns them. */
-export async function readGroup(name: string, startMs?: number, endMs?: number): Promise<LogEvent[]> {
+export async function readGroup(
+  name: string,
+  startMs?: number,
+  endMs?: number,
+  client = logs,
+): Promise<LogEvent[]> {
   const events: LogEvent[] = [];
   let nextToken: string | undefined;
   do {
-    const page = await logs.send(
+    const page = await client.send(
       new FilterLogEventsCommand({
         logGroupName: name,
         ...(startMs !== undefined ? { startTime: startMs } : {}),

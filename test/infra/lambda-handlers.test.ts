@@ -51,7 +51,7 @@ describe("the shipper's bundle, for its cold start", () => {
     return { inputs: Object.keys(result.metafile.inputs), imports: output.imports };
   }
 
-  it("imports only the CloudWatch Logs client at load; S3, Lambda, Secrets Manager and SSM on first use", async () => {
+  it("imports only the CloudWatch Logs client at load; S3, Lambda, Secrets Manager, SSM and STS on first use", async () => {
     // With the whole SDK left out of the bundle, its imports show how the shipper's code loads them.
     const { imports } = await shipperBundle(LAMBDA_BUNDLE.external);
     const sdk = imports.filter((entry) => entry.path.startsWith("@aws-sdk/"));
@@ -68,10 +68,11 @@ describe("the shipper's bundle, for its cold start", () => {
       "@aws-sdk/client-s3",
       "@aws-sdk/client-secrets-manager",
       "@aws-sdk/client-ssm",
+      "@aws-sdk/client-sts",
     ]);
   });
 
-  it("bundles the CloudWatch Logs and Lambda clients and leaves S3, Secrets Manager and SSM to the runtime", async () => {
+  it("bundles the CloudWatch Logs and Lambda clients and leaves S3, Secrets Manager, SSM and STS to the runtime", async () => {
     const { inputs, imports } = await shipperBundle(runtimeModules("shipper"));
     const bundledSdk = new Set(
       inputs.flatMap((path) => /node_modules\/(@aws-sdk\/client-[^/]+)\//.exec(path)?.[1] ?? []),

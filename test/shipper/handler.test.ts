@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { dataMessage, realisticEvents, subscriptionEvent } from "../fixtures/subscription.ts";
-import { awsClientConfig, TEST_REGION, uniqueName } from "../helpers/aws.ts";
+import { awsClientConfig, TEST_ACCOUNT, TEST_REGION, uniqueName } from "../helpers/aws.ts";
 import { createTaggedLogGroup } from "../helpers/log-groups.ts";
 import { lokiEntries } from "../helpers/loki.ts";
 import { chunkPrefix, chunkRecords } from "../helpers/s3.ts";
@@ -9,6 +9,8 @@ import { useTestBed } from "../helpers/test-bed.ts";
 
 /** The Lambda entry file itself: configuration at cold start, then one invocation. */
 const bed = useTestBed();
+/** The function's own ARN, as Lambda's context gives it: its account is the shipper's home account. */
+const SHIPPER_ARN = `arn:aws:lambda:${TEST_REGION}:${TEST_ACCOUNT}:function:shipper`;
 
 afterEach(() => {
   vi.unstubAllEnvs();
@@ -50,6 +52,7 @@ describe("functions/shipper.ts", () => {
     const result = await handler(subscriptionEvent(dataMessage({ logGroup, events })), {
       ...lambdaContext(),
       functionName: "shipper",
+      invokedFunctionArn: SHIPPER_ARN,
       awsRequestId: "req-1",
     } as unknown as Parameters<typeof handler>[1]);
 
@@ -77,6 +80,7 @@ describe("functions/shipper.ts", () => {
         // Little time left beyond the 5 s kept for S3: the retries give up early and spill.
         ...lambdaContext(6_000),
         functionName: "shipper",
+        invokedFunctionArn: SHIPPER_ARN,
         awsRequestId: "req-2",
       } as unknown as Parameters<typeof handler>[1]);
 

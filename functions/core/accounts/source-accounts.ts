@@ -135,12 +135,18 @@ export class SourceAccounts {
   }
 }
 
-/** sts:AssumeRole through a client loaded on first use (only central setups with source accounts need it). */
-export function stsAssumeRole(region?: string): SourceAccountsOptions["assumeRole"] {
+/**
+ * sts:AssumeRole through a client loaded on first use (only central setups with source accounts
+ * need it). `clientConfig` adds client settings (an endpoint, the caller's credentials).
+ */
+export function stsAssumeRole(
+  region?: string,
+  clientConfig: Omit<import("@aws-sdk/client-sts").STSClientConfig, "region"> = {},
+): SourceAccountsOptions["assumeRole"] {
   let sts: Promise<import("@aws-sdk/client-sts").STSClient> | undefined;
   return async (roleArn, sessionName) => {
     const { STSClient, AssumeRoleCommand } = await import("@aws-sdk/client-sts");
-    sts ??= Promise.resolve(new STSClient(region ? { region } : {}));
+    sts ??= Promise.resolve(new STSClient({ ...clientConfig, ...(region ? { region } : {}) }));
     const { Credentials: credentials } = await (await sts).send(
       new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: sessionName, DurationSeconds: 3600 }),
     );

@@ -1,3 +1,5 @@
+import { partitionOf } from "./log-group-tags.ts";
+
 /**
  * Labels from the Lambda function behind a log group. Lambda writes to `/aws/lambda/<function>`
  * and creates that group itself, untagged, while the teams' IaC tags the function: its tags and
@@ -28,6 +30,11 @@ export function lambdaFunctionName(logGroup: string): string | undefined {
   if (!logGroup.startsWith(LAMBDA_LOG_GROUP_PREFIX)) return undefined;
   const name = logGroup.slice(LAMBDA_LOG_GROUP_PREFIX.length);
   return FUNCTION_NAME.test(name) ? name : undefined;
+}
+
+/** A function's ARN, which GetFunction takes as well as its name, and which names its account and region. */
+export function functionArn(functionName: string, context: { accountId: string; region: string }): string {
+  return `arn:${partitionOf(context.region)}:lambda:${context.region}:${context.accountId}:function:${functionName}`;
 }
 
 /**

@@ -16,14 +16,15 @@ import { LookupCache } from "./lookup-cache.ts";
 export type CustomLogGroups = Map<string, string[]>;
 
 /**
- * The map of the region's custom log groups, under one key (it is listed as a whole), or the error
- * of the last listing, kept for the negative cache period.
+ * The map of a region's custom log groups, under one key per account and region (each is listed as
+ * a whole), or the error of the last listing, kept for the negative cache period.
  */
 export class CustomLogGroupCache extends LookupCache<{ groups: CustomLogGroups } | { failure: Error }> {}
 
 /** The map of this container, shared by every invocation while it is warm. */
 export const containerCustomLogGroupCache = new CustomLogGroupCache();
 
+/** The key of the one account and region a caller reads (the backfill and the CLI). */
 const WHOLE_REGION = "region";
 
 /** Every function's custom log group (one that is not its `/aws/lambda/<name>`). */
@@ -45,17 +46,19 @@ export async function listCustomLogGroups(
  * one function that names it in `LoggingConfig.LogGroup`. A group several functions share gives
  * undefined: one stream cannot carry each function's labels. A failed listing uses the map listed
  * before, if any; without one it throws {@link FunctionLookupError}, and throws it again without
- * listing until the negative cache period (1 minute) ends.
+ * listing until the negative cache period (1 minute) ends. `listingKey` names the account and
+ * region `lambda` reads, when one cache serves several (the live shipper's source accounts).
  */
 export async function functionOfLogGroup(
   lambda: LambdaClient,
   logGroup: string,
   cache: CustomLogGroupCache = containerCustomLogGroupCache,
   backoff: Partial<ThrottleBackoff> = {},
+  listingKey = WHOLE_REGION,
 ): Promise<string | undefined> {
   // Lambda's own groups name their function, or none of this region (Lambda@Edge replicas).
   if (logGroup.startsWith("/aws/lambda/")) return lambdaFunctionName(logGroup);
-  const functions = (await customLogGroups(lambda, cache, backoff)).get(logGroup);
+  const functions = (await customLogGroups(lambda, cache, backoff, listingKey)).get(logGroup);
   return functions?.length === 1 ? functions[0] : undefined;
 }
 
@@ -63,22 +66,23 @@ async function customLogGroups(
   lambda: LambdaClient,
   cache: CustomLogGroupCache,
   backoff: Partial<ThrottleBackoff>,
+  key: string,
 ): Promise<CustomLogGroups> {
-  const cached = cache.get(WHOLE_REGION)?.value;
+  const cached = cache.get(key)?.value;
   if (cached && "failure" in cached) throw cached.failure;
   if (cached) return cached.groups;
   try {
     const groups = await listCustomLogGroups(lambda, backoff);
-    cache.set(WHOLE_REGION, { groups }, true);
+    cache.set(key, { groups }, true);
     return groups;
   } catch (error) {
-    const stale = cache.stale(WHOLE_REGION)?.value;
+    const stale = cache.stale(key)?.value;
     if (stale && "groups" in stale) return stale.groups;
     // The same failure until the negative cache period ends, rather than a listing on every
     // invocation (a role without lambda:ListFunctions), or an empty map that would pass for "no
     // function" (and could route a group to the wrong tenant).
     const failure = lookupError("ListFunctions", error);
-    cache.set(WHOLE_REGION, { failure }, false);
+    cache.set(key, { failure }, false);
     throw failure;
   }
 }

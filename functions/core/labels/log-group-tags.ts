@@ -32,7 +32,8 @@ export function logGroupArn(
   return `arn:${partition}:logs:${context.region}:${context.accountId}:log-group:${logGroupArnOrName}`;
 }
 
-function partitionOf(region: string): string {
+/** The AWS partition of a region (`aws`, `aws-cn`, `aws-us-gov`). */
+export function partitionOf(region: string): string {
   if (region.startsWith("cn-")) return "aws-cn";
   if (region.startsWith("us-gov-")) return "aws-us-gov";
   return "aws";

@@ -1,6 +1,5 @@
 import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import { LambdaClient } from "@aws-sdk/client-lambda";
-import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import { describe, expect, it } from "vitest";
 import { runBackfillLocally } from "../../cli/local-workflow.ts";
 import type { SourceAccountsOptions } from "../../functions/core/accounts/source-accounts.ts";
@@ -9,9 +8,17 @@ import { functionLookupClientsLike } from "../../functions/core/labels/function-
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { groupKeySegment } from "../../functions/core/storage/chunk-format.ts";
 import { createAccountAccess } from "../../functions/core/workflow/source-access.ts";
+import {
+  assumeRoleInMoto,
+  inSourceAccount,
+  READER_ROLE,
+  READER_ROLE_ARN,
+  SOURCE_ACCOUNT,
+  sourceLambda,
+  sourceLogs,
+} from "../helpers/accounts.ts";
 import { awsClientConfig, TEST_ACCOUNT, TEST_REGION, uniqueName } from "../helpers/aws.ts";
 import {
-  type GroupAccount,
   HOUR,
   logs,
   putEvents,
@@ -25,46 +32,14 @@ import { chunkRecords, createTestBucket, listKeys, s3 } from "../helpers/s3.ts";
 import { shipLive } from "../helpers/shipper.ts";
 import { useTestBed } from "../helpers/test-bed.ts";
 
-/**
- * Backfills of log groups in a source account, through the backfill state machine with the real
- * task code. moto serves a role's account to the credentials sts:AssumeRole returns for it: the
- * reader role `arn:aws:iam::111111111111:role/loki-shipper-reader` gives clients in account
- * 111111111111 (moto does not check that the role exists or trusts anyone).
- */
-const SOURCE_ACCOUNT = "111111111111";
-const READER_ROLE = "loki-shipper-reader";
+/** Backfills of log groups in a source account (see accounts.ts), through the backfill state machine with the real task code. */
 const now = Date.now();
 const since = now - RECENT_HISTORY_MS;
 
 const bed = useTestBed();
-const sts = new STSClient(awsClientConfig());
-
-/** sts:AssumeRole against moto. */
-const assumeRole: SourceAccountsOptions["assumeRole"] = async (roleArn, sessionName) => {
-  const { Credentials: credentials } = await sts.send(
-    new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: sessionName }),
-  );
-  return {
-    accessKeyId: credentials?.AccessKeyId ?? "",
-    secretAccessKey: credentials?.SecretAccessKey ?? "",
-    sessionToken: credentials?.SessionToken ?? "",
-  };
-};
-
-const readerRoleArn = `arn:aws:iam::${SOURCE_ACCOUNT}:role/${READER_ROLE}`;
-/** The source account's own clients, to create its log groups and ship its live traffic. */
-const sourceLogs = new CloudWatchLogsClient({
-  ...awsClientConfig(),
-  credentials: () => assumeRole(readerRoleArn, "test-setup"),
-});
-const sourceLambda = new LambdaClient({
-  ...awsClientConfig(),
-  credentials: () => assumeRole(readerRoleArn, "test-setup"),
-});
-const inSource: GroupAccount = { client: sourceLogs, account: SOURCE_ACCOUNT };
 
 /** How the workflow reaches the accounts: its own clients at home, the reader role in the source account. */
-function accountAccess(assume = assumeRole) {
+function accountAccess(assume = assumeRoleInMoto) {
   return createAccountAccess({
     home: { logs, functions: functionLookupClientsLike(logs) },
     homeAccountId: async () => TEST_ACCOUNT,
@@ -89,7 +64,7 @@ describe("backfill of a log group in a source account", () => {
     const env = lokiEnv(bed.loki);
     const historyStart = since + 60_000;
     await seedLogGroup(name, { team }, spreadEvents("history", historyStart, now - 20 * 60_000, 2000, 3), {
-      in: inSource,
+      in: inSourceAccount,
     });
     // The live shipper ships the group's last 30 minutes (which the backfill reads too) and keeps
     // shipping new events, from subscription payloads whose owner is the source account. It reads
@@ -99,19 +74,19 @@ describe("backfill of a log group in a source account", () => {
       shipLive(name, events, env, bucket, { logs: sourceLogs, lambda: sourceLambda }, SOURCE_ACCOUNT);
     let stop = false;
     const live = (async () => {
-      const tail = await readGroup(name, now - 30 * 60_000, undefined, inSource);
+      const tail = await readGroup(name, now - 30 * 60_000, undefined, inSourceAccount);
       await ship(tail);
       liveShipped.push(...tail);
       for (let round = 0; !stop; round++) {
         const seen = new Set(
-          (await readGroup(name, now - HOUR, undefined, inSource)).map((event) => event.id),
+          (await readGroup(name, now - HOUR, undefined, inSourceAccount)).map((event) => event.id),
         );
         await putEvents(
           name,
           [{ timestamp: Date.now(), message: `live ${round}`, logStream: "2026/11/25/[$LATEST]live" }],
-          inSource,
+          inSourceAccount,
         );
-        const fresh = (await readGroup(name, now - HOUR, undefined, inSource)).filter(
+        const fresh = (await readGroup(name, now - HOUR, undefined, inSourceAccount)).filter(
           (event) => !seen.has(event.id),
         );
         await ship(fresh);
@@ -130,7 +105,7 @@ describe("backfill of a log group in a source account", () => {
     expect(report.status).toBe("succeeded");
     expect(liveShipped.length).toBeGreaterThan(5);
     expect(report.groups).toMatchObject([{ logGroup: name, account: SOURCE_ACCOUNT, region: TEST_REGION }]);
-    const everything = await readGroup(name, undefined, undefined, inSource);
+    const everything = await readGroup(name, undefined, undefined, inSourceAccount);
     const inLoki = await lokiEntries(bed.loki, `{team="${team}"}`, historyStart, Date.now() + 60_000);
     expect(entryKeys(inLoki)).toEqual(expectedEntries(everything));
     for (const entry of inLoki)
@@ -153,7 +128,7 @@ describe("the same log group name in two accounts", () => {
       { team },
       spreadEvents("source", since + 60_000, now - 10 * 60_000, 400, 2),
       {
-        in: inSource,
+        in: inSourceAccount,
       },
     );
 
@@ -194,7 +169,9 @@ describe("the same log group name in two accounts", () => {
 describe("a source account without a reader role", () => {
   it("fails the plan naming the account and telling the operator to deploy the reader role", async () => {
     const name = `/aws/lambda/${uniqueName("orphan")}`;
-    await seedLogGroup(name, {}, spreadEvents("orphan", since, now - 10 * 60_000, 10), { in: inSource });
+    await seedLogGroup(name, {}, spreadEvents("orphan", since, now - 10 * 60_000, 10), {
+      in: inSourceAccount,
+    });
     // moto lets any role be assumed: the refusal STS gives for a missing role is injected here.
     const refusing: SourceAccountsOptions["assumeRole"] = async (roleArn) => {
       throw Object.assign(
@@ -218,7 +195,7 @@ describe("a source account without a reader role", () => {
 
     await expect(run).rejects.toThrow(InputError);
     await expect(run).rejects.toThrow(
-      `account ${SOURCE_ACCOUNT} (${TEST_REGION}) has no reader role the backfill may assume (cannot assume ${readerRoleArn}: AccessDenied:`,
+      `account ${SOURCE_ACCOUNT} (${TEST_REGION}) has no reader role the backfill may assume (cannot assume ${READER_ROLE_ARN}: AccessDenied:`,
     );
     await expect(run).rejects.toThrow(
       `deploy the loki-shipper source stack in account ${SOURCE_ACCOUNT} with its reader role ${READER_ROLE}`,

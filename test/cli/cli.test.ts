@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { DescribeSubscriptionFiltersCommand } from "@aws-sdk/client-cloudwatch-logs";
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { inSourceAccount, SOURCE_ACCOUNT } from "../helpers/accounts.ts";
 import { awsClientConfig, createFunction, TEST_REGION, uniqueName } from "../helpers/aws.ts";
 import { HOUR, logs, seedLogGroup, spreadEvents } from "../helpers/log-groups.ts";
 import {
@@ -361,6 +362,55 @@ describe("loki-shipper CLI", () => {
       );
     },
   );
+
+  it("labels and backfill take a group of another account by ARN and name the account; a bad --account is exit code 2", async () => {
+    const name = `/aws/lambda/${uniqueName("fun-source")}`;
+    const events = await seedLogGroup(
+      name,
+      { runtime: "python" },
+      spreadEvents("src", now - 100 * 60_000, now - 30 * 60_000, 40),
+      {
+        in: inSourceAccount,
+      },
+    );
+    const arn = `arn:aws:logs:${TEST_REGION}:${SOURCE_ACCOUNT}:log-group:${name}:*`;
+
+    const labels = await runCli(["labels", arn]);
+    expect(labels.code).toBe(0);
+    expect(labels.stdout).toContain(`Labels of ${name} in account ${SOURCE_ACCOUNT} (${TEST_REGION}):`);
+    expect(labels.stdout).toMatch(new RegExp(`account\\s+${SOURCE_ACCOUNT}\\s+fixed`));
+
+    const result = await runCli(["backfill", "--local", "--log-group", arn, "--since", "2h"], {
+      LOKI_URL: loki.url,
+      LOKI_TENANT: loki.tenant,
+    });
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    // exported, dropped, pushed ... then the account and region column.
+    expect(result.stdout).toMatch(
+      new RegExp(`${name}\\s+40\\s+0\\s+40\\s.*${SOURCE_ACCOUNT} ${TEST_REGION}`),
+    );
+    const inLoki = await lokiEntries(
+      loki,
+      `{account="${SOURCE_ACCOUNT}", log_group="${name}"}`,
+      now - 2 * HOUR,
+      now,
+    );
+    expect(inLoki.map((entry) => `${entry.ns} ${entry.line}`).sort()).toEqual(expectedEntries(events));
+
+    const bad = await runCli([
+      "backfill",
+      "--local",
+      "--prefix",
+      "/aws/lambda/",
+      "--account",
+      "1234",
+      "--since",
+      "1h",
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toMatch(/account must be a 12-digit AWS account id, got "1234"/);
+  });
 
   it("backfill --dry-run prints the hour streams and the time the stream budget and the pace imply", async () => {
     // Exactly four whole hours: four hour streams, two at a time, each held 30 + 2 min.

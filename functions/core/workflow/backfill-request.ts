@@ -225,6 +225,14 @@ function selectorOf(request: RawRequest, problems: string[]): LogGroupSelector {
   return selector;
 }
 
+/** The log group an ARN names, with its account and region; undefined when it is not a log group ARN. */
+export function parseLogGroupArn(text: string): Required<GroupRef> | undefined {
+  const match = LOG_GROUP_ARN.exec(text);
+  if (!match) return undefined;
+  const [, region, account, logGroup] = match as unknown as [string, string, string, string];
+  return { logGroup, account, region };
+}
+
 /** The plain names and the ARNs among `logGroupNames`, each once; a malformed ARN goes to `problems`. */
 function namesAndArns(
   logGroupNames: string[],
@@ -237,15 +245,14 @@ function namesAndArns(
       names.add(name);
       continue;
     }
-    const match = LOG_GROUP_ARN.exec(name);
-    if (!match) {
+    const arn = parseLogGroupArn(name);
+    if (!arn) {
       problems.push(
         `${JSON.stringify(name)} is not a log group ARN: expected arn:aws:logs:<region>:<12-digit account>:log-group:<name> (with or without :*)`,
       );
       continue;
     }
-    const [, region, account, logGroup] = match as unknown as [string, string, string, string];
-    arns.set(`${account}:${region}:${logGroup}`, { logGroup, account, region });
+    arns.set(`${arn.account}:${arn.region}:${arn.logGroup}`, arn);
   }
   return { names: [...names], arns: [...arns.values()] };
 }

@@ -132,11 +132,15 @@ export function accountAccessLike(
       const config = { region, credentials: credentials ?? logs.config.credentials, ...endpoint };
       return { logs: new CloudWatchLogsClient(config), lambda: new LambdaClient(config) };
     },
-    // sts:AssumeRole goes to AWS's own endpoint: never through an emulator's, whose credentials it would send there.
-    assumeRole: logs.config.isCustomEndpoint
-      ? async (roleArn) => {
-          throw new Error(`${roleArn} cannot be assumed through a custom endpoint: run without one`);
-        }
-      : stsAssumeRole(),
+    // stsAssumeRole's client follows AWS_ENDPOINT_URL, not an endpoint given to `logs` alone: it
+    // would send an emulator's credentials to AWS.
+    assumeRole:
+      logs.config.isCustomEndpoint && !env.AWS_ENDPOINT_URL
+        ? async (roleArn) => {
+            throw new InputError(
+              `${roleArn} cannot be assumed through an endpoint set for CloudWatch Logs only: set AWS_ENDPOINT_URL`,
+            );
+          }
+        : stsAssumeRole(),
   });
 }

@@ -96,7 +96,11 @@ describe("backfill of a log group in a source account", () => {
     })();
 
     const report = await runBackfillLocally(
-      { logGroupNames: [arnOf(SOURCE_ACCOUNT, name)], range: "2h", requestsPerSecond: 25 },
+      {
+        logGroupNames: [arnOf(SOURCE_ACCOUNT, name)],
+        range: `${new Date(since).toISOString()}..now`,
+        requestsPerSecond: 25,
+      },
       { logs, s3, bucket, env, accounts: accountAccess() },
     );
     stop = true;
@@ -133,7 +137,11 @@ describe("the same log group name in two accounts", () => {
     );
 
     const report = await runBackfillLocally(
-      { logGroupNames: [name, arnOf(SOURCE_ACCOUNT, name)], range: "2h", requestsPerSecond: 25 },
+      {
+        logGroupNames: [name, arnOf(SOURCE_ACCOUNT, name)],
+        range: `${new Date(since).toISOString()}..now`,
+        requestsPerSecond: 25,
+      },
       { logs, s3, bucket, env: lokiEnv(bed.loki), accounts: accountAccess() },
     );
 
@@ -183,7 +191,11 @@ describe("a source account without a reader role", () => {
     };
 
     const run = runBackfillLocally(
-      { logGroupNames: [arnOf(SOURCE_ACCOUNT, name)], range: "2h", dryRun: true },
+      {
+        logGroupNames: [arnOf(SOURCE_ACCOUNT, name)],
+        range: `${new Date(since).toISOString()}..now`,
+        dryRun: true,
+      },
       {
         logs,
         s3,

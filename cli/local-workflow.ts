@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { StateMachine } from "aws-local-stepfunctions";
-import { RateBudget } from "../functions/core/cloudwatch/rate-budget.ts";
+import { AccountRateBudgets, RateBudget } from "../functions/core/cloudwatch/rate-budget.ts";
 import { defaultPacing, Pacer } from "../functions/core/delivery/pacing.ts";
 import { ConfigError, InputError, LokiShipperError } from "../functions/core/errors.ts";
 import { parseLokiTarget } from "../functions/core/loki/loki-target.ts";
@@ -38,7 +38,7 @@ export class WorkflowFailedError extends LokiShipperError {
  * runner's own.
  */
 export interface LocalWorkflowDeps
-  extends Omit<WorkflowDeps, "sharedRateBudget" | "sharedPacer" | "onProgress" | "parsedEnv"> {
+  extends Omit<WorkflowDeps, "sharedRateBudgets" | "sharedPacer" | "onProgress" | "parsedEnv"> {
   /** What a Lambda invocation may spend before returning "continue" (default 10 minutes). */
   invocationBudgetMs?: number;
   /** Pause before a Retry, instead of the definition's intervals (tests use a few ms). */
@@ -99,11 +99,11 @@ export async function runBackfillLocally(
   const advance = (delta: ProgressDelta) => report(progress, delta, onProgress);
   const tasks = createWorkflowTasks({
     ...taskDeps(deps),
-    // All branches run in this process: one FilterLogEvents budget for all of them.
-    sharedRateBudget: new RateBudget(parsed.requestsPerSecond, {
-      burst: 1,
-      ...(deps.sleep ? { sleep: deps.sleep } : {}),
-    }),
+    // All branches run in this process: one FilterLogEvents budget for all of them, per account and region.
+    sharedRateBudgets: new AccountRateBudgets(
+      () =>
+        new RateBudget(parsed.requestsPerSecond, { burst: 1, ...(deps.sleep ? { sleep: deps.sleep } : {}) }),
+    ),
     // ... and one stream budget: the run's share of the tenant's active streams.
     sharedStreamBudget: runStreamBudget({ ...deps.env, ...parsed.loki }, deps),
     onProgress: advance,

@@ -16,9 +16,11 @@ export function printRunReport(output: Output, report: RunReport): void {
   const anyReasons = reasons(report.totals) !== "";
   // A tenant column only when a tenant tag routed some group elsewhere than the default tenant.
   const anyTenants = report.groups.some((group) => group.tenant !== undefined);
+  // The account and region of each group (runs planned by earlier versions have none).
+  const anyAccounts = report.groups.some((group) => group.account !== undefined);
   // Counts and rates as integers, sizes and durations with one decimal; all aligned right.
   const oneDecimal = (value: number) => value.toFixed(1);
-  const row = (name: string, group: RunReport["totals"], tenant?: string) => [
+  const row = (name: string, group: RunReport["totals"], tenant?: string, account = "") => [
     name,
     ...(anyTenants ? [tenant ?? ""] : []),
     group.exported,
@@ -30,9 +32,36 @@ export function printRunReport(output: Output, report: RunReport): void {
     oneDecimal(group.pushedBytes / 1_048_576),
     oneDecimal(group.durationMs / 1000),
     Math.round(group.eventsPerSecond),
+    ...(anyAccounts ? [account] : []),
     ...(anyReasons ? [reasons(group)] : []),
   ];
-  const header = [
+  const header = reportHeader({ anyTenants, anyAccounts });
+  output.out(
+    formatTable(anyReasons ? [...header, "by reason or rule"] : header, [
+      ...report.groups.map((group) =>
+        row(
+          group.logGroup,
+          group,
+          group.tenant ?? "(default)",
+          group.account ? `${group.account} ${group.region}` : "",
+        ),
+      ),
+      row("total", report.totals),
+    ]),
+  );
+  if (report.totals.streamWaits > 0) {
+    output.out(
+      `stream budget: ${report.totals.streamWaits} chunk(s) waited ${(report.totals.streamWaitMs / 1000).toFixed(1)} s in all for hour streams to go idle in Loki (LOKI_MAX_GLOBAL_STREAMS_PER_USER × LOKI_BACKFILL_STREAM_SHARE)`,
+    );
+  }
+  for (const hint of report.hints) output.out(`hint: ${hint}`);
+  output.out(`Report: ${report.reportKey}`);
+}
+
+/** The columns of the report table, with a tenant and an account column when a group has one. */
+function reportHeader(columns: { anyTenants: boolean; anyAccounts: boolean }): string[] {
+  const { anyTenants, anyAccounts } = columns;
+  return [
     "log group",
     ...(anyTenants ? ["tenant"] : []),
     "exported",
@@ -44,18 +73,6 @@ export function printRunReport(output: Output, report: RunReport): void {
     "MB pushed",
     "seconds",
     "events/s",
+    ...(anyAccounts ? ["account"] : []),
   ];
-  output.out(
-    formatTable(anyReasons ? [...header, "by reason or rule"] : header, [
-      ...report.groups.map((group) => row(group.logGroup, group, group.tenant ?? "(default)")),
-      row("total", report.totals),
-    ]),
-  );
-  if (report.totals.streamWaits > 0) {
-    output.out(
-      `stream budget: ${report.totals.streamWaits} chunk(s) waited ${(report.totals.streamWaitMs / 1000).toFixed(1)} s in all for hour streams to go idle in Loki (LOKI_MAX_GLOBAL_STREAMS_PER_USER × LOKI_BACKFILL_STREAM_SHARE)`,
-    );
-  }
-  for (const hint of report.hints) output.out(`hint: ${hint}`);
-  output.out(`Report: ${report.reportKey}`);
 }

@@ -3,6 +3,7 @@ import { REPORT_FIELDS } from "../../functions/core/delivery/lambda-report.ts";
 import type { FunctionFacts } from "../../functions/core/labels/function-labels.ts";
 import type { LabelExplanation } from "../../functions/core/labels/labels.ts";
 import { createAwsClients } from "../aws.ts";
+import { groupInAccount } from "../group-account.ts";
 import { describeTenant, explainGroup, printRules } from "../group-explanation.ts";
 import { formatTable, type Output } from "../output.ts";
 import type { CommandContext } from "../program.ts";
@@ -17,11 +18,18 @@ export function registerLabels(program: Command, { output, awsOptions }: Command
     .description(
       "show the Loki labels a log group's events would get, where each comes from (group tag, function tag, function configuration, fixed), why each tag is kept or dropped, the Loki tenant they would go to and why, and the drop and mask rules that apply",
     )
-    .argument("<log-group>", "log group name, e.g. /aws/lambda/fun-python")
-    .action(async (logGroupName: string) => {
-      const group = await explainGroup(createAwsClients(awsOptions()), logGroupName);
+    .argument("<log-group>", "log group name or ARN, e.g. /aws/lambda/fun-python")
+    .option("--account <id>", "the account the named group is in, read through its reader role")
+    .action(async (logGroupName: string, options: { account?: string }) => {
+      const named = await groupInAccount(createAwsClients(awsOptions()), logGroupName, options.account);
+      const group = await explainGroup(named.clients, named.logGroup);
       const { labels: explanation, functionName, facts } = group;
-      printExplanation(output, group.logGroup, explanation, facts);
+      printExplanation(
+        output,
+        `${group.logGroup}${named.account ? ` in account ${named.account}` : ""}`,
+        explanation,
+        facts,
+      );
       output.out(describeTenant(group));
       if (functionName && facts) output.out(describeFunction(functionName, facts));
       else if (!group.options.functionLabels)

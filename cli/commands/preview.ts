@@ -5,6 +5,7 @@ import { InputError } from "../../functions/core/errors.ts";
 import type { LogEvent } from "../../functions/core/log-event.ts";
 import { parseTimePoint } from "../../functions/core/workflow/time-range.ts";
 import { createAwsClients } from "../aws.ts";
+import { groupInAccount } from "../group-account.ts";
 import { describeTenant, explainGroup, type GroupExplanation, printRules } from "../group-explanation.ts";
 import type { Output } from "../output.ts";
 import type { CommandContext } from "../program.ts";
@@ -12,6 +13,7 @@ import type { CommandContext } from "../program.ts";
 interface PreviewOptions {
   since: string;
   limit: string;
+  account?: string;
 }
 
 /** FilterLogEvents returns at most 10,000 events per page. */
@@ -25,7 +27,8 @@ export function registerPreview(program: Command, { output, awsOptions }: Comman
   program
     .command("preview")
     .description("print a sample of a log group's recent events as they would be shipped; nothing is sent")
-    .argument("<log-group>", "log group name, e.g. /aws/lambda/fun-python")
+    .argument("<log-group>", "log group name or ARN, e.g. /aws/lambda/fun-python")
+    .option("--account <id>", "the account the named group is in, read through its reader role")
     .option("--since <age>", "how far back to read, e.g. 1h, 30m, 2d", "1h")
     .option("--limit <count>", "events to show (the oldest of the window)", "20")
     .action(async (logGroupName: string, options: PreviewOptions) => {
@@ -35,9 +38,10 @@ export function registerPreview(program: Command, { output, awsOptions }: Comman
       }
       const now = Date.now();
       const startMs = parseTimePoint(options.since, now, "--since");
-      const clients = createAwsClients(awsOptions());
-      const group = await explainGroup(clients, logGroupName);
-      const { logs } = clients;
+      const named = await groupInAccount(createAwsClients(awsOptions()), logGroupName, options.account);
+      const group = await explainGroup(named.clients, named.logGroup);
+      const { logs } = named.clients;
+      if (named.account) output.out(`${group.logGroup} in account ${named.account}`);
       const page = await logs.send(
         new FilterLogEventsCommand({ logGroupName: group.logGroup, startTime: startMs, endTime: now, limit }),
       );

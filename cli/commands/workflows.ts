@@ -24,6 +24,8 @@ interface TargetOptions {
 
 interface BackfillOptions extends TargetOptions {
   logGroup?: string[];
+  account?: string;
+  accountRegion?: string;
   prefix?: string;
   tagSelector?: string;
   since?: string;
@@ -85,7 +87,12 @@ export function registerWorkflows(program: Command, context: CommandContext): vo
     program
       .command("backfill")
       .description("copy a time range of log groups from CloudWatch into Loki, with their tag labels")
-      .option("--log-group <name...>", "log group names")
+      .option("--log-group <name...>", "log group names or ARNs (an ARN names its account and region)")
+      .option(
+        "--account <id>",
+        "the account of the named groups, prefix or tag selector (read through its reader role)",
+      )
+      .option("--account-region <region>", "their region (default: the functions' own)")
       .option("--prefix <prefix>", "log group name prefix")
       .option("--tag-selector <selector>", 'tag matchers, e.g. team=payments or runtime=~"python.*"')
       .option("--since <age>", "from that long ago until now, e.g. 7d, 36h, 90m")
@@ -134,6 +141,8 @@ async function runBackfill(options: BackfillOptions, context: CommandContext): P
   const request = {
     ...(options.runId ? { runId: options.runId } : {}),
     ...(options.logGroup ? { logGroupNames: options.logGroup } : {}),
+    ...(options.account ? { account: options.account } : {}),
+    ...(options.accountRegion ? { region: options.accountRegion } : {}),
     ...(options.prefix ? { logGroupNamePrefix: options.prefix } : {}),
     ...(options.tagSelector ? { tagSelector: options.tagSelector } : {}),
     ...(options.since ? { range: options.since } : {}),

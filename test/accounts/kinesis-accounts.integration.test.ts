@@ -131,8 +131,14 @@ async function putPhase(phase: string, count: number): Promise<Map<SourceGroup, 
   const byGroup = new Map<SourceGroup, LogEvent[]>();
   for (const group of groups) {
     const tag = `${phase}-${group.accountId}`;
-    await putEvents(group.logGroup, spreadEvents(tag, now - 10 * 60_000, now - 60_000, count), group.client);
-    const all = await readGroup(group.logGroup, undefined, undefined, group.client);
+    await putEvents(group.logGroup, spreadEvents(tag, now - 10 * 60_000, now - 60_000, count), {
+      client: group.client,
+      account: group.accountId,
+    });
+    const all = await readGroup(group.logGroup, undefined, undefined, {
+      client: group.client,
+      account: group.accountId,
+    });
     byGroup.set(
       group,
       all.filter((event) => event.message.startsWith(`${tag} `)),

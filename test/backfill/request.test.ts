@@ -119,3 +119,60 @@ describe("splitIntoSlices", () => {
     expect(splitIntoSlices(start, end, 24).map((slice) => slice.sliceId)).toEqual(["20261122T00"]);
   });
 });
+
+describe("parseBackfillRequest: log groups in other accounts", () => {
+  const range = "1d";
+  const now = Date.now();
+
+  it("reads log group ARNs, with or without :*, each in its own account and region", () => {
+    const request = parseBackfillRequest(
+      {
+        logGroupNames: [
+          "/aws/lambda/home",
+          "arn:aws:logs:eu-west-1:111111111111:log-group:/aws/lambda/fn:*",
+          "arn:aws:logs:us-east-1:222222222222:log-group:/aws/lambda/fn",
+        ],
+        range,
+      },
+      { now },
+    );
+    expect(request.selector).toEqual({
+      names: ["/aws/lambda/home"],
+      arns: [
+        { logGroup: "/aws/lambda/fn", account: "111111111111", region: "eu-west-1" },
+        { logGroup: "/aws/lambda/fn", account: "222222222222", region: "us-east-1" },
+      ],
+    });
+  });
+
+  it("takes an account and a region for a prefix or a tag selector", () => {
+    const request = parseBackfillRequest(
+      { logGroupNamePrefix: "/aws/lambda/", account: "111111111111", region: "eu-west-1", range },
+      { now },
+    );
+    expect(request.selector).toEqual({
+      prefix: "/aws/lambda/",
+      account: "111111111111",
+      region: "eu-west-1",
+    });
+  });
+
+  it("refuses an account id that is not 12 digits, naming the value", () => {
+    expect(() =>
+      parseBackfillRequest({ tagSelector: "team=a", account: "11111111111", range }, { now }),
+    ).toThrow('Invalid backfill request: account must be a 12-digit AWS account id, got "11111111111"');
+  });
+
+  it("refuses a malformed region and a malformed ARN, each with what was expected", () => {
+    const bad = "arn:aws:logs:eu-west-1:1111:log-group:/aws/lambda/fn";
+    expect(() => parseBackfillRequest({ logGroupNames: [bad], region: "Europe", range }, { now })).toThrow(
+      `Invalid backfill request: region must be an AWS region such as eu-west-1, got "Europe"; "${bad}" is not a log group ARN: expected arn:aws:logs:<region>:<12-digit account>:log-group:<name> (with or without :*)`,
+    );
+    expect(() =>
+      parseBackfillRequest(
+        { logGroupNames: ["arn:aws:lambda:eu-west-1:111111111111:function:fn"], range },
+        { now },
+      ),
+    ).toThrow(/"arn:aws:lambda:eu-west-1:111111111111:function:fn" is not a log group ARN/);
+  });
+});

@@ -13,6 +13,7 @@ import {
   type TestLoki,
 } from "../helpers/loki.ts";
 import { createTestBucket, s3 } from "../helpers/s3.ts";
+import { inSourceAccount, SOURCE_ACCOUNT } from "../helpers/source-account.ts";
 
 /**
  * The CLI as a user runs it: a child process (`node cli/main.ts`), AWS from the environment
@@ -361,6 +362,55 @@ describe("loki-shipper CLI", () => {
       );
     },
   );
+
+  describe("a group of another account", () => {
+    const name = `/aws/lambda/${uniqueName("fun-source")}`;
+    const arn = `arn:aws:logs:${TEST_REGION}:${SOURCE_ACCOUNT}:log-group:${name}:*`;
+    let events: Awaited<ReturnType<typeof seedLogGroup>>;
+    beforeAll(async () => {
+      const history = spreadEvents("src", now - 100 * 60_000, now - 30 * 60_000, 40);
+      events = await seedLogGroup(name, { runtime: "python" }, history, { in: inSourceAccount });
+    });
+
+    it("labels takes it by ARN and names the account", async () => {
+      const labels = await runCli(["labels", arn]);
+      expect(labels.code).toBe(0);
+      expect(labels.stdout).toContain(`Labels of ${name} in account ${SOURCE_ACCOUNT} (${TEST_REGION}):`);
+      expect(labels.stdout).toMatch(new RegExp(`account\\s+${SOURCE_ACCOUNT}\\s+fixed`));
+    });
+
+    it("backfill --local takes it by ARN and its report names the account and region", async () => {
+      const result = await runCli(["backfill", "--local", "--log-group", arn, "--since", "2h"], {
+        LOKI_URL: loki.url,
+        LOKI_TENANT: loki.tenant,
+      });
+      expect(result.stderr).toBe("");
+      expect(result.code).toBe(0);
+      // exported, dropped, pushed ... then the account and region column.
+      expect(result.stdout).toMatch(
+        new RegExp(`${name}\\s+40\\s+0\\s+40\\s.*${SOURCE_ACCOUNT} ${TEST_REGION}`),
+      );
+      const selector = `{account="${SOURCE_ACCOUNT}", log_group="${name}"}`;
+      const inLoki = await lokiEntries(loki, selector, now - 2 * HOUR, now);
+      expect(inLoki.map((entry) => `${entry.ns} ${entry.line}`).sort()).toEqual(expectedEntries(events));
+    });
+
+    it("backfill: an --account that is not 12 digits is one clear line and exit code 2", async () => {
+      const bad = await runCli([
+        "backfill",
+        "--prefix",
+        "/aws/lambda/",
+        "--account",
+        "1234",
+        "--since",
+        "1h",
+      ]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.trim()).toBe(
+        'error: Invalid backfill request: account must be a 12-digit AWS account id, got "1234"',
+      );
+    });
+  });
 
   it("backfill --dry-run prints the hour streams and the time the stream budget and the pace imply", async () => {
     // Exactly four whole hours: four hour streams, two at a time, each held 30 + 2 min.

@@ -15,6 +15,14 @@ export const logs = new CloudWatchLogsClient(awsClientConfig());
 
 export const HOUR = 3_600_000;
 
+/** The account a test's log group is in: the tests' own, or a source account (its client and id). */
+export interface GroupAccount {
+  client: CloudWatchLogsClient;
+  account: string;
+}
+
+const OWN_ACCOUNT: GroupAccount = { client: logs, account: TEST_ACCOUNT };
+
 /**
  * How far back tests put events they read back from Loki. A real Loki returns just-pushed entries
  * only while they are newer than its `query_ingesters_within` (3 h by default), older ones only
@@ -60,19 +68,20 @@ export interface EventToPut {
 export async function createLogGroup(
   name: string,
   tags: Record<string, string>,
-  options: { retentionInDays?: number } = {},
+  options: { retentionInDays?: number; in?: GroupAccount } = {},
 ): Promise<void> {
-  await logs.send(new CreateLogGroupCommand({ logGroupName: name }));
+  const { client, account } = options.in ?? OWN_ACCOUNT;
+  await client.send(new CreateLogGroupCommand({ logGroupName: name }));
   if (Object.keys(tags).length > 0) {
-    await logs.send(
+    await client.send(
       new TagResourceCommand({
-        resourceArn: `arn:aws:logs:${TEST_REGION}:${TEST_ACCOUNT}:log-group:${name}`,
+        resourceArn: `arn:aws:logs:${TEST_REGION}:${account}:log-group:${name}`,
         tags,
       }),
     );
   }
   if (options.retentionInDays) {
-    await logs.send(
+    await client.send(
       new PutRetentionPolicyCommand({ logGroupName: name, retentionInDays: options.retentionInDays }),
     );
   }
@@ -93,17 +102,16 @@ export async function seedLogGroup(
   name: string,
   tags: Record<string, string>,
   events: EventToPut[],
-  options: { retentionInDays?: number } = {},
+  options: { retentionInDays?: number; in?: GroupAccount } = {},
 ): Promise<LogEvent[]> {
   await createLogGroup(name, tags, options);
-  await putEvents(name, events);
-  return readGroup(name);
+  await putEvents(name, events, options.in);
+  return readGroup(name, undefined, undefined, options.in);
 }
 
-/** Puts `events` into the group `name`, through `client` (moto's account of its credentials). */
-export async function putEvents(name: string, events: EventToPut[], client = logs): Promise<void> {
+export async function putEvents(name: string, events: EventToPut[], at = OWN_ACCOUNT): Promise<void> {
   for (const [logStreamName, streamEvents] of groupBy(events, (event) => event.logStream)) {
-    await client
+    await at.client
       .send(new CreateLogStreamCommand({ logGroupName: name, logStreamName }))
       .catch((error: Error) => {
         if (error.name !== "ResourceAlreadyExistsException") throw error;
@@ -111,7 +119,7 @@ export async function putEvents(name: string, events: EventToPut[], client = log
     const sorted = [...streamEvents].sort((a, b) => a.timestamp - b.timestamp);
     // PutLogEvents takes at most 10,000 events per call; 5,000 keeps each call well under 1 MB.
     for (let offset = 0; offset < sorted.length; offset += 5000) {
-      await client.send(
+      await at.client.send(
         new PutLogEventsCommand({
           logGroupName: name,
           logStreamName,
@@ -129,12 +137,12 @@ export async function readGroup(
   name: string,
   startMs?: number,
   endMs?: number,
-  client = logs,
+  at = OWN_ACCOUNT,
 ): Promise<LogEvent[]> {
   const events: LogEvent[] = [];
   let nextToken: string | undefined;
   do {
-    const page = await client.send(
+    const page = await at.client.send(
       new FilterLogEventsCommand({
         logGroupName: name,
         ...(startMs !== undefined ? { startTime: startMs } : {}),

@@ -83,10 +83,15 @@ export function lambdaContext(remainingMs = 30_000) {
 }
 
 /** The subscription event CloudWatch Logs sends for one log stream's events. */
-export function subscriptionEventOf(logGroup: string, logStream: string, events: LogEvent[]) {
+export function subscriptionEventOf(
+  logGroup: string,
+  logStream: string,
+  events: LogEvent[],
+  owner = TEST_ACCOUNT,
+) {
   const payload = {
     messageType: "DATA_MESSAGE",
-    owner: TEST_ACCOUNT,
+    owner,
     logGroup,
     logStream,
     subscriptionFilters: ["loki-shipper"],
@@ -108,6 +113,8 @@ export async function shipLive(
   env: Record<string, string>,
   bucket: string,
   overrides: Partial<ShipperDeps> = {},
+  /** The account the events come from (the subscription payload's `owner`). */
+  owner = TEST_ACCOUNT,
 ): Promise<DeliveryReport[]> {
   const config = shipperConfig({ SHIPPER_DEADLINE_RESERVE: "1s", BUCKET_NAME: bucket, ...env });
   const deps = shipperDeps(config, {
@@ -117,7 +124,7 @@ export async function shipLive(
   const reports: DeliveryReport[] = [];
   for (const [logStream, streamEvents] of groupBy(events, (event) => event.logStream)) {
     const result: ShipResult = await shipSubscriptionEvent(
-      subscriptionEventOf(logGroup, logStream, streamEvents),
+      subscriptionEventOf(logGroup, logStream, streamEvents, owner),
       lambdaContext(20_000),
       config,
       deps,

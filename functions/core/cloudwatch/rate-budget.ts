@@ -2,9 +2,10 @@
  * A token bucket: `take()` resolves when a request may go. CloudWatch Logs allows about 5
  * `FilterLogEvents` requests per second per account and region, shared with everything else there
  * (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/cloudwatch_limits_cwl.html), so every
- * branch of a backfill takes from one budget. In-process (local runs) the branches share one
- * bucket object; in AWS each branch is its own Lambda, so each gets `budget / concurrency`
- * (see {@link perBranchRate}).
+ * branch of a backfill reading one account and region takes from one budget. In-process (local
+ * runs) those branches share one bucket object ({@link AccountRateBudgets}); in AWS each branch is
+ * its own Lambda, so each gets `budget / concurrency` (see {@link perBranchRate}): however the
+ * branches spread over accounts, no account gets more than the budget.
  */
 export class RateBudget {
   readonly ratePerSecond: number;
@@ -63,4 +64,29 @@ export class RateBudget {
 /** The share of an account-wide request budget one of `concurrency` parallel Lambdas may use. */
 export function perBranchRate(requestsPerSecond: number, concurrency: number): number {
   return requestsPerSecond / Math.max(1, concurrency);
+}
+
+/**
+ * One {@link RateBudget} per account and region, made on first use: CloudWatch Logs' quotas hold
+ * per account and region, so the groups of two accounts never wait for each other, and the groups
+ * of one account share its budget.
+ */
+export class AccountRateBudgets {
+  readonly #budgets = new Map<string, RateBudget>();
+  readonly #create: () => RateBudget;
+
+  constructor(create: () => RateBudget) {
+    this.#create = create;
+  }
+
+  /** The budget of an account and region (both absent: the functions' own, in runs of earlier versions). */
+  of(account: string | undefined, region: string | undefined): RateBudget {
+    const key = `${account ?? "home"}/${region ?? "home"}`;
+    let budget = this.#budgets.get(key);
+    if (!budget) {
+      budget = this.#create();
+      this.#budgets.set(key, budget);
+    }
+    return budget;
+  }
 }

@@ -31,6 +31,9 @@ export interface ChunkHeader {
   reason?: string;
   /** Backfill run and slice that produced the chunk, when there is one. */
   runId?: string;
+  /** The AWS account and region of the log group (backfill chunks; absent in earlier versions). */
+  account?: string;
+  region?: string;
   /**
    * Per-entry label choices the events were shipped with (log stream as a label or as structured
    * metadata), so that a replay puts every event into the very stream it was meant for.
@@ -99,6 +102,40 @@ function parseLine(line: string, source: string, lineNumber: number): unknown {
 /** A log group name as one S3 key segment (names contain `/`). */
 export function logGroupKeySegment(logGroup: string): string {
   return encodeURIComponent(logGroup);
+}
+
+/**
+ * A log group in an AWS account and region. Without them (runs planned by earlier versions), the
+ * group is in the functions' own account and region.
+ */
+export interface GroupRef {
+  logGroup: string;
+  account?: string;
+  region?: string;
+}
+
+/**
+ * A log group with its account and region as one S3 key segment, `<account>:<region>:<name>`
+ * encoded: the same name in two accounts gets two segments. Log group names hold no `:`, so the
+ * segment reads back unambiguously ({@link groupOfKeySegment}).
+ */
+export function groupKeySegment(group: GroupRef): string {
+  return logGroupKeySegment(
+    group.account ? `${group.account}:${group.region}:${group.logGroup}` : group.logGroup,
+  );
+}
+
+export function groupOfKeySegment(segment: string): GroupRef {
+  const decoded = decodeURIComponent(segment);
+  const [account, region, logGroup] = decoded.split(":");
+  return logGroup !== undefined && region !== undefined && account !== undefined
+    ? { logGroup, account, region }
+    : { logGroup: decoded };
+}
+
+/** How a report or message names a group: `<name>` or `<name> (<account> <region>)`. */
+export function describeGroup(group: GroupRef): string {
+  return group.account ? `${group.logGroup} (${group.account} ${group.region})` : group.logGroup;
 }
 
 /**

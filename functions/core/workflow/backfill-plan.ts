@@ -17,10 +17,11 @@ import {
 import { type LabelOptions, type LabelSources, resolveGroupLabels } from "../labels/labels.ts";
 import { getLogGroupTags, LogGroupTagCache, logGroupArn } from "../labels/log-group-tags.ts";
 import { chosenTenant } from "../labels/tenant-routing.ts";
-import { logGroupKeySegment } from "../storage/chunk-format.ts";
+import { groupKeySegment } from "../storage/chunk-format.ts";
 import { getJson, putJson, runKeys, type Store } from "../storage/run-store.ts";
-import type { BackfillRequest } from "./backfill-request.ts";
+import type { BackfillRequest, LogGroupSelector } from "./backfill-request.ts";
 import { describeEstimate, estimatePlan, type PlanEstimate } from "./plan-estimate.ts";
+import { type AccountAccess, NoReaderRoleError, regionOf, type SourceClients } from "./source-access.ts";
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
@@ -34,6 +35,9 @@ const FUNCTION_LOOKUPS_PER_SECOND = 5;
 
 export interface PlannedGroup {
   logGroup: string;
+  /** The account and region the group is in (its events' `account` and `region` labels). */
+  account: string;
+  region: string;
   arn: string;
   /** The log group's own tags. */
   tags: Record<string, string>;
@@ -58,6 +62,9 @@ export interface PlannedGroup {
  */
 export interface SliceTask {
   logGroup: string;
+  /** The group's account and region (absent in runs planned by earlier versions: the functions' own). */
+  account?: string;
+  region?: string;
   /** UTC start hour of the slice window, e.g. 20261122T14: unique per group within a run. */
   sliceId: string;
   startMs: number;
@@ -122,6 +129,8 @@ export interface PlanDeps {
   logs: CloudWatchLogsClient;
   /** For the tags and runtime of the functions behind Lambda log groups. */
   functions: FunctionLookupClients;
+  /** The clients of the accounts and regions a request names (their reader roles). */
+  accounts: AccountAccess;
   store: Store;
   /** The label options: the function's `LABEL_*` settings with the request's `labels` over them. */
   labels: LabelOptions;
@@ -158,64 +167,132 @@ function sliceIdOf(boundaryMs: number): string {
 }
 
 /**
- * Resolves the log groups a request names (names, prefix or tag selector), checks that each exists
- * and still holds the range (retention), and resolves its labels as the live shipper does: from its
- * tags and, for `/aws/lambda/<name>`, its function's tags and runtime. A tag selector matches the
- * group's tags over its function's (the same precedence as the labels).
+ * Resolves the log groups a request names (names, ARNs, prefix or tag selector), each in its
+ * account and region, checks that each exists and still holds the range (retention), and resolves
+ * its labels as the live shipper does: from its tags and, for `/aws/lambda/<name>`, its function's
+ * tags and runtime, read in the group's own account. A tag selector matches the group's tags over
+ * its function's (the same precedence as the labels).
  */
 export async function resolveLogGroups(
   request: BackfillRequest,
-  deps: Pick<PlanDeps, "logs" | "functions" | "labels" | "now">,
+  deps: Pick<PlanDeps, "logs" | "functions" | "accounts" | "labels" | "now">,
 ): Promise<PlannedGroup[]> {
-  const region = await regionOf(deps.logs);
   const problems: string[] = [];
-  const chosen = await findLogGroups(request.selector, deps.logs, region, problems);
-  const labelOptions = deps.labels;
-  const withSources = await lookUpLabelSources(chosen, region, labelOptions.functionLabels, deps);
-  let selected = withSources;
-  const { selector } = request;
-  if (selector.tagSelector !== undefined) {
-    const matchers = parseTagSelector(selector.tagSelector);
-    selected = withSources.filter(({ sources }) =>
-      matchesTagSelector({ ...sources.functionTags, ...sources.groupTags }, matchers),
-    );
-    if (selected.length === 0 && problems.length === 0) {
-      problems.push(
-        `no log group${selector.prefix ? ` starting with ${JSON.stringify(selector.prefix)}` : ""} has tags matching ${JSON.stringify(selector.tagSelector)}: check the tags with the CLI's labels command`,
-      );
-    }
+  const selected: GroupWithSources[] = [];
+  for (const lookup of lookupsOf(request.selector)) {
+    const reader = await readerOf(lookup.source, deps, problems);
+    if (reader) selected.push(...(await selectInSource(lookup, reader, deps, problems)));
   }
   problems.push(...retentionProblems(selected, request.startMs, (deps.now ?? Date.now)()));
   if (problems.length > 0) throw new InputError(`Cannot plan the backfill: ${problems.join("; ")}`);
 
   return selected
-    .map(({ group, arn, sources, functionFacts }) => {
-      const name = group.logGroupName as string;
-      const resolved = resolveGroupLabels(name, sources, labelOptions, {
-        accountId: accountOf(group.arn),
-        region,
-      });
-      const tenant = chosenTenant(resolved.tenant);
-      return {
-        logGroup: name,
-        arn,
-        tags: sources.groupTags,
-        ...(functionFacts ? { function: functionFacts } : {}),
-        labels: resolved.labels,
-        ...(tenant ? { tenant } : {}),
-        ...(resolved.tenant.kind === "refused" ? { tenantRefused: resolved.tenant.reason } : {}),
-        droppedTags: resolved.dropped,
-        ...(group.retentionInDays !== undefined ? { retentionInDays: group.retentionInDays } : {}),
-      };
-    })
-    .sort((a, b) => a.logGroup.localeCompare(b.logGroup));
+    .map((withSources) => plannedGroup(withSources, deps.labels))
+    .sort((a, b) => a.logGroup.localeCompare(b.logGroup) || a.account.localeCompare(b.account));
+}
+
+/** What one account and region is asked for; `source` absent: the functions' own. */
+interface SourceLookup {
+  source?: { account?: string; region?: string };
+  selector: Pick<LogGroupSelector, "names" | "prefix" | "tagSelector">;
+}
+
+/** One look-up for the names, prefix or tag selector, and one per account and region of the ARNs. */
+function lookupsOf(selector: LogGroupSelector): SourceLookup[] {
+  const { names, prefix, tagSelector, account, region, arns = [] } = selector;
+  const lookups: SourceLookup[] = [];
+  if (names || prefix || tagSelector !== undefined) {
+    lookups.push({
+      ...(account || region
+        ? { source: { ...(account ? { account } : {}), ...(region ? { region } : {}) } }
+        : {}),
+      selector: {
+        ...(names ? { names } : {}),
+        ...(prefix ? { prefix } : {}),
+        ...(tagSelector !== undefined ? { tagSelector } : {}),
+      },
+    });
+  }
+  const bySource = new Map<string, SourceLookup & { selector: { names: string[] } }>();
+  for (const { logGroup, account, region } of arns) {
+    const key = `${account}:${region}`;
+    const lookup = bySource.get(key) ?? { source: { account, region }, selector: { names: [] } };
+    lookup.selector.names.push(logGroup);
+    bySource.set(key, lookup);
+  }
+  return [...lookups, ...bySource.values()];
+}
+
+/** The clients and region of a look-up; an account without a reader role goes to `problems`. */
+async function readerOf(
+  source: SourceLookup["source"],
+  deps: Pick<PlanDeps, "logs" | "functions" | "accounts">,
+  problems: string[],
+): Promise<(SourceClients & { region: string }) | undefined> {
+  if (!source) return { logs: deps.logs, functions: deps.functions, region: await regionOf(deps.logs) };
+  const home = await deps.accounts.home();
+  const wanted = { account: source.account ?? home.account, region: source.region ?? home.region };
+  try {
+    return { ...(await deps.accounts.clients(wanted)), region: wanted.region };
+  } catch (error) {
+    if (!(error instanceof NoReaderRoleError)) throw error;
+    problems.push(error.message);
+    return undefined;
+  }
+}
+
+/** The groups of one account and region that a look-up chooses, with their label sources. */
+async function selectInSource(
+  { source, selector }: SourceLookup,
+  reader: SourceClients & { region: string },
+  deps: Pick<PlanDeps, "labels">,
+  problems: string[],
+): Promise<GroupWithSources[]> {
+  const where = source?.account ? `account ${source.account}, ${reader.region}` : reader.region;
+  const chosen = await findLogGroups(selector, reader.logs, where, problems);
+  const withSources = await lookUpLabelSources(chosen, reader.region, deps.labels.functionLabels, reader);
+  if (selector.tagSelector === undefined) return withSources;
+  const matchers = parseTagSelector(selector.tagSelector);
+  const selected = withSources.filter(({ sources }) =>
+    matchesTagSelector({ ...sources.functionTags, ...sources.groupTags }, matchers),
+  );
+  if (selected.length === 0 && problems.length === 0) {
+    problems.push(
+      `no log group${selector.prefix ? ` starting with ${JSON.stringify(selector.prefix)}` : ""} in ${where} has tags matching ${JSON.stringify(selector.tagSelector)}: check the tags with the CLI's labels command`,
+    );
+  }
+  return selected;
+}
+
+/** A chosen group with its labels, tenant and the account and region its events carry. */
+function plannedGroup(
+  { group, arn, region, sources, functionFacts }: GroupWithSources,
+  labelOptions: LabelOptions,
+): PlannedGroup {
+  const name = group.logGroupName as string;
+  const account = accountOf(group.arn);
+  const resolved = resolveGroupLabels(name, sources, labelOptions, { accountId: account, region });
+  const tenant = chosenTenant(resolved.tenant);
+  return {
+    logGroup: name,
+    account,
+    region,
+    arn,
+    tags: sources.groupTags,
+    ...(functionFacts ? { function: functionFacts } : {}),
+    labels: resolved.labels,
+    ...(tenant ? { tenant } : {}),
+    ...(resolved.tenant.kind === "refused" ? { tenantRefused: resolved.tenant.reason } : {}),
+    droppedTags: resolved.dropped,
+    ...(group.retentionInDays !== undefined ? { retentionInDays: group.retentionInDays } : {}),
+  };
 }
 
 /** The log groups a selector names or whose name starts with its prefix; what is missing goes to `problems`. */
 async function findLogGroups(
-  selector: BackfillRequest["selector"],
+  selector: SourceLookup["selector"],
   logs: CloudWatchLogsClient,
-  region: string,
+  where: string,
   problems: string[],
 ): Promise<LogGroup[]> {
   const found = new Map<string, LogGroup>();
@@ -229,20 +306,21 @@ async function findLogGroups(
     const missing = selector.names.filter((name) => !found.has(name));
     if (missing.length > 0) {
       problems.push(
-        `unknown log group(s) ${missing.map((name) => JSON.stringify(name)).join(", ")}: check the name and the region (${region})`,
+        `unknown log group(s) ${missing.map((name) => JSON.stringify(name)).join(", ")}: check the name and the region (${where})`,
       );
     }
     return selector.names.flatMap((name) => found.get(name) ?? []);
   }
   await describe(selector.prefix);
   if (found.size === 0 && selector.prefix)
-    problems.push(`no log group starts with ${JSON.stringify(selector.prefix)} in ${region}`);
+    problems.push(`no log group starts with ${JSON.stringify(selector.prefix)} in ${where}`);
   return [...found.values()];
 }
 
 interface GroupWithSources {
   group: LogGroup;
   arn: string;
+  region: string;
   sources: LabelSources;
   functionFacts?: FunctionFacts;
 }
@@ -285,6 +363,7 @@ async function lookUpLabelSources(
     withSources.push({
       group,
       arn,
+      region,
       sources: { groupTags: tags, ...fromFunction },
       ...(functionFacts ? { functionFacts } : {}),
     });
@@ -320,7 +399,12 @@ export async function planBackfill(
   // Every event of a group whose tenant is not allowed would end in rejected/: left out unless asked.
   const exported = groups.filter((group) => !group.tenantRefused || request.includeRefusedTenants);
   const slices: SliceTask[] = exported.flatMap((group) =>
-    windows.map((window) => ({ logGroup: group.logGroup, ...window })),
+    windows.map((window) => ({
+      logGroup: group.logGroup,
+      account: group.account,
+      region: group.region,
+      ...window,
+    })),
   );
   const refusedTenants = refusedTenantsNote(groups, request.includeRefusedTenants === true);
   const partCount = Math.max(1, Math.ceil(slices.length / request.slicesPerPart));
@@ -348,8 +432,7 @@ export async function planBackfill(
   const earlier = await getJson<BackfillPlan>(deps.store, runKeys.plan(runId));
   if (earlier && !earlier.request.dryRun) return loadPlanOutput(deps.store, runId, 0, false, request.dryRun);
   await putJson(deps.store, runKeys.plan(runId), plan);
-  for (const group of groups)
-    await putJson(deps.store, runKeys.group(runId, logGroupKeySegment(group.logGroup)), group);
+  for (const group of groups) await putJson(deps.store, runKeys.group(runId, groupKeySegment(group)), group);
   if (!request.dryRun)
     for (const part of parts) await putJson(deps.store, runKeys.part(runId, part.partIndex), part);
   return {
@@ -376,7 +459,10 @@ export function refusedTenantsNote(groups: PlannedGroup[], included: boolean): s
   const refused = groups.filter((group) => group.tenantRefused);
   if (refused.length === 0) return undefined;
   const named = refused
-    .map((group) => `${group.logGroup} (tenant ${JSON.stringify(group.tenant)})`)
+    .map(
+      (group) =>
+        `${group.logGroup} (tenant ${JSON.stringify(group.tenant)})${group.account ? ` in ${group.account} ${group.region}` : ""}`,
+    )
     .join(", ");
   const what = included
     ? "exported into rejected/ as asked (includeRefusedTenants), where every one of their events is kept with the reason"
@@ -443,11 +529,6 @@ export async function loadPlanOutput(
     },
     part: { options: plan.options, slices: loadAll || !part ? [] : part.slices },
   };
-}
-
-async function regionOf(logs: CloudWatchLogsClient): Promise<string> {
-  const region = logs.config.region;
-  return typeof region === "function" ? await region() : String(region);
 }
 
 function accountOf(arn: string | undefined): string {

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { parseTagSelector } from "../cloudwatch/tag-selector.ts";
 import { InputError } from "../errors.ts";
 import { parseLabelOptions } from "../labels/labels.ts";
+import type { GroupRef } from "../storage/chunk-format.ts";
 import { requestErrorFrom } from "./request-errors.ts";
 import { parseStartEnd, parseTimeRange } from "./time-range.ts";
 
@@ -27,6 +28,12 @@ const positiveInt = (what: string, max: number) =>
     .min(1, `${what} must be at least 1`)
     .max(max, `${what} must be at most ${max}`);
 
+const ACCOUNT_ID = /^\d{12}$/;
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+/** arn:<partition>:logs:<region>:<account>:log-group:<name>[:*]; log group names hold [.\-_/#A-Za-z0-9]. */
+const LOG_GROUP_ARN =
+  /^arn:aws[a-z-]*:logs:([a-z]{2}(?:-[a-z]+)+-\d+):(\d{12}):log-group:([.\-_/#A-Za-z0-9]+?)(?::\*)?$/;
+
 const envRecord = z.record(z.string(), z.string(), { message: "expected an object of NAME: value strings" });
 
 const requestSchema = z
@@ -36,6 +43,8 @@ const requestSchema = z
       .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/, "runId may hold letters, digits, - and _ (at most 80)")
       .optional(),
     logGroupNames: z.array(z.string().min(1, "a log group name cannot be empty")).optional(),
+    account: z.string().optional(),
+    region: z.string().optional(),
     logGroupNamePrefix: z.string().min(1, "logGroupNamePrefix cannot be empty").optional(),
     tagSelector: z.string().optional(),
     range: z.string().optional(),
@@ -70,9 +79,18 @@ const requestSchema = z
 export type BackfillRequestInput = z.input<typeof requestSchema>;
 
 export interface LogGroupSelector {
+  /** Names in `account` and `region`. */
   names?: string[];
+  /** Groups named by their ARN, each in its own account and region. */
+  arns?: Required<GroupRef>[];
   prefix?: string;
   tagSelector?: string;
+  /**
+   * Where `names`, `prefix` and `tagSelector` look; absent: the functions' own account (region).
+   * Another account is read through its reader role.
+   */
+  account?: string;
+  region?: string;
 }
 
 export interface BackfillRequest {
@@ -167,8 +185,18 @@ type RawRequest = z.infer<typeof requestSchema>;
 /** Which log groups the request chooses; its mistakes go to `problems`. */
 function selectorOf(request: RawRequest, problems: string[]): LogGroupSelector {
   const selector: LogGroupSelector = {};
-  if (request.logGroupNames && request.logGroupNames.length > 0)
-    selector.names = [...new Set(request.logGroupNames)];
+  if (request.account !== undefined) {
+    if (ACCOUNT_ID.test(request.account)) selector.account = request.account;
+    else problems.push(`account must be a 12-digit AWS account id, got ${JSON.stringify(request.account)}`);
+  }
+  if (request.region !== undefined) {
+    if (REGION.test(request.region)) selector.region = request.region;
+    else
+      problems.push(`region must be an AWS region such as eu-west-1, got ${JSON.stringify(request.region)}`);
+  }
+  const { names, arns } = namesAndArns(request.logGroupNames ?? [], problems);
+  if (names.length > 0) selector.names = names;
+  if (arns.length > 0) selector.arns = arns;
   if (request.logGroupNamePrefix) selector.prefix = request.logGroupNamePrefix;
   if (request.tagSelector !== undefined) {
     try {
@@ -178,12 +206,12 @@ function selectorOf(request: RawRequest, problems: string[]): LogGroupSelector {
       problems.push((error as Error).message);
     }
   }
-  if (!selector.names && !selector.prefix && request.tagSelector === undefined) {
+  if (!request.logGroupNames?.length && !selector.prefix && request.tagSelector === undefined) {
     problems.push(
       "choose log groups: give logGroupNames, logGroupNamePrefix or tagSelector (e.g. team=payments)",
     );
   }
-  if (selector.names && (selector.prefix || selector.tagSelector)) {
+  if (request.logGroupNames?.length && (selector.prefix || selector.tagSelector)) {
     problems.push(
       "logGroupNames cannot be combined with logGroupNamePrefix or tagSelector: use one way to choose",
     );
@@ -195,6 +223,38 @@ function selectorOf(request: RawRequest, problems: string[]): LogGroupSelector {
   }
 
   return selector;
+}
+
+/** The log group an ARN names, with its account and region; undefined when it is not a log group ARN. */
+export function parseLogGroupArn(text: string): Required<GroupRef> | undefined {
+  const match = LOG_GROUP_ARN.exec(text);
+  if (!match) return undefined;
+  const [, region, account, logGroup] = match as unknown as [string, string, string, string];
+  return { logGroup, account, region };
+}
+
+/** The plain names and the ARNs among `logGroupNames`, each once; a malformed ARN goes to `problems`. */
+function namesAndArns(
+  logGroupNames: string[],
+  problems: string[],
+): { names: string[]; arns: Required<GroupRef>[] } {
+  const names = new Set<string>();
+  const arns = new Map<string, Required<GroupRef>>();
+  for (const name of logGroupNames) {
+    if (!name.startsWith("arn:")) {
+      names.add(name);
+      continue;
+    }
+    const arn = parseLogGroupArn(name);
+    if (!arn) {
+      problems.push(
+        `${JSON.stringify(name)} is not a log group ARN: expected arn:aws:logs:<region>:<12-digit account>:log-group:<name> (with or without :*)`,
+      );
+      continue;
+    }
+    arns.set(`${arn.account}:${arn.region}:${arn.logGroup}`, arn);
+  }
+  return { names: [...names], arns: [...arns.values()] };
 }
 
 /** The requested time range; its mistakes go to `problems` (and the range is then empty). */

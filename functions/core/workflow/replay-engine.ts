@@ -12,7 +12,7 @@ import { type StreamBudget, tenantStreamKeys } from "../delivery/stream-budget.t
 import { timeShard } from "../delivery/timestamps.ts";
 import type { EventLabelOptions } from "../labels/labels.ts";
 import type { LogEvent } from "../log-event.ts";
-import type { Chunk, ChunkHeader, ChunkRecord } from "../storage/chunk-format.ts";
+import type { Chunk, ChunkHeader, ChunkRecord, GroupRef } from "../storage/chunk-format.ts";
 import {
   deleteKeys,
   getChunk,
@@ -22,7 +22,7 @@ import {
   runKeys,
   type Store,
 } from "../storage/run-store.ts";
-import type { ReplayUnit } from "./slice-export.ts";
+import { groupRefOf, type ReplayUnit } from "./slice-export.ts";
 
 /** Delivers one group's events; bound to `deliverEvents` by the caller (handler or local runner). */
 export type DeliverBatch = (
@@ -39,11 +39,10 @@ export type DeliverBatch = (
 ) => Promise<DeliveryReport>;
 
 /** Saved after every chunk: a killed replay resumes after the last chunk it finished. */
-export interface ReplayCheckpoint extends DeliveryCounts {
+export interface ReplayCheckpoint extends DeliveryCounts, GroupRef {
   unitId: string;
   source: ReplayUnit["source"];
   prefix: string;
-  logGroup: string;
   /** The tenant of the unit's chunks (their group's tenant tag); absent: the default tenant. */
   tenant?: string;
   /** The last chunk key fully handed to Loki (chunks are replayed in key order). */
@@ -350,7 +349,7 @@ function newCheckpoint(unit: ReplayUnit, started: number): ReplayCheckpoint {
     unitId: unit.unitId,
     source: unit.source,
     prefix: unit.prefix,
-    logGroup: unit.logGroup,
+    ...groupRefOf(unit),
     chunks: 0,
     ...emptyDeliveryCounts(),
     streamWaits: 0,

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { DEFAULT_PACING } from "../delivery/pacing.ts";
 import { ConfigError, InputError } from "../errors.ts";
 import { cutBody } from "../loki/loki-errors.ts";
-import { logGroupKeySegment } from "../storage/chunk-format.ts";
+import { groupOfKeySegment } from "../storage/chunk-format.ts";
 import { getJson, isPreconditionFailed, listPrefixes, putJson, type Store } from "../storage/run-store.ts";
 import { DEFAULT_REPLAY_OPTIONS } from "./replay-engine.ts";
 import { requestErrorFrom } from "./request-errors.ts";
@@ -154,16 +154,18 @@ export async function planReplay(
   }
   const prefix = request.source === "run" ? `runs/${request.sourceRunId}/chunks/` : `${request.source}/`;
   const groupPrefixes = await listPrefixes(deps.store, prefix);
-  const wanted = request.logGroupNames ? new Set(request.logGroupNames.map(logGroupKeySegment)) : undefined;
+  const wanted = request.logGroupNames ? new Set(request.logGroupNames) : undefined;
   const units: ReplayUnit[] = [];
   for (const groupPrefix of groupPrefixes) {
     const segment = groupPrefix.slice(prefix.length, -1);
-    if (wanted && !wanted.has(segment)) continue;
+    // A backfill run's chunks are under each group's account and region too (groupKeySegment).
+    const group = groupOfKeySegment(segment);
+    if (wanted && !wanted.has(group.logGroup)) continue;
     units.push({
       unitId: `${request.source}-${segment}`,
       source: request.source,
       prefix: groupPrefix,
-      logGroup: decodeURIComponent(segment),
+      ...group,
     });
   }
   if (request.source === "run" && units.length === 0) {

@@ -4,14 +4,14 @@ import {
   type StreamBudgetSettings,
   streamHoldMs,
 } from "../delivery/stream-budget.ts";
+import { describeGroup, type GroupRef, groupKeySegment } from "../storage/chunk-format.ts";
 import { getJson, listKeys, putJson, runKeys, type Store } from "../storage/run-store.ts";
 import { type BackfillPlan, refusedTenantsNote } from "./backfill-plan.ts";
 import type { ReplayCheckpoint } from "./replay-engine.ts";
-import type { ExportCheckpoint } from "./slice-export.ts";
+import { type ExportCheckpoint, groupRefOf } from "./slice-export.ts";
 
 /** What a run did, per log group: written to `runs/<runId>/report.json` and returned by the workflow. */
-export interface GroupReport {
-  logGroup: string;
+export interface GroupReport extends GroupRef {
   /** The Loki tenant the group's tenant tag chose (absent: the default tenant, LOKI_TENANT). */
   tenant?: string;
   /** Events read from CloudWatch into chunks (backfill). */
@@ -57,7 +57,7 @@ export interface RunReport {
   finishedAt: string;
   durationMs: number;
   groups: GroupReport[];
-  totals: Omit<GroupReport, "logGroup">;
+  totals: Omit<GroupReport, keyof GroupRef>;
   /** What the operator can do about refused or kept events. */
   hints: string[];
   reportKey: string;
@@ -128,7 +128,7 @@ async function tallyCheckpoints(
   const tally = new GroupTally();
   // A planned group with nothing exported still gets its (zero) line in a backfill's report.
   if (input.kind === "backfill")
-    for (const planned of plan?.groups ?? []) tally.groupOf(planned.logGroup, planned.tenant);
+    for (const planned of plan?.groups ?? []) tally.groupOf(planned, planned.tenant);
   for (const key of await listKeys(store, runKeys.exportCheckpoints(input.runId))) {
     const checkpoint = await getJson<ExportCheckpoint>(store, key);
     if (checkpoint) tally.addExport(checkpoint);
@@ -171,18 +171,20 @@ class GroupTally {
   /** Why replays stopped early, one line per checkpoint. */
   readonly stopped: string[] = [];
 
-  groupOf(logGroup: string, tenant?: string) {
-    let group = this.#groups.get(logGroup);
+  /** The counts of a group, by name, account and region: the same name in two accounts is two groups. */
+  groupOf(ref: GroupRef, tenant?: string) {
+    const key = groupKeySegment(ref);
+    let group = this.#groups.get(key);
     if (!group) {
-      group = { logGroup, ...zeroCounts(), firstMs: Number.POSITIVE_INFINITY, lastMs: 0 };
-      this.#groups.set(logGroup, group);
+      group = { ...groupRefOf(ref), ...zeroCounts(), firstMs: Number.POSITIVE_INFINITY, lastMs: 0 };
+      this.#groups.set(key, group);
     }
     if (tenant) group.tenant = tenant;
     return group;
   }
 
   addExport(checkpoint: ExportCheckpoint): void {
-    const group = this.groupOf(checkpoint.logGroup);
+    const group = this.groupOf(checkpoint);
     group.exported += checkpoint.events;
     addDropped(group.dropped, checkpoint.dropped ?? {});
     group.chunkBytes += checkpoint.bytes;
@@ -194,17 +196,20 @@ class GroupTally {
   }
 
   addReplay(checkpoint: ReplayCheckpoint): void {
-    const group = this.groupOf(checkpoint.logGroup, checkpoint.tenant);
+    const group = this.groupOf(checkpoint, checkpoint.tenant);
     addReplayCounts(group, { ...checkpoint, pushedBytes: checkpoint.bytes });
     if (!checkpoint.done) this.incomplete += 1;
-    if (checkpoint.stoppedBecause) this.stopped.push(`${checkpoint.logGroup}: ${checkpoint.stoppedBecause}`);
+    if (checkpoint.stoppedBecause)
+      this.stopped.push(`${describeGroup(checkpoint)}: ${checkpoint.stoppedBecause}`);
     this.#span(group, checkpoint.startedAt, checkpoint.updatedAt);
   }
 
   /** One report per group, by name; the rate counts exported events for a backfill, pushed for a replay. */
   reports(kind: FinishInput["kind"]): GroupReport[] {
     return [...this.#groups.values()]
-      .sort((a, b) => a.logGroup.localeCompare(b.logGroup))
+      .sort(
+        (a, b) => a.logGroup.localeCompare(b.logGroup) || (a.account ?? "").localeCompare(b.account ?? ""),
+      )
       .map(({ firstMs, lastMs, ...group }) => {
         const durationMs = Number.isFinite(firstMs) ? Math.max(0, lastMs - firstMs) : 0;
         const events = kind === "backfill" ? group.exported : group.pushed;
@@ -222,7 +227,7 @@ class GroupTally {
   }
 }
 
-function zeroCounts(): Omit<GroupReport, "logGroup"> {
+function zeroCounts(): Omit<GroupReport, keyof GroupRef> {
   return {
     exported: 0,
     dropped: {},
@@ -245,7 +250,7 @@ function zeroCounts(): Omit<GroupReport, "logGroup"> {
   };
 }
 
-function sumGroups(groups: GroupReport[]): Omit<GroupReport, "logGroup"> {
+function sumGroups(groups: GroupReport[]): Omit<GroupReport, keyof GroupRef> {
   const totals = zeroCounts();
   for (const group of groups) {
     totals.exported += group.exported;
@@ -295,7 +300,7 @@ function addStreamCounts(into: StreamCounts, add: Partial<StreamCounts>): void {
  */
 function runStatus(
   input: FinishInput,
-  totals: Omit<GroupReport, "logGroup">,
+  totals: Omit<GroupReport, keyof GroupRef>,
   unfinished: boolean,
 ): RunReport["status"] {
   if (input.error) return "failed";

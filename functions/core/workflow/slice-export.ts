@@ -4,7 +4,13 @@ import type { RateBudget } from "../cloudwatch/rate-budget.ts";
 import { addDropped, RuleSet } from "../delivery/rules.ts";
 import { InputError, LokiShipperError } from "../errors.ts";
 import { compareEvents, type LogEvent } from "../log-event.ts";
-import { CHUNK_FORMAT, type Chunk, logGroupKeySegment } from "../storage/chunk-format.ts";
+import {
+  CHUNK_FORMAT,
+  type Chunk,
+  describeGroup,
+  type GroupRef,
+  groupKeySegment,
+} from "../storage/chunk-format.ts";
 import {
   deleteKeys,
   getJson,
@@ -28,8 +34,7 @@ export const MAX_EXPORT_INVOCATIONS_PER_SLICE = 200;
 export const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /** Saved after every chunk write: a retried or timed-out export resumes from here. */
-export interface ExportCheckpoint {
-  logGroup: string;
+export interface ExportCheckpoint extends GroupRef {
   sliceId: string;
   startMs: number;
   endMs: number;
@@ -53,12 +58,11 @@ export interface ExportCheckpoint {
   dropped?: Record<string, number>;
 }
 
-export interface ReplayUnit {
+export interface ReplayUnit extends GroupRef {
   unitId: string;
   source: "backfill" | "spill" | "rejected" | "run";
   /** Chunks under this prefix are replayed in key order. */
   prefix: string;
-  logGroup: string;
 }
 
 export interface ExportResult {
@@ -93,18 +97,24 @@ export interface ExportDeps {
 
 /** The replay unit of a slice's chunks: its export hands them on, ReplaySlice finishes them. */
 export function sliceReplayUnit(runId: string, slice: SliceTask): ReplayUnit {
-  const groupSegment = logGroupKeySegment(slice.logGroup);
+  const groupSegment = groupKeySegment(slice);
   return {
     unitId: `backfill-${groupSegment}-${slice.sliceId}`,
     source: "backfill",
     prefix: runKeys.sliceChunks(runId, groupSegment, slice.sliceId),
-    logGroup: slice.logGroup,
+    ...groupRefOf(slice),
   };
+}
+
+/** The log group of a slice, with its account and region when the plan named them. */
+export function groupRefOf(slice: GroupRef): GroupRef {
+  const { logGroup, account, region } = slice;
+  return account ? { logGroup, account, region } : { logGroup };
 }
 
 /** The key of chunk `seq` of a slice. */
 export function sliceChunkKey(runId: string, slice: SliceTask, seq: number): string {
-  return runKeys.chunk(runId, logGroupKeySegment(slice.logGroup), slice.sliceId, seq);
+  return runKeys.chunk(runId, groupKeySegment(slice), slice.sliceId, seq);
 }
 
 /**
@@ -123,7 +133,7 @@ export async function exportSlice(
 ): Promise<ExportResult> {
   const now = deps.now ?? Date.now;
   const started = now();
-  const groupSegment = logGroupKeySegment(slice.logGroup);
+  const groupSegment = groupKeySegment(slice);
   const replayUnit = sliceReplayUnit(runId, slice);
   const keys = {
     checkpoint: runKeys.exportCheckpoint(runId, groupSegment, slice.sliceId),
@@ -137,14 +147,14 @@ export async function exportSlice(
   }
   if (checkpoint.invocations >= MAX_EXPORT_INVOCATIONS_PER_SLICE) {
     throw new ExportLoopLimitError(
-      `Slice ${slice.sliceId} of ${slice.logGroup} is not exported after ${checkpoint.invocations} invocations: use shorter slices (sliceHours) or more pages per invocation`,
+      `Slice ${slice.sliceId} of ${describeGroup(slice)} is not exported after ${checkpoint.invocations} invocations: use shorter slices (sliceHours) or more pages per invocation`,
     );
   }
   checkpoint.invocations += 1;
   const group = await getJson<PlannedGroup>(deps.store, runKeys.group(runId, groupSegment));
   if (!group) {
     throw new InputError(
-      `Run ${runId} has no planned group ${slice.logGroup} (${runKeys.group(runId, groupSegment)})`,
+      `Run ${runId} has no planned group ${describeGroup(slice)} (${runKeys.group(runId, groupSegment)})`,
     );
   }
   const leftovers = (await listKeys(deps.store, keys.chunks)).filter(
@@ -180,7 +190,7 @@ async function loadCheckpoint(
 ): Promise<ExportCheckpoint> {
   return (
     (await getJson<ExportCheckpoint>(store, key)) ?? {
-      logGroup: slice.logGroup,
+      ...groupRefOf(slice),
       sliceId: slice.sliceId,
       startMs: slice.startMs,
       endMs: slice.endMs,
@@ -315,7 +325,7 @@ class SliceExporter {
         header: {
           format: CHUNK_FORMAT,
           kind: "backfill",
-          logGroup: slice.logGroup,
+          ...groupRefOf(slice),
           labels: group.labels,
           ...(group.tenant ? { tenant: group.tenant } : {}),
           createdAt: new Date(now()).toISOString(),

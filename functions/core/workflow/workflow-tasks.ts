@@ -1,7 +1,7 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { perBranchRate, RateBudget } from "../cloudwatch/rate-budget.ts";
+import { type AccountRateBudgets, perBranchRate, RateBudget } from "../cloudwatch/rate-budget.ts";
 import { deliverEvents } from "../delivery/deliver.ts";
 import { type GroupMetrics, replayPath } from "../delivery/delivery-metrics.ts";
 import { defaultPacing, Pacer } from "../delivery/pacing.ts";
@@ -57,6 +57,7 @@ import {
   sliceChunkKey,
   sliceReplayUnit,
 } from "./slice-export.ts";
+import { type AccountAccess, accountAccessLike } from "./source-access.ts";
 import { withStreamLane } from "./stream-lanes.ts";
 
 /**
@@ -81,11 +82,16 @@ export interface WorkflowDeps {
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   /**
-   * One FilterLogEvents budget for all branches (local runs, where the branches share a process).
-   * Without it each invocation takes `requestsPerSecond / concurrency`: in AWS every branch is
-   * its own Lambda, and the shares add up to the account budget the request allows.
+   * The clients of the accounts and regions a request names, through their reader roles; default:
+   * like `logs` (its region, credentials and endpoint), with SOURCE_READER_ROLE_NAME from `env`.
    */
-  sharedRateBudget?: RateBudget;
+  accounts?: AccountAccess;
+  /**
+   * One FilterLogEvents budget per account and region for all branches (local runs, where the
+   * branches share a process). Without it each invocation takes `requestsPerSecond / concurrency`:
+   * in AWS every branch is its own Lambda, and the shares add up to the budget the request allows.
+   */
+  sharedRateBudgets?: AccountRateBudgets;
   /** One pacer for all replay branches (local runs); without it each takes its share. */
   sharedPacer?: Pacer;
   /**
@@ -209,6 +215,8 @@ class TaskContext {
   /** Compiled once: a bad rule fails here, at cold start, with every problem listed. */
   readonly rules: RuleSet;
   readonly settings: SettingsCache;
+  readonly functions: FunctionLookupClients;
+  readonly accounts: AccountAccess;
   readonly #lokiClients = new Map<string, Promise<LokiPushClient>>();
 
   constructor(deps: WorkflowDeps) {
@@ -217,6 +225,14 @@ class TaskContext {
     this.store = { s3: deps.s3, bucket: deps.bucket };
     this.rules = RuleSet.fromJson(deps.env.LOG_RULES);
     this.settings = new SettingsCache(deps.env, deps.parsedEnv);
+    this.functions = deps.functions ?? functionLookupClientsLike(deps.logs);
+    this.accounts = deps.accounts ?? accountAccessLike(deps.logs, this.functions, deps.env);
+  }
+
+  /** The CloudWatch Logs client of a slice's account and region (runs of earlier versions: the own one). */
+  async logsOf(slice: SliceTask): Promise<CloudWatchLogsClient> {
+    if (!slice.account || !slice.region) return this.deps.logs;
+    return (await this.accounts.clients({ account: slice.account, region: slice.region })).logs;
   }
 
   /** One push client per Loki target (a failed creation is tried again next time). */
@@ -261,7 +277,8 @@ async function planBackfillTask(context: TaskContext, event: PlanBackfillEvent):
     throw new InputError("A backfill needs a runId (the execution name is used when none is given)");
   return planBackfill(request, runId, {
     logs: deps.logs,
-    functions: deps.functions ?? functionLookupClientsLike(deps.logs),
+    functions: context.functions,
+    accounts: context.accounts,
     store,
     labels: settings.labels(request.labels),
     streamBudget: parseStreamBudgetSettings(settings.env(request.loki)),
@@ -317,21 +334,22 @@ function settle<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {
   return Promise.allSettled([promise]).then(([result]) => result as PromiseSettledResult<T>);
 }
 
-function exportSliceOnly(
+async function exportSliceOnly(
   context: TaskContext,
   event: ExportSliceEvent,
   deadline: number,
   onChunksFinal: NonNullable<ExportDeps["onChunksFinal"]>,
 ): Promise<ExportResult> {
   const { deps } = context;
+  const { account, region } = event.slice;
   const budget =
-    deps.sharedRateBudget ??
+    deps.sharedRateBudgets?.of(account, region) ??
     new RateBudget(perBranchRate(event.options.requestsPerSecond, event.options.concurrency), {
       burst: 1,
       ...(deps.sleep ? { sleep: deps.sleep } : {}),
     });
   return exportSlice(event.runId, event.slice, event.options, {
-    logs: deps.logs,
+    logs: await context.logsOf(event.slice),
     store: context.store,
     budget,
     rules: context.rules,
@@ -346,6 +364,7 @@ function exportSliceOnly(
         attempt,
         waitMs,
         logGroup: event.slice.logGroup,
+        ...(account ? { account, region } : {}),
       });
     },
   });

@@ -141,7 +141,7 @@ export class SourceAccounts {
  */
 export function stsAssumeRole(
   region?: string,
-  clientConfig: Omit<import("@aws-sdk/client-sts").STSClientConfig, "region"> = {},
+  clientConfig: import("@aws-sdk/client-sts").STSClientConfig = {},
 ): SourceAccountsOptions["assumeRole"] {
   let sts: Promise<import("@aws-sdk/client-sts").STSClient> | undefined;
   return async (roleArn, sessionName) => {

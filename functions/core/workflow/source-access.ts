@@ -114,15 +114,12 @@ export function accountAccessLike(
 ): AccountAccess {
   const endpoint =
     logs.config.isCustomEndpoint && logs.config.endpoint ? { endpoint: logs.config.endpoint } : {};
+  const stsConfig = { region: logs.config.region, credentials: logs.config.credentials, ...endpoint };
   return createAccountAccess({
     home: { logs, functions },
     homeAccountId: async () => {
       const { STSClient, GetCallerIdentityCommand } = await import("@aws-sdk/client-sts");
-      const sts = new STSClient({
-        region: logs.config.region,
-        credentials: logs.config.credentials,
-        ...endpoint,
-      });
+      const sts = new STSClient(stsConfig);
       const { Account: account } = await sts.send(new GetCallerIdentityCommand({}));
       if (!account) throw new Error("sts:GetCallerIdentity returned no account");
       return account;
@@ -132,15 +129,8 @@ export function accountAccessLike(
       const config = { region, credentials: credentials ?? logs.config.credentials, ...endpoint };
       return { logs: new CloudWatchLogsClient(config), lambda: new LambdaClient(config) };
     },
-    // stsAssumeRole's client follows AWS_ENDPOINT_URL, not an endpoint given to `logs` alone: it
-    // would send an emulator's credentials to AWS.
-    assumeRole:
-      logs.config.isCustomEndpoint && !env.AWS_ENDPOINT_URL
-        ? async (roleArn) => {
-            throw new InputError(
-              `${roleArn} cannot be assumed through an endpoint set for CloudWatch Logs only: set AWS_ENDPOINT_URL`,
-            );
-          }
-        : stsAssumeRole(),
+    // STS with the settings of `logs`: an endpoint given to the CLI (an emulator) is asked too,
+    // and its credentials never go to AWS.
+    assumeRole: stsAssumeRole(undefined, stsConfig),
   });
 }

@@ -1,8 +1,7 @@
 import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import { LambdaClient } from "@aws-sdk/client-lambda";
-import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
-import type { SourceAccountsOptions } from "../../functions/core/accounts/source-accounts.ts";
-import { awsClientConfig } from "./aws.ts";
+import { type SourceAccountsOptions, stsAssumeRole } from "../../functions/core/accounts/source-accounts.ts";
+import { awsClientConfig, TEST_REGION } from "./aws.ts";
 import type { GroupAccount } from "./log-groups.ts";
 
 /**
@@ -14,19 +13,11 @@ export const SOURCE_ACCOUNT = "111111111111";
 export const READER_ROLE = "loki-shipper-reader";
 export const READER_ROLE_ARN = `arn:aws:iam::${SOURCE_ACCOUNT}:role/${READER_ROLE}`;
 
-const sts = new STSClient(awsClientConfig());
-
-/** sts:AssumeRole against moto. */
-export const assumeRoleInMoto: SourceAccountsOptions["assumeRole"] = async (roleArn, sessionName) => {
-  const { Credentials: credentials } = await sts.send(
-    new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: sessionName }),
-  );
-  return {
-    accessKeyId: credentials?.AccessKeyId ?? "",
-    secretAccessKey: credentials?.SecretAccessKey ?? "",
-    sessionToken: credentials?.SessionToken ?? "",
-  };
-};
+/** sts:AssumeRole against moto, through the project's own STS call. */
+export const assumeRoleInMoto: SourceAccountsOptions["assumeRole"] = stsAssumeRole(
+  TEST_REGION,
+  awsClientConfig(),
+);
 
 const sourceConfig = () => ({
   ...awsClientConfig(),

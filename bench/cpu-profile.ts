@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { relative } from "node:path";
+import { fmt, markdownTable } from "./table.ts";
 
 /** Self time per function of a V8 `.cpuprofile` (as written by `node --cpu-prof`). */
 
@@ -85,4 +86,12 @@ export async function profileInProcess(
   } finally {
     session.disconnect();
   }
+}
+
+/** Frames as a Markdown table, heaviest first. */
+export function profileTable(frames: ProfileFrame[]): string {
+  return markdownTable(
+    ["self %", "self ms", "frame"],
+    frames.map((frame) => [fmt.fixed(frame.selfPercent), fmt.int(frame.selfMs), `\`${frame.frame}\``]),
+  );
 }

@@ -25,7 +25,7 @@ import { BENCH_TMP } from "./bundle.ts";
 import { type CeilingFormat, type CeilingResult, encodeBatches, measureCeiling } from "./ceiling.ts";
 import { type ColdStartResult, coldStartTable, measureColdStart } from "./cold-start.ts";
 import { costTable, countWorkflowUsage, PRICES, SHIPPER_MEMORY_MB } from "./cost.ts";
-import { type ProfileFrame, profileInProcess, topFrames } from "./cpu-profile.ts";
+import { type ProfileFrame, profileInProcess, profileTable, topFrames } from "./cpu-profile.ts";
 import { type LiveResult, measureLive, prepareLiveRun } from "./live.ts";
 import { openLokiEndpoint } from "./loki-endpoint.ts";
 import { loadAverage, machineInfo } from "./machine.ts";
@@ -775,11 +775,6 @@ interface MarkdownInput {
 function renderMarkdown(input: MarkdownInput): string {
   const { machine } = input;
   const missKinds = [...new Set(input.misses.map((miss) => miss.kind))];
-  const profileTable = (frames: ProfileFrame[]) =>
-    markdownTable(
-      ["self %", "self ms", "frame"],
-      frames.map((frame) => [fmt.fixed(frame.selfPercent), fmt.int(frame.selfMs), `\`${frame.frame}\``]),
-    );
   return `# Benchmarks
 
 How fast loki-shipper ships and backfills, measured against the ingest ceiling of the Loki endpoint in

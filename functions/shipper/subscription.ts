@@ -133,14 +133,30 @@ function parsePayload(bytes: Buffer): unknown {
   return JSON.parse(bytes.toString(encoding));
 }
 
-/** The elements of the JSON array whose elements lie in bytes [from, to). */
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+
+/**
+ * The elements of the JSON array whose elements lie in bytes [from, to). Each piece is parsed with
+ * the bytes on either side (the array's brackets, or the commas between events) made brackets for
+ * that moment, so that its text is one slice, not a slice and a copy with brackets.
+ */
 function parseArrayInPieces(bytes: Buffer, from: number, to: number, encoding: BufferEncoding): unknown[] {
   const elements: unknown[] = [];
   for (let start = from; start < to; ) {
     const cut = start + PIECE_BYTES < to ? bytes.indexOf(BETWEEN_OBJECTS, start + PIECE_BYTES) : -1;
     const end = cut >= 0 && cut < to ? cut + 1 : to;
-    const piece = JSON.parse(`[${bytes.toString(encoding, start, end)}]`) as unknown[];
-    for (const element of piece) elements.push(element);
+    const before = bytes[start - 1] as number;
+    const after = bytes[end] as number;
+    bytes[start - 1] = OPEN_BRACKET;
+    bytes[end] = CLOSE_BRACKET;
+    try {
+      const piece = JSON.parse(bytes.toString(encoding, start - 1, end + 1)) as unknown[];
+      for (const element of piece) elements.push(element);
+    } finally {
+      bytes[start - 1] = before;
+      bytes[end] = after;
+    }
     start = end + 1;
   }
   return elements;

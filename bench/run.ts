@@ -367,6 +367,18 @@ interface TransformProfile {
   frames: ProfileFrame[];
 }
 
+function transformProfileSections(profiles: TransformProfile[]): string {
+  return profiles
+    .map(({ lineBytes, frames }) =>
+      [
+        `### Profile (V8 profiler, 10,000 events of ${fmt.int(lineBytes)} bytes, protobuf+snappy, payload built beforehand), top frames by self time`,
+        "",
+        profileTable(frames),
+      ].join("\n"),
+    )
+    .join("\n\n");
+}
+
 async function profileTransform(lineBytes: number): Promise<ProfileFrame[]> {
   const { stdout } = await promisify(execFile)(process.execPath, [
     fileURLToPath(new URL("./profile-transform.ts", import.meta.url)),
@@ -885,15 +897,7 @@ warm-up; events/s per core = events per CPU second (user + system) of the proces
 
 ${input.transformText}
 
-${input.profiles
-  .map(
-    (
-      profile,
-    ) => `### Profile (V8 profiler, 10,000 events of ${fmt.int(profile.lineBytes)} bytes, protobuf+snappy, payload built beforehand), top frames by self time
-
-${profileTable(profile.frames)}`,
-  )
-  .join("\n\n")}
+${transformProfileSections(input.profiles)}
 
 ## 2. Ingest ceiling of the Loki endpoint
 

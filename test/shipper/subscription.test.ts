@@ -86,7 +86,8 @@ try { decodeSubscriptionData(${JSON.stringify(data)}); } catch (error) { console
     );
   });
 
-  describe("a payload large enough to be parsed in pieces", () => {
+  describe("a payload large enough to be parsed in pieces (the size lowered to 64 KiB)", () => {
+    const decodeInPieces = (data: string) => decodeSubscriptionData(data, "awslogs.data", 64 * 1024);
     const logStream = "2026/11/25/[$LATEST]abc";
     /** Lines that hold what a cut between events looks for, quotes, unicode and JSON lines. */
     function trickyEvents(count: number) {
@@ -103,7 +104,7 @@ try { decodeSubscriptionData(${JSON.stringify(data)}); } catch (error) { console
     it("decodes every event as a parse of the whole text does", () => {
       const message = dataMessage({ logGroup: "/aws/lambda/orders", logStream, events: trickyEvents(3_000) });
       expect(JSON.stringify(message).length).toBeGreaterThan(10 * 64 * 1024);
-      const decoded = decodeSubscriptionData(subscriptionEvent(message).awslogs.data);
+      const decoded = decodeInPieces(subscriptionEvent(message).awslogs.data);
       expect(decoded.messageType === "DATA_MESSAGE" && decoded.events).toEqual(expected(message.logEvents));
     });
 
@@ -122,7 +123,7 @@ try { decodeSubscriptionData(${JSON.stringify(data)}); } catch (error) { console
       ],
     ])("decodes it with %s", (_name, layout) => {
       const message = dataMessage({ logGroup: "/aws/lambda/orders", logStream, events: trickyEvents(1_000) });
-      const decoded = decodeSubscriptionData(subscriptionEvent(layout(message)).awslogs.data);
+      const decoded = decodeInPieces(subscriptionEvent(layout(message)).awslogs.data);
       expect(decoded.messageType === "DATA_MESSAGE" && decoded.events).toEqual(expected(message.logEvents));
     });
 
@@ -139,7 +140,7 @@ try { decodeSubscriptionData(${JSON.stringify(data)}); } catch (error) { console
         }
       })();
       expect(parseError).toMatch(/JSON/);
-      expect(() => decodeSubscriptionData(subscriptionEvent(broken).awslogs.data)).toThrow(
+      expect(() => decodeInPieces(subscriptionEvent(broken).awslogs.data)).toThrow(
         `awslogs.data is not JSON: ${parseError}`,
       );
     });

@@ -105,11 +105,11 @@ function payloadBytes(data: string, field: string): Buffer {
 /** The logEvents array is parsed in pieces of about this many bytes (see parsePayload). */
 const PIECE_BYTES = 64 * 1024;
 /**
- * Payloads up to this size are parsed as one text: glibc's malloc keeps memory it got for
- * allocations this size for the next ones (its mmap threshold adapts up to 32 MiB), and one parse
- * is faster than pieces (a fifth of the handler at 200-byte lines, bench/handler-path.ts).
+ * Payloads up to this size are parsed as one text, which measured faster than pieces (a fifth of
+ * the handler at 200-byte lines, 2 MB payloads: bench/handler-path.ts); past it, the fresh pages of a
+ * string the payload's size cost more than the parse (a quarter of the transform at 1 KiB lines, 11 MB).
  */
-export const PIECES_FROM_BYTES = 32 * 1024 * 1024;
+export const PIECES_FROM_BYTES = 4 * 1024 * 1024;
 const EVENTS_KEY = Buffer.from(',"logEvents":[');
 const PAYLOAD_END = Buffer.from("]}");
 /** Between two objects of an array; cannot occur inside a JSON string, where a quote is escaped. */

@@ -1,12 +1,12 @@
 /**
- * Section 6 of `npm run bench` alone, repeated: the shipper bundle built as deployed (and with the
- * SDK bundled, for comparison), imported by fresh Node processes. Each repetition prints its table
- * with the load average; the machine's noise shows in the spread between repetitions.
- * Then what the first invocation that needs S3, Secrets Manager or SSM pays to load it.
- * `--against REF` measures the shipper of a git revision too (its functions/ from `git archive`,
- * bundled with today's settings), taking turns with this one: before and after under the same load.
- * `npx node bench/cold-start-section.ts [--repeat N] [--runs N] [--against REF]` (runs: imports
- * per repetition and bundle, 7 as in `npm run bench`).
+ * Section 6 of `npm run bench` alone, the same measurement (bench/cold-start.ts): every Lambda
+ * bundle built as deployed (and the shipper with the SDK from the runtime or bundled, for
+ * comparison), imported by fresh Node processes, `--repeat` rounds of `--runs` imports each (3 × 7
+ * as in `npm run bench`), printed with the load average. Then what the first invocation that needs
+ * S3, Secrets Manager or SSM pays to load it. `--against REF` measures the shipper of a git
+ * revision too (its functions/ from `git archive`, bundled with today's settings), taking turns
+ * with this one: before and after under the same load.
+ * `npx node bench/cold-start-section.ts [--repeat N] [--runs N] [--against REF]`.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
@@ -18,6 +18,7 @@ import {
   firstUseTable,
   measureColdStart,
   measureFirstUse,
+  otherHandlerVariants,
   shipperVariants,
 } from "./cold-start.ts";
 import { loadAverage } from "./machine.ts";
@@ -57,14 +58,11 @@ if (args.against) {
   const name = commit.startsWith(args.against) ? commit : `${args.against} (${commit})`;
   variants.push(...shipperVariants(entry, `${name}, `));
 }
+variants.push(...otherHandlerVariants());
 console.log(`node ${process.version}, ${process.arch}`);
-for (let round = 1; round <= repeat; round += 1) {
-  const loadBefore = loadAverage();
-  const results = await measureColdStart(runs, variants);
-  console.log(
-    `\nrepetition ${round} of ${repeat}; load average ${loadBefore} before, ${loadAverage()} after\n`,
-  );
-  console.log(coldStartTable(results));
-}
+const loadBefore = loadAverage();
+const results = await measureColdStart({ repeat, runs }, variants);
+console.log(`\nload average ${loadBefore} before, ${loadAverage()} after\n`);
+console.log(coldStartTable(results));
 console.log(`\nThen, after the import (load average ${loadAverage()}):\n`);
 console.log(firstUseTable(await measureFirstUse(runs)));

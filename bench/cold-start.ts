@@ -3,38 +3,49 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { LAMBDA_BUNDLE, runtimeModules } from "../infra/constructs/lambda-handlers.ts";
+import { LAMBDA_BUNDLE, LAMBDA_HANDLERS, runtimeModules } from "../infra/constructs/lambda-handlers.ts";
 import { BENCH_TMP, bundle } from "./bundle.ts";
 import { fmt, markdownTable } from "./table.ts";
 
 /**
- * Cold start of the shipper: its bundle built the way infra/constructs/node-function.ts has
- * NodejsFunction build it (esbuild, minified, ESM, node22, platform node, with its source map; the
- * SDK packages of its rarer paths left to the runtime, which provides the SDK v3), and the time
- * a fresh Node process takes to import it (module scope included: config parsing, clients), with
- * `--enable-source-maps` as the construct sets in NODE_OPTIONS.
+ * Cold start of the Lambda functions: each bundle built the way infra/constructs/node-function.ts
+ * has NodejsFunction build it (esbuild, minified, ESM, node22, platform node, with its source map;
+ * the SDK packages it leaves to the runtime, which provides the SDK v3, resolved from the project's
+ * node_modules), and the time a fresh Node process takes to import it (module scope included:
+ * config parsing, clients), with `--enable-source-maps` as the construct sets in NODE_OPTIONS.
+ * One method for `npm run bench` (section 6), bench/cold-start-section.ts and the README's table:
+ * `repeat` rounds of `runs` imports of every bundle, taking turns.
  */
 
 export interface ColdStartResult {
   variant: string;
   bytes: number;
+  /** Median of every import (repeat × runs). */
   importMsMedian: number;
-  /** Fastest and slowest import of the runs: the machine's noise shows here. */
-  importMsMin: number;
-  importMsMax: number;
+  /** Lowest and highest median of a round: the machine's noise shows here. */
+  roundMedianMin: number;
+  roundMedianMax: number;
   /** CPU time of the import (user + system): less sensitive than wall time to a busy machine. */
   importCpuMsMedian: number;
   processMsMedian: number;
+  runs: number;
+  repeat: number;
+}
+
+export interface ColdStartPlan {
+  repeat: number;
+  /** Imports of every bundle per round. */
   runs: number;
 }
 
 const run = promisify(execFile);
 const SHIPPER = fileURLToPath(new URL("../functions/shipper.ts", import.meta.url));
-const SHIPPER_ENV = {
+/** Enough configuration for every handler's module scope (the workflow functions parse theirs at import). */
+const HANDLER_ENV = {
   BUCKET_NAME: "loki-shipper-bench",
   AWS_REGION: "eu-central-1",
   LOKI_URL: "http://127.0.0.1:3100",
-  POWERTOOLS_SERVICE_NAME: "shipper",
+  POWERTOOLS_SERVICE_NAME: "loki-shipper-bench",
 };
 
 /** What NodeFunction puts in NODE_OPTIONS: stack traces through the bundle's source map. */
@@ -70,11 +81,24 @@ export function shipperVariants(entry = SHIPPER, label = ""): ColdStartVariant[]
   ];
 }
 
-/** Imports every variant `runs` times, taking turns, so that the machine's load falls on all alike. */
+/** The other functions' bundles, as deployed (dist/lambda/<name>/index.mjs). */
+export function otherHandlerVariants(): ColdStartVariant[] {
+  return LAMBDA_HANDLERS.filter((name) => name !== "shipper").map((name) => ({
+    variant: `${name} (as deployed)`,
+    entry: fileURLToPath(new URL(`../functions/${name}.ts`, import.meta.url)),
+    external: runtimeModules(name),
+  }));
+}
+
+/**
+ * Imports every variant `runs` times a round, taking turns so that the machine's load falls on all
+ * alike, for `repeat` rounds.
+ */
 export async function measureColdStart(
-  runs = 7,
-  variants: ColdStartVariant[] = shipperVariants(),
+  plan: ColdStartPlan,
+  variants: ColdStartVariant[] = [...shipperVariants(), ...otherHandlerVariants()],
 ): Promise<ColdStartResult[]> {
+  const { repeat, runs } = plan;
   const built = await Promise.all(
     variants.map(async (spec, index) => {
       const outfile = join(BENCH_TMP, `cold-start-${index}.mjs`);
@@ -83,23 +107,28 @@ export async function measureColdStart(
         spec,
         bytes,
         probe: writeProbe(outfile, `cold-start-${index}`),
-        samples: [] as ImportSample[],
+        rounds: [] as ImportSample[][],
       };
     }),
   );
-  for (let index = 0; index < runs; index += 1)
-    for (const variant of built) variant.samples.push(await importOnce(variant.probe));
-  return built.map(({ spec, bytes, samples }) => {
-    const importMs = samples.map((sample) => sample.importMs);
+  for (let round = 0; round < repeat; round += 1) {
+    for (const variant of built) variant.rounds.push([]);
+    for (let index = 0; index < runs; index += 1)
+      for (const variant of built) variant.rounds[round]?.push(await importOnce(variant.probe));
+  }
+  return built.map(({ spec, bytes, rounds }) => {
+    const samples = rounds.flat();
+    const roundMedians = rounds.map((round) => median(round.map((sample) => sample.importMs)));
     return {
       variant: spec.variant,
       bytes,
-      importMsMedian: median(importMs),
-      importMsMin: Math.min(...importMs),
-      importMsMax: Math.max(...importMs),
+      importMsMedian: median(samples.map((sample) => sample.importMs)),
+      roundMedianMin: Math.min(...roundMedians),
+      roundMedianMax: Math.max(...roundMedians),
       importCpuMsMedian: median(samples.map((sample) => sample.importCpuMs)),
       processMsMedian: median(samples.map((sample) => sample.processMs)),
       runs,
+      repeat,
     };
   });
 }
@@ -125,7 +154,7 @@ function writeProbe(outfile: string, name: string): string {
 async function importOnce(probe: string): Promise<ImportSample> {
   const started = performance.now();
   const { stdout } = await run(process.execPath, [...DEPLOYED_NODE_OPTIONS, probe], {
-    env: { ...process.env, ...SHIPPER_ENV },
+    env: { ...process.env, ...HANDLER_ENV },
   });
   const processMs = performance.now() - started;
   return { ...(JSON.parse(stdout.trim()) as Omit<ImportSample, "processMs">), processMs };
@@ -191,19 +220,19 @@ export function coldStartTable(results: ColdStartResult[]): string {
       "bundle",
       "minified bytes",
       "import ms (median)",
-      "import ms (min–max)",
+      "median of each round (min–max)",
       "import CPU ms (median)",
       "process ms (median)",
-      "runs",
+      "imports",
     ],
     results.map((result) => [
       result.variant,
       fmt.int(result.bytes),
       fmt.int(result.importMsMedian),
-      `${fmt.int(result.importMsMin)}–${fmt.int(result.importMsMax)}`,
+      `${fmt.int(result.roundMedianMin)}–${fmt.int(result.roundMedianMax)}`,
       fmt.int(result.importCpuMsMedian),
       fmt.int(result.processMsMedian),
-      result.runs,
+      `${result.repeat} × ${result.runs}`,
     ]),
   );
 }

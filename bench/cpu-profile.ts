@@ -1,7 +1,7 @@
-import { readFileSync } from "node:fs";
 import { relative } from "node:path";
+import { fmt, markdownTable } from "./table.ts";
 
-/** Self time per function of a V8 `.cpuprofile` (as written by `node --cpu-prof`). */
+/** Self time per function of a V8 CPU profile. */
 
 interface ProfileNode {
   id: number;
@@ -21,10 +21,6 @@ export interface ProfileFrame {
   frame: string;
   selfPercent: number;
   selfMs: number;
-}
-
-export function topFrames(profilePath: string, root: string, limit = 12): ProfileFrame[] {
-  return summarise(JSON.parse(readFileSync(profilePath, "utf8")) as CpuProfile, root, limit);
 }
 
 function summarise(profile: CpuProfile, root: string, limit: number): ProfileFrame[] {
@@ -85,4 +81,12 @@ export async function profileInProcess(
   } finally {
     session.disconnect();
   }
+}
+
+/** Frames as a Markdown table, heaviest first. */
+export function profileTable(frames: ProfileFrame[]): string {
+  return markdownTable(
+    ["self %", "self ms", "frame"],
+    frames.map((frame) => [fmt.fixed(frame.selfPercent), fmt.int(frame.selfMs), `\`${frame.frame}\``]),
+  );
 }

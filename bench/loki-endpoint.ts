@@ -1,12 +1,16 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
+import { startRealLoki } from "../scripts/real-loki.ts";
 
 /**
- * The Loki endpoint the benchmarks push to: `LOKI_URL` (a real Loki; tenants from
- * `LOKI_TENANT_RAISED` and `LOKI_TENANT_DEFAULT`), or else the project's Loki test server in a child
- * process of its own, so that its CPU is not counted in the pushing process. The local server
- * gets the raised tenant through its `overrides` option, like a real Loki's runtime overrides file.
+ * The Loki endpoint the benchmarks push to: `LOKI_URL` (a running Loki; tenants from
+ * `LOKI_TENANT_RAISED` and `LOKI_TENANT_DEFAULT`), `LOKI_BIN` (a Loki binary, started here on free
+ * ports with default limits, the raised tenant's in its runtime-overrides file), or else the
+ * project's Loki test server in a child process of its own, so that its CPU is not counted in the
+ * pushing process. The local server gets the raised tenant through its `overrides` option.
  */
 export interface LokiEndpoint {
   /** Base URL, without the push path. */
@@ -17,6 +21,8 @@ export interface LokiEndpoint {
   /** A tenant on Loki's default limits: 4 MB/s, burst 6 MB, 3 MB/s per stream. */
   defaultTenant: string;
   description: string;
+  /** The Loki process, when this process started it (so that it can be pinned to a core). */
+  lokiPid: number | undefined;
   close(): Promise<void>;
 }
 
@@ -41,9 +47,11 @@ export async function openLokiEndpoint(env: Record<string, string | undefined>):
       raisedTenant,
       defaultTenant,
       description: `Loki at ${url} (LOKI_URL)`,
+      lokiPid: undefined,
       close: async () => {},
     };
   }
+  if (env.LOKI_BIN) return startLokiBinary(env.LOKI_BIN, raisedTenant, defaultTenant);
   const child = spawn(
     process.execPath,
     [
@@ -59,8 +67,49 @@ export async function openLokiEndpoint(env: Record<string, string | undefined>):
     raisedTenant,
     defaultTenant,
     description: "the project's Loki test server (loki-test-server/), in its own process",
+    lokiPid: child.pid,
     close: () => stopChild(child),
   };
+}
+
+/** The raised tenant's limits in a real Loki's runtime-overrides file (Loki's names and units). */
+const RAISED_OVERRIDES = {
+  ingestion_rate_mb: RAISED_LIMITS.ingestionRateMb,
+  ingestion_burst_size_mb: RAISED_LIMITS.ingestionBurstSizeMb,
+  per_stream_rate_limit: "100GB",
+  per_stream_rate_limit_burst: "100GB",
+  max_global_streams_per_user: RAISED_LIMITS.maxGlobalStreamsPerUser,
+};
+
+async function startLokiBinary(
+  bin: string,
+  raisedTenant: string,
+  defaultTenant: string,
+): Promise<LokiEndpoint> {
+  const loki = await startRealLoki({ bin });
+  await writeFile(loki.overridesFile, stringify({ overrides: { [raisedTenant]: RAISED_OVERRIDES } }));
+  await untilRaisedLimitsApply(loki.url, raisedTenant);
+  return {
+    url: loki.url,
+    pushUrl: `${loki.url}/loki/api/v1/push`,
+    raisedTenant,
+    defaultTenant,
+    description: `Grafana Loki from LOKI_BIN (${bin}), single binary, default limits`,
+    lokiPid: loki.pid,
+    close: () => loki.stop(),
+  };
+}
+
+/** Loki reloads its overrides file every second here; its /metrics shows a tenant's limits in force. */
+async function untilRaisedLimitsApply(url: string, tenant: string): Promise<void> {
+  const line = `loki_overrides{limit_name="ingestion_rate_mb",user="${tenant}"}`;
+  const giveUpAt = Date.now() + 30_000;
+  while (Date.now() < giveUpAt) {
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    if (metrics.includes(line)) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`Loki at ${url} did not apply the raised limits of tenant ${tenant} within 30 s`);
 }
 
 async function firstLine(child: ChildProcess): Promise<string> {

@@ -24,6 +24,8 @@ export interface RealLoki {
   /** The variables that point the test suite at this Loki. */
   testEnv: Record<string, string>;
   logFile: string;
+  /** The Loki process's id (it changes with crashAndRestart). */
+  readonly pid: number | undefined;
   /** Kills Loki with SIGKILL and starts it again on the same data (it replays its WAL). */
   crashAndRestart(): Promise<void>;
   stop(): Promise<void>;
@@ -68,6 +70,9 @@ export async function startRealLoki(options: RealLokiOptions): Promise<RealLoki>
     url,
     overridesFile,
     logFile,
+    get pid() {
+      return child.pid;
+    },
     testEnv: {
       LOKI_TEST_URL: url,
       LOKI_TEST_OVERRIDES: overridesFile,

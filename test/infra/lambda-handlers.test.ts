@@ -6,6 +6,7 @@ import {
   handlerCode,
   LAMBDA_BUNDLE,
   LAMBDA_HANDLERS,
+  type LambdaHandler,
   runtimeModules,
 } from "../../infra/constructs/lambda-handlers.ts";
 
@@ -31,25 +32,36 @@ describe("the Lambda handlers the package pre-builds", () => {
   });
 });
 
+/** What esbuild puts in a handler's bundle (its inputs) and what the bundle still imports. */
+async function handlerBundle(external: readonly string[], name: LambdaHandler = "shipper") {
+  const result = await build({
+    entryPoints: [fileURLToPath(new URL(`../../functions/${name}.ts`, import.meta.url))],
+    outfile: `${name}.mjs`,
+    bundle: true,
+    write: false,
+    metafile: true,
+    format: "esm",
+    platform: "node",
+    target: LAMBDA_BUNDLE.target,
+    mainFields: [...LAMBDA_BUNDLE.mainFields],
+    external: [...external],
+    logLevel: "silent",
+  });
+  const [output] = Object.values(result.metafile.outputs);
+  if (!output) throw new Error("esbuild wrote no bundle");
+  return { inputs: Object.keys(result.metafile.inputs), imports: output.imports };
+}
+
+/** The SDK packages a bundle imports at load and on first use (dynamic import). */
+function sdkImports(imports: { path: string; kind: string }[]) {
+  const sdk = imports.filter((entry) => entry.path.startsWith("@aws-sdk/"));
+  const of = (kind: string) =>
+    [...new Set(sdk.filter((entry) => entry.kind === kind).map((entry) => entry.path))].sort();
+  return { atLoad: of("import-statement"), onFirstUse: of("dynamic-import") };
+}
+
 describe("the shipper's bundle, for its cold start", () => {
-  async function shipperBundle(external: readonly string[]) {
-    const result = await build({
-      entryPoints: [fileURLToPath(new URL("../../functions/shipper.ts", import.meta.url))],
-      outfile: "shipper.mjs",
-      bundle: true,
-      write: false,
-      metafile: true,
-      format: "esm",
-      platform: "node",
-      target: LAMBDA_BUNDLE.target,
-      mainFields: [...LAMBDA_BUNDLE.mainFields],
-      external: [...external],
-      logLevel: "silent",
-    });
-    const [output] = Object.values(result.metafile.outputs);
-    if (!output) throw new Error("esbuild wrote no bundle");
-    return { inputs: Object.keys(result.metafile.inputs), imports: output.imports };
-  }
+  const shipperBundle = (external: readonly string[]) => handlerBundle(external);
 
   it("imports only the CloudWatch Logs client at load; S3, Lambda, Secrets Manager, SSM and STS on first use", async () => {
     // With the whole SDK left out of the bundle, its imports show how the shipper's code loads them.
@@ -89,5 +101,35 @@ describe("the shipper's bundle, for its cold start", () => {
 
     expect(inputs.some((path) => path.includes("node_modules/zod/v4/mini/"))).toBe(true);
     expect(inputs.filter((path) => path.includes("node_modules/zod/v4/classic/"))).toEqual([]);
+  });
+});
+
+describe("the workflow functions' and the registrar's bundles, for their cold start", () => {
+  const WORKFLOW_FUNCTIONS = LAMBDA_HANDLERS.filter(
+    (name) => name !== "shipper" && name !== "register-log-groups",
+  );
+
+  it.each(WORKFLOW_FUNCTIONS)(
+    "%s imports CloudWatch Logs and S3 at load; Lambda and tagging, for function labels, on first use",
+    async (name) => {
+      const { imports } = await handlerBundle(runtimeModules(name), name);
+
+      const { atLoad, onFirstUse } = sdkImports(imports);
+      expect(atLoad).toEqual(["@aws-sdk/client-cloudwatch-logs", "@aws-sdk/client-s3"]);
+      expect(onFirstUse).toEqual(
+        expect.arrayContaining(["@aws-sdk/client-lambda", "@aws-sdk/client-resource-groups-tagging-api"]),
+      );
+    },
+  );
+
+  it("the registrar parses its configuration with zod/mini and carries no full zod", async () => {
+    const { inputs, imports } = await handlerBundle(
+      runtimeModules("register-log-groups"),
+      "register-log-groups",
+    );
+
+    expect(inputs.some((path) => path.includes("node_modules/zod/v4/mini/"))).toBe(true);
+    expect(inputs.filter((path) => path.includes("node_modules/zod/v4/classic/"))).toEqual([]);
+    expect(sdkImports(imports).atLoad).toEqual(["@aws-sdk/client-cloudwatch-logs"]);
   });
 });

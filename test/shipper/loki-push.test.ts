@@ -66,6 +66,23 @@ describe("encodePushRequestProtobuf", () => {
       Buffer.from(encodePushRequestProtobuf(streams)),
     );
   });
+
+  it("keeps each body intact while later pushes are encoded (pushes are in flight together)", () => {
+    const streamOf = (line: string, count: number): PushStream[] => [
+      {
+        labels: { a: "1" },
+        entries: Array.from({ length: count }, (_, at) => ({ ns: BigInt(at + 1), line })),
+      },
+    ];
+    const large = streamOf("the first, larger push ".repeat(20), 500);
+    const body = encodePush(large, "protobuf").body;
+    const copy = Buffer.from(body);
+    encodePush(streamOf("a later push that reuses the encoder's buffers", 300), "protobuf");
+    expect(body.equals(copy)).toBe(true);
+    expect(Buffer.from(snappy.uncompress(body))).toEqual(encodePushRequestProtobuf(large));
+    // Exact size: what a client copies or holds while the push is in flight is the body alone.
+    expect(body.buffer.byteLength).toBe(body.length);
+  });
 });
 
 describe("encodePush json", () => {

@@ -3,7 +3,13 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { decodeSubscriptionData, MalformedPayloadError } from "../../functions/shipper/subscription.ts";
-import { controlMessage, dataMessage, logEvent, subscriptionEvent } from "../fixtures/subscription.ts";
+import {
+  controlMessage,
+  dataMessage,
+  logEvent,
+  realisticEvents,
+  subscriptionEvent,
+} from "../fixtures/subscription.ts";
 
 function stageOf(data: unknown): string | undefined {
   try {
@@ -78,5 +84,65 @@ try { decodeSubscriptionData(${JSON.stringify(data)}); } catch (error) { console
     expect(message.trim()).toBe(
       "the DATA_MESSAGE does not have the expected shape: owner: Too small: expected string to have >=1 characters; logStream: Invalid input: expected string, received undefined",
     );
+  });
+
+  describe("a payload large enough to be parsed in pieces (the size lowered to 64 KiB)", () => {
+    const decodeInPieces = (data: string) => decodeSubscriptionData(data, "awslogs.data", 64 * 1024);
+    const logStream = "2026/11/25/[$LATEST]abc";
+    /** Lines that hold what a cut between events looks for, quotes, unicode and JSON lines. */
+    function trickyEvents(count: number) {
+      const startMs = Date.now() - 60_000;
+      return realisticEvents(count, startMs).map((event, index) =>
+        index % 7 === 0
+          ? { ...event, message: `${event.message} },{"id":"fake","timestamp":1,"message":"x"}]}` }
+          : event,
+      );
+    }
+    const expected = (events: { id: string; timestamp: number; message: string }[]) =>
+      events.map((event) => ({ ...event, logStream }));
+
+    it("decodes every event as a parse of the whole text does", () => {
+      const message = dataMessage({ logGroup: "/aws/lambda/orders", logStream, events: trickyEvents(3_000) });
+      expect(JSON.stringify(message).length).toBeGreaterThan(10 * 64 * 1024);
+      const decoded = decodeInPieces(subscriptionEvent(message).awslogs.data);
+      expect(decoded.messageType === "DATA_MESSAGE" && decoded.events).toEqual(expected(message.logEvents));
+    });
+
+    it.each([
+      [
+        "logEvents not last",
+        (message: ReturnType<typeof dataMessage>) => {
+          const { logEvents, ...rest } = message;
+          return JSON.stringify({ logEvents, ...rest });
+        },
+      ],
+      ["pretty-printed", (message: ReturnType<typeof dataMessage>) => JSON.stringify(message, null, 2)],
+      [
+        "a key after logEvents",
+        (message: ReturnType<typeof dataMessage>) => JSON.stringify({ ...message, extra: [1, 2] }),
+      ],
+    ])("decodes it with %s", (_name, layout) => {
+      const message = dataMessage({ logGroup: "/aws/lambda/orders", logStream, events: trickyEvents(1_000) });
+      const decoded = decodeInPieces(subscriptionEvent(layout(message)).awslogs.data);
+      expect(decoded.messageType === "DATA_MESSAGE" && decoded.events).toEqual(expected(message.logEvents));
+    });
+
+    it("names a broken event of a later piece as a parse of the whole text does", () => {
+      const text = JSON.stringify(dataMessage({ logGroup: "/g", logStream, events: trickyEvents(1_000) }));
+      // The comma between the last two events left out.
+      const cut = text.lastIndexOf('},{"id":');
+      const broken = `${text.slice(0, cut + 1)}${text.slice(cut + 2)}`;
+      const parseError = (() => {
+        try {
+          JSON.parse(broken);
+        } catch (error) {
+          return (error as Error).message;
+        }
+      })();
+      expect(parseError).toMatch(/JSON/);
+      expect(() => decodeInPieces(subscriptionEvent(broken).awslogs.data)).toThrow(
+        `awslogs.data is not JSON: ${parseError}`,
+      );
+    });
   });
 });

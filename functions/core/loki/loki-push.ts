@@ -1,5 +1,5 @@
 import { gzipSync } from "node:zlib";
-import { encodePushRequestProtobuf } from "./push-protobuf.ts";
+import { encodePushRequestProtobufTransient } from "./push-protobuf.ts";
 import { snappyCompress } from "./snappy.ts";
 
 /**
@@ -45,7 +45,7 @@ export function encodePushRequestJson(streams: PushStream[]): string {
 export function encodePush(streams: PushStream[], format: PushFormat, gzipJson = true): EncodedPush {
   if (format === "protobuf") {
     return {
-      body: snappyCompress(encodePushRequestProtobuf(streams)),
+      body: snappyCompress(encodePushRequestProtobufTransient(streams)),
       headers: { "Content-Type": "application/x-protobuf" },
     };
   }

@@ -29,6 +29,25 @@ const SLOTS = 4;
 let measured = new Float64Array(SLOTS * 1024);
 
 export function encodePushRequestProtobuf(streams: PushStream[]): Buffer {
+  return encodeInto(streams, Buffer.allocUnsafe);
+}
+
+/**
+ * Where encodePushRequestProtobufTransient writes. A request is compressed as soon as it is
+ * encoded; a fresh buffer per push would have every page touched for the first time on each push,
+ * which costs more than writing it (page faults, dear in a microVM such as Lambda's).
+ */
+let scratch = Buffer.allocUnsafe(0);
+
+/** The encoded request in a buffer that the next call overwrites: for a caller that consumes it at once. */
+export function encodePushRequestProtobufTransient(streams: PushStream[]): Buffer {
+  return encodeInto(streams, (size) => {
+    if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.max(size, scratch.length * 2));
+    return scratch.subarray(0, size);
+  });
+}
+
+function encodeInto(streams: PushStream[], allocate: (size: number) => Buffer): Buffer {
   const labelTexts = streams.map((stream) => formatLabels(stream.labels));
   let entryCount = 0;
   for (const stream of streams) entryCount += stream.entries.length;
@@ -46,7 +65,7 @@ export function encodePushRequestProtobuf(streams: PushStream[]): Buffer {
     streamSizes.push(size);
     total += fieldSize(size);
   });
-  const buffer = Buffer.allocUnsafe(total);
+  const buffer = allocate(total);
   let at = 0;
   slot = 0;
   streams.forEach((stream, index) => {

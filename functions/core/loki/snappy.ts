@@ -16,6 +16,12 @@ const NATIVE_COPY_BYTES = 32;
 
 /** One table for every block: compression is synchronous, so nothing else uses it meanwhile. */
 const hashTable = new Uint16Array(1 << MAX_HASH_BITS);
+/**
+ * Compression writes here, and the result is copied out at its exact size: a fresh buffer of the
+ * most snappy can produce would be touched page by page for the first time on every push (costly
+ * in a microVM), and would be kept whole while the push is in flight.
+ */
+let scratch = Buffer.allocUnsafe(0);
 
 /** The most bytes snappy can produce for `length` input bytes. */
 export function maxCompressedLength(length: number): number {
@@ -23,12 +29,14 @@ export function maxCompressedLength(length: number): number {
 }
 
 export function snappyCompress(input: Uint8Array): Buffer {
-  const output = Buffer.allocUnsafe(maxCompressedLength(input.length));
+  if (scratch.length < maxCompressedLength(input.length))
+    scratch = Buffer.allocUnsafe(maxCompressedLength(input.length));
+  const output = scratch;
   let op = writeVarint(input.length, output, 0);
   for (let start = 0; start < input.length; start += BLOCK_SIZE) {
     op = compressBlock(input, start, Math.min(input.length, start + BLOCK_SIZE), output, op);
   }
-  return output.subarray(0, op);
+  return Buffer.from(output.subarray(0, op));
 }
 
 function compressBlock(

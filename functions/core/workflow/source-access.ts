@@ -1,11 +1,12 @@
 import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
-import { LambdaClient } from "@aws-sdk/client-lambda";
+import type { LambdaClient } from "@aws-sdk/client-lambda";
 import {
   type AccountClients,
   SourceAccounts,
   type SourceAccountsOptions,
   stsAssumeRole,
 } from "../accounts/source-accounts.ts";
+import { deferredClient } from "../deferred-client.ts";
 import { InputError } from "../errors.ts";
 import { type FunctionLookupClients, functionLookupClientsLike } from "../labels/function-lookup.ts";
 
@@ -127,7 +128,13 @@ export function accountAccessLike(
     readerRoleName: env.SOURCE_READER_ROLE_NAME || DEFAULT_READER_ROLE_NAME,
     createClients: (region, credentials) => {
       const config = { region, credentials: credentials ?? logs.config.credentials, ...endpoint };
-      return { logs: new CloudWatchLogsClient(config), lambda: new LambdaClient(config) };
+      // Lambda serves only function labels: loaded on first use, as the home account's client.
+      return {
+        logs: new CloudWatchLogsClient(config),
+        lambda: deferredClient<LambdaClient>(
+          async () => new (await import("@aws-sdk/client-lambda")).LambdaClient(config),
+        ),
+      };
     },
     // STS with the settings of `logs`: an endpoint given to the CLI (an emulator) is asked too,
     // and its credentials never go to AWS.

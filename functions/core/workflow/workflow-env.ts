@@ -1,10 +1,11 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
-import { LambdaClient } from "@aws-sdk/client-lambda";
-import { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-tagging-api";
+import type { LambdaClient } from "@aws-sdk/client-lambda";
+import type { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-tagging-api";
 import { S3Client } from "@aws-sdk/client-s3";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { parseEverySection } from "../config-sections.ts";
+import { deferredClient } from "../deferred-client.ts";
 import { GroupMetrics } from "../delivery/delivery-metrics.ts";
 import { parseStreamBudgetSettings } from "../delivery/stream-budget.ts";
 import { configErrorFrom, emptyToUndefined, parseLabelOptions } from "../labels/labels.ts";
@@ -13,7 +14,9 @@ import { SERVICE } from "../metric-names.ts";
 import { createWorkflowTasks, type WorkflowTasks } from "./workflow-tasks.ts";
 
 const envSchema = z.object({
-  BUCKET_NAME: z.string({ message: "required: the bucket for chunks, spill/ and runs/" }).min(3),
+  BUCKET_NAME: z
+    .string({ message: "required: the bucket for chunks, spill/ and runs/" })
+    .check(z.minLength(3)),
 });
 
 /**
@@ -33,9 +36,21 @@ export function workflowTasksFromEnv(env: Record<string, string | undefined>): W
     labels: () => parseLabelOptions(env),
   });
   const serviceName = env.POWERTOOLS_SERVICE_NAME ?? SERVICE.workflow;
+  // Lambda and tagging serve only the labels of functions' log groups: loaded on first use, from
+  // the SDK the Lambda runtime provides (deferred-client.ts).
   return createWorkflowTasks({
     logs: new CloudWatchLogsClient({}),
-    functions: { lambda: new LambdaClient({}), tagging: new ResourceGroupsTaggingAPIClient({}) },
+    functions: {
+      lambda: deferredClient<LambdaClient>(
+        async () => new (await import("@aws-sdk/client-lambda")).LambdaClient({}),
+      ),
+      tagging: deferredClient<ResourceGroupsTaggingAPIClient>(
+        async () =>
+          new (await import("@aws-sdk/client-resource-groups-tagging-api")).ResourceGroupsTaggingAPIClient(
+            {},
+          ),
+      ),
+    },
     s3: new S3Client({}),
     bucket: config.bucket,
     env,

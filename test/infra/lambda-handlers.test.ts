@@ -110,9 +110,11 @@ describe("the workflow functions' and the registrar's bundles, for their cold st
   );
 
   it.each(WORKFLOW_FUNCTIONS)(
-    "%s imports CloudWatch Logs and S3 at load; Lambda and tagging, for function labels, on first use",
+    "%s imports CloudWatch Logs and S3 at load; Lambda and tagging, for function labels, on first use; no full zod",
     async (name) => {
-      const { imports } = await handlerBundle(runtimeModules(name), name);
+      const { inputs, imports } = await handlerBundle(runtimeModules(name), name);
+
+      expect(inputs.filter((path) => path.includes("node_modules/zod/v4/classic/"))).toEqual([]);
 
       const { atLoad, onFirstUse } = sdkImports(imports);
       expect(atLoad).toEqual(["@aws-sdk/client-cloudwatch-logs", "@aws-sdk/client-s3"]);

@@ -1,7 +1,8 @@
-import { z } from "zod";
+import * as z from "zod/mini";
 import { parseTagSelector } from "../cloudwatch/tag-selector.ts";
 import { InputError } from "../errors.ts";
 import { parseLabelOptions } from "../labels/labels.ts";
+import "../mini-schema.ts";
 import type { GroupRef } from "../storage/chunk-format.ts";
 import { requestErrorFrom } from "./request-errors.ts";
 import { parseStartEnd, parseTimeRange } from "./time-range.ts";
@@ -24,9 +25,11 @@ export const DEFAULT_SLICES_PER_PART = 100;
 const positiveInt = (what: string, max: number) =>
   z
     .number({ message: `${what} must be a number` })
-    .int(`${what} must be a whole number`)
-    .min(1, `${what} must be at least 1`)
-    .max(max, `${what} must be at most ${max}`);
+    .check(
+      z.int(`${what} must be a whole number`),
+      z.minimum(1, `${what} must be at least 1`),
+      z.maximum(max, `${what} must be at most ${max}`),
+    );
 
 const ACCOUNT_ID = /^\d{12}$/;
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
@@ -36,45 +39,55 @@ const LOG_GROUP_ARN =
 
 const envRecord = z.record(z.string(), z.string(), { message: "expected an object of NAME: value strings" });
 
-const requestSchema = z
-  .object({
-    runId: z
+const requestSchema = z.strictObject({
+  runId: z.optional(
+    z
       .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/, "runId may hold letters, digits, - and _ (at most 80)")
-      .optional(),
-    logGroupNames: z.array(z.string().min(1, "a log group name cannot be empty")).optional(),
-    account: z.string().optional(),
-    region: z.string().optional(),
-    logGroupNamePrefix: z.string().min(1, "logGroupNamePrefix cannot be empty").optional(),
-    tagSelector: z.string().optional(),
-    range: z.string().optional(),
-    start: z.string().optional(),
-    end: z.string().optional(),
-    filterPattern: z.string().optional(),
-    logStreamNames: z
-      .array(z.string().min(1))
-      .max(100, "FilterLogEvents takes at most 100 logStreamNames")
-      .optional(),
-    logStreamNamePrefix: z.string().min(1).optional(),
-    loki: envRecord.optional(),
-    labels: envRecord.optional(),
-    sliceHours: positiveInt("sliceHours", 24).optional(),
-    concurrency: positiveInt("concurrency", 40).optional(),
-    requestsPerSecond: z
+      .check(
+        z.regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/, "runId may hold letters, digits, - and _ (at most 80)"),
+      ),
+  ),
+  logGroupNames: z.optional(z.array(z.string().check(z.minLength(1, "a log group name cannot be empty")))),
+  account: z.optional(z.string()),
+  region: z.optional(z.string()),
+  logGroupNamePrefix: z.optional(z.string().check(z.minLength(1, "logGroupNamePrefix cannot be empty"))),
+  tagSelector: z.optional(z.string()),
+  range: z.optional(z.string()),
+  start: z.optional(z.string()),
+  end: z.optional(z.string()),
+  filterPattern: z.optional(z.string()),
+  logStreamNames: z.optional(
+    z
+      .array(z.string().check(z.minLength(1)))
+      .check(z.maxLength(100, "FilterLogEvents takes at most 100 logStreamNames")),
+  ),
+  logStreamNamePrefix: z.optional(z.string().check(z.minLength(1))),
+  loki: z.optional(envRecord),
+  labels: z.optional(envRecord),
+  sliceHours: z.optional(positiveInt("sliceHours", 24)),
+  concurrency: z.optional(positiveInt("concurrency", 40)),
+  requestsPerSecond: z.optional(
+    z
       .number({ message: "requestsPerSecond must be a number" })
-      .positive("requestsPerSecond must be above 0")
-      .max(25, "requestsPerSecond above 25 only earns throttling (CloudWatch allows about 5 per account)")
-      .optional(),
-    ingestionDelaySeconds: z.number().int().min(0).max(3600).optional(),
-    bytesPerSecond: z.number().positive("bytesPerSecond must be above 0").optional(),
-    perStreamBytesPerSecond: z.number().positive("perStreamBytesPerSecond must be above 0").optional(),
-    slicesPerPart: positiveInt("slicesPerPart", 200).optional(),
-    maxEventsPerChunk: positiveInt("maxEventsPerChunk", 50_000).optional(),
-    maxPagesPerInvocation: positiveInt("maxPagesPerInvocation", 1000).optional(),
-    dryRun: z.boolean().optional(),
-    includeRefusedTenants: z.boolean().optional(),
-  })
-  .strict();
+      .check(
+        z.positive("requestsPerSecond must be above 0"),
+        z.maximum(
+          25,
+          "requestsPerSecond above 25 only earns throttling (CloudWatch allows about 5 per account)",
+        ),
+      ),
+  ),
+  ingestionDelaySeconds: z.optional(z.number().check(z.int(), z.minimum(0), z.maximum(3600))),
+  bytesPerSecond: z.optional(z.number().check(z.positive("bytesPerSecond must be above 0"))),
+  perStreamBytesPerSecond: z.optional(
+    z.number().check(z.positive("perStreamBytesPerSecond must be above 0")),
+  ),
+  slicesPerPart: z.optional(positiveInt("slicesPerPart", 200)),
+  maxEventsPerChunk: z.optional(positiveInt("maxEventsPerChunk", 50_000)),
+  maxPagesPerInvocation: z.optional(positiveInt("maxPagesPerInvocation", 1000)),
+  dryRun: z.optional(z.boolean()),
+  includeRefusedTenants: z.optional(z.boolean()),
+});
 
 export type BackfillRequestInput = z.input<typeof requestSchema>;
 

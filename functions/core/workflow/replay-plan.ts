@@ -1,8 +1,9 @@
 import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { DEFAULT_PACING } from "../delivery/pacing.ts";
 import { ConfigError, InputError } from "../errors.ts";
 import { cutBody } from "../loki/loki-errors.ts";
+import "../mini-schema.ts";
 import { groupOfKeySegment } from "../storage/chunk-format.ts";
 import { getJson, isPreconditionFailed, listPrefixes, putJson, type Store } from "../storage/run-store.ts";
 import { DEFAULT_REPLAY_OPTIONS } from "./replay-engine.ts";
@@ -13,27 +14,29 @@ import type { ReplayUnit } from "./slice-export.ts";
  * A replay: `spill` (what the shipper could not deliver), `rejected` (what Loki refused, after its
  * limits were changed) or `run` (the chunks of an earlier backfill run, `runId`).
  */
-const replayRequestSchema = z
-  .object({
-    source: z.enum(["spill", "rejected", "run"], { message: 'source must be "spill", "rejected" or "run"' }),
-    runId: z
+const replayRequestSchema = z.strictObject({
+  source: z.enum(["spill", "rejected", "run"], { message: 'source must be "spill", "rejected" or "run"' }),
+  runId: z.optional(
+    z
       .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/, "runId may hold letters, digits, - and _ (at most 80)")
-      .optional(),
-    sourceRunId: z
-      .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/, "sourceRunId is a backfill run id")
-      .optional(),
-    logGroupNames: z.array(z.string().min(1)).optional(),
-    bytesPerSecond: z.number().positive("bytesPerSecond must be above 0").optional(),
-    perStreamBytesPerSecond: z.number().positive("perStreamBytesPerSecond must be above 0").optional(),
-    concurrency: z.number().int().min(1).max(40).optional(),
-    archive: z.boolean().optional(),
-    /** Check Loki's /ready before a spill drain (default true for spill). */
-    checkReady: z.boolean().optional(),
-    loki: z.record(z.string(), z.string()).optional(),
-  })
-  .strict();
+      .check(
+        z.regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/, "runId may hold letters, digits, - and _ (at most 80)"),
+      ),
+  ),
+  sourceRunId: z.optional(
+    z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/, "sourceRunId is a backfill run id")),
+  ),
+  logGroupNames: z.optional(z.array(z.string().check(z.minLength(1)))),
+  bytesPerSecond: z.optional(z.number().check(z.positive("bytesPerSecond must be above 0"))),
+  perStreamBytesPerSecond: z.optional(
+    z.number().check(z.positive("perStreamBytesPerSecond must be above 0")),
+  ),
+  concurrency: z.optional(z.number().check(z.int(), z.minimum(1), z.maximum(40))),
+  archive: z.optional(z.boolean()),
+  /** Check Loki's /ready before a spill drain (default true for spill). */
+  checkReady: z.optional(z.boolean()),
+  loki: z.optional(z.record(z.string(), z.string())),
+});
 
 export type ReplayRequestInput = z.input<typeof replayRequestSchema>;
 

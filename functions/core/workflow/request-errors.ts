@@ -1,8 +1,8 @@
-import type { z } from "zod";
+import type { core } from "zod/mini";
 import { InputError } from "../errors.ts";
 
 /** One {@link InputError} naming every field of a workflow request that is wrong, and how. */
-export function requestErrorFrom(what: string, error: z.ZodError): InputError {
+export function requestErrorFrom(what: string, error: core.$ZodError): InputError {
   const problems = error.issues.map((issue) => {
     const where = issue.path.length > 0 ? issue.path.join(".") : "request";
     return issue.code === "unrecognized_keys"

@@ -1,5 +1,4 @@
 import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
-import type { LambdaClient } from "@aws-sdk/client-lambda";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type {
   CloudWatchLogsEvent,
@@ -10,6 +9,7 @@ import type {
 import type { SourceAccounts } from "./core/accounts/source-accounts.ts";
 import { deferredClient } from "./core/deferred-client.ts";
 import { GroupMetrics } from "./core/delivery/delivery-metrics.ts";
+import { lambdaClientOnFirstUse } from "./core/labels/function-lookup.ts";
 import { createLokiPushClient } from "./core/loki/loki-target.ts";
 import { isKinesisEvent, shipKinesisEvent } from "./shipper/kinesis.ts";
 import { createObservability } from "./shipper/observability.ts";
@@ -34,9 +34,7 @@ const { logger, metrics, serviceName } = createObservability();
 // behind a log group) load on first use, to keep them out of the cold start.
 const logs = new CloudWatchLogsClient({});
 const s3 = deferredClient<S3Client>(async () => new (await import("@aws-sdk/client-s3")).S3Client({}));
-const lambda = deferredClient<LambdaClient>(
-  async () => new (await import("@aws-sdk/client-lambda")).LambdaClient({}),
-);
+const lambda = lambdaClientOnFirstUse();
 // Made on the first invocation, whose context names the function's own account.
 let sourceAccounts: SourceAccounts | undefined;
 

@@ -1,7 +1,6 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
-import type { LambdaClient } from "@aws-sdk/client-lambda";
 import type { AwsCredentialIdentityProvider } from "@smithy/types";
 import {
   type AccountClients,
@@ -9,7 +8,7 @@ import {
   type SourceAccountsOptions,
   stsAssumeRole,
 } from "../core/accounts/source-accounts.ts";
-import { deferredClient } from "../core/deferred-client.ts";
+import { lambdaClientOnFirstUse } from "../core/labels/function-lookup.ts";
 import { SHIPPER_METRIC } from "../core/metric-names.ts";
 import type { ShipperConfig } from "./ship-subscription.ts";
 
@@ -63,8 +62,6 @@ function accountClients(
   const config = { ...clientConfig, region, ...(credentials ? { credentials } : {}) };
   return {
     logs: new CloudWatchLogsClient(config),
-    lambda: deferredClient<LambdaClient>(
-      async () => new (await import("@aws-sdk/client-lambda")).LambdaClient(config),
-    ),
+    lambda: lambdaClientOnFirstUse(config),
   };
 }

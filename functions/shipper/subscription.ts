@@ -109,7 +109,7 @@ const PIECE_BYTES = 64 * 1024;
  * the handler at 200-byte lines, 2 MB payloads: bench/handler-path.ts); past it, the fresh pages of a
  * string the payload's size cost more than the parse (a quarter of the transform at 1 KiB lines, 11 MB).
  */
-export const PIECES_FROM_BYTES = 4 * 1024 * 1024;
+const PIECES_FROM_BYTES = 4 * 1024 * 1024;
 const EVENTS_KEY = Buffer.from(',"logEvents":[');
 const PAYLOAD_END = Buffer.from("]}");
 /** Between two objects of an array; cannot occur inside a JSON string, where a quote is escaped. */

@@ -1,8 +1,11 @@
 import type { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 // Types only: the SDK packages load with the first look-up, which a batch of a group that belongs
 // to no function never makes.
-import type { FunctionConfiguration, LambdaClient } from "@aws-sdk/client-lambda";
-import type { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-tagging-api";
+import type { FunctionConfiguration, LambdaClient, LambdaClientConfig } from "@aws-sdk/client-lambda";
+import type {
+  ResourceGroupsTaggingAPIClient,
+  ResourceGroupsTaggingAPIClientConfig,
+} from "@aws-sdk/client-resource-groups-tagging-api";
 import type { RateBudget } from "../cloudwatch/rate-budget.ts";
 import { deferredClient } from "../deferred-client.ts";
 import { LokiShipperError } from "../errors.ts";
@@ -252,15 +255,27 @@ export function functionLookupClientsLike(logs: CloudWatchLogsClient): FunctionL
     credentials: logs.config.credentials,
     ...(logs.config.isCustomEndpoint && logs.config.endpoint ? { endpoint: logs.config.endpoint } : {}),
   };
-  return {
-    lambda: deferredClient<LambdaClient>(
-      async () => new (await import("@aws-sdk/client-lambda")).LambdaClient(config),
-    ),
-    tagging: deferredClient<ResourceGroupsTaggingAPIClient>(
-      async () =>
-        new (await import("@aws-sdk/client-resource-groups-tagging-api")).ResourceGroupsTaggingAPIClient(
-          config,
-        ),
-    ),
-  };
+  return { lambda: lambdaClientOnFirstUse(config), tagging: taggingClientOnFirstUse(config) };
+}
+
+/**
+ * The Lambda client, loaded and created on its first call: it serves only the labels of functions'
+ * log groups, so it stays out of the cold start (deferred-client.ts).
+ */
+export function lambdaClientOnFirstUse(config: LambdaClientConfig = {}): LambdaClient {
+  return deferredClient<LambdaClient>(
+    async () => new (await import("@aws-sdk/client-lambda")).LambdaClient(config),
+  );
+}
+
+/** The tagging client of the bulk function look-up, loaded and created on its first call. */
+export function taggingClientOnFirstUse(
+  config: ResourceGroupsTaggingAPIClientConfig = {},
+): ResourceGroupsTaggingAPIClient {
+  return deferredClient<ResourceGroupsTaggingAPIClient>(
+    async () =>
+      new (await import("@aws-sdk/client-resource-groups-tagging-api")).ResourceGroupsTaggingAPIClient(
+        config,
+      ),
+  );
 }

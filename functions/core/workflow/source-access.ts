@@ -1,14 +1,16 @@
 import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
-import type { LambdaClient } from "@aws-sdk/client-lambda";
 import {
   type AccountClients,
   SourceAccounts,
   type SourceAccountsOptions,
   stsAssumeRole,
 } from "../accounts/source-accounts.ts";
-import { deferredClient } from "../deferred-client.ts";
 import { InputError } from "../errors.ts";
-import { type FunctionLookupClients, functionLookupClientsLike } from "../labels/function-lookup.ts";
+import {
+  type FunctionLookupClients,
+  functionLookupClientsLike,
+  lambdaClientOnFirstUse,
+} from "../labels/function-lookup.ts";
 
 /**
  * The clients a backfill reads a log group's account and region with: the functions' own in their
@@ -128,13 +130,7 @@ export function accountAccessLike(
     readerRoleName: env.SOURCE_READER_ROLE_NAME || DEFAULT_READER_ROLE_NAME,
     createClients: (region, credentials) => {
       const config = { region, credentials: credentials ?? logs.config.credentials, ...endpoint };
-      // Lambda serves only function labels: loaded on first use, as the home account's client.
-      return {
-        logs: new CloudWatchLogsClient(config),
-        lambda: deferredClient<LambdaClient>(
-          async () => new (await import("@aws-sdk/client-lambda")).LambdaClient(config),
-        ),
-      };
+      return { logs: new CloudWatchLogsClient(config), lambda: lambdaClientOnFirstUse(config) };
     },
     // STS with the settings of `logs`: an endpoint given to the CLI (an emulator) is asked too,
     // and its credentials never go to AWS.

@@ -1,13 +1,11 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
-import type { LambdaClient } from "@aws-sdk/client-lambda";
-import type { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-tagging-api";
 import { S3Client } from "@aws-sdk/client-s3";
 import * as z from "zod/mini";
 import { parseEverySection } from "../config-sections.ts";
-import { deferredClient } from "../deferred-client.ts";
 import { GroupMetrics } from "../delivery/delivery-metrics.ts";
 import { parseStreamBudgetSettings } from "../delivery/stream-budget.ts";
+import { lambdaClientOnFirstUse, taggingClientOnFirstUse } from "../labels/function-lookup.ts";
 import { configErrorFrom, emptyToUndefined, parseLabelOptions } from "../labels/labels.ts";
 import { parseLokiTarget } from "../loki/loki-target.ts";
 import { SERVICE } from "../metric-names.ts";
@@ -37,20 +35,10 @@ export function workflowTasksFromEnv(env: Record<string, string | undefined>): W
   });
   const serviceName = env.POWERTOOLS_SERVICE_NAME ?? SERVICE.workflow;
   // Lambda and tagging serve only the labels of functions' log groups: loaded on first use, from
-  // the SDK the Lambda runtime provides (deferred-client.ts).
+  // the SDK the Lambda runtime provides.
   return createWorkflowTasks({
     logs: new CloudWatchLogsClient({}),
-    functions: {
-      lambda: deferredClient<LambdaClient>(
-        async () => new (await import("@aws-sdk/client-lambda")).LambdaClient({}),
-      ),
-      tagging: deferredClient<ResourceGroupsTaggingAPIClient>(
-        async () =>
-          new (await import("@aws-sdk/client-resource-groups-tagging-api")).ResourceGroupsTaggingAPIClient(
-            {},
-          ),
-      ),
-    },
+    functions: { lambda: lambdaClientOnFirstUse(), tagging: taggingClientOnFirstUse() },
     s3: new S3Client({}),
     bucket: config.bucket,
     env,

@@ -1,9 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { writeFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { stringify } from "yaml";
 import { startRealLoki } from "../scripts/real-loki.ts";
+import {
+  type LokiLimits,
+  waitForTenantOverrides,
+  writeTenantOverrides,
+} from "../test/helpers/loki-overrides.ts";
 
 /**
  * The Loki endpoint the benchmarks push to: `LOKI_URL` (a running Loki; tenants from
@@ -73,7 +76,7 @@ export async function openLokiEndpoint(env: Record<string, string | undefined>):
 }
 
 /** The raised tenant's limits in a real Loki's runtime-overrides file (Loki's names and units). */
-const RAISED_OVERRIDES = {
+const RAISED_OVERRIDES: LokiLimits = {
   ingestion_rate_mb: RAISED_LIMITS.ingestionRateMb,
   ingestion_burst_size_mb: RAISED_LIMITS.ingestionBurstSizeMb,
   per_stream_rate_limit: "100GB",
@@ -87,8 +90,9 @@ async function startLokiBinary(
   defaultTenant: string,
 ): Promise<LokiEndpoint> {
   const loki = await startRealLoki({ bin });
-  await writeFile(loki.overridesFile, stringify({ overrides: { [raisedTenant]: RAISED_OVERRIDES } }));
-  await untilRaisedLimitsApply(loki.url, raisedTenant);
+  // As the tests set limits on a real Loki: its runtime-overrides file, then its /metrics.
+  await writeTenantOverrides(loki.overridesFile, raisedTenant, RAISED_OVERRIDES);
+  await waitForTenantOverrides(loki.url, raisedTenant, RAISED_OVERRIDES);
   return {
     url: loki.url,
     pushUrl: `${loki.url}/loki/api/v1/push`,
@@ -98,18 +102,6 @@ async function startLokiBinary(
     lokiPid: loki.pid,
     close: () => loki.stop(),
   };
-}
-
-/** Loki reloads its overrides file every second here; its /metrics shows a tenant's limits in force. */
-async function untilRaisedLimitsApply(url: string, tenant: string): Promise<void> {
-  const line = `loki_overrides{limit_name="ingestion_rate_mb",user="${tenant}"}`;
-  const giveUpAt = Date.now() + 30_000;
-  while (Date.now() < giveUpAt) {
-    const metrics = await (await fetch(`${url}/metrics`)).text();
-    if (metrics.includes(line)) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`Loki at ${url} did not apply the raised limits of tenant ${tenant} within 30 s`);
 }
 
 async function firstLine(child: ChildProcess): Promise<string> {
